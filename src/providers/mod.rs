@@ -1,0 +1,267 @@
+//! Providers: one module per AWS resource kind behind the [`Provider`] trait, plus
+//! the shared AWS clients, call counting, retry policy and error typing.
+
+pub mod ec2;
+pub mod vpc;
+
+use crate::model::{Fields, Schema};
+use crate::plan::{FieldChange, KindCatalog, Observed};
+use async_trait::async_trait;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use indexmap::IndexMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Every kind this build knows, in documentation order.
+pub const KINDS: &[&str] = &[
+    "vpc",
+    "subnet",
+    "internet_gateway",
+    "elastic_ip",
+    "nat_gateway",
+    "route_table",
+    "security_group",
+    "security_group_rule",
+];
+
+/// What a create or update is asked to make real. Fields are fully resolved.
+pub struct Desired<'a> {
+    pub address: &'a str,
+    pub fields: &'a Fields,
+    /// The full tag set, `reconcile:stack` and `reconcile:address` included.
+    pub tags: &'a IndexMap<String, String>,
+    /// Idempotency token for APIs that take one (stable across a retried create).
+    pub token: &'a str,
+}
+
+/// One AWS resource kind: observe in batches, diff, create, update, delete.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn schema(&self) -> &'static Schema;
+
+    /// Observes many resources by id in as few calls as the API allows (one
+    /// describe per page). Ids that no longer exist are absent from the answer.
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>, ProviderError>;
+
+    /// Resources of this kind tagged with the stack and one of `addresses`
+    /// (all of the stack's when empty), keyed by their `reconcile:address` tag.
+    /// This is how a create interrupted before state recorded it is found again.
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<HashMap<String, Observed>, ProviderError>;
+
+    /// Pure: field differences between desired and live.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        crate::plan::diff_fields(self.schema(), desired, live)
+    }
+
+    /// Pure: whether a replacement with these changes can create the new
+    /// resource while the old one still exists.
+    fn create_before_destroy(&self, _changes: &[FieldChange]) -> bool {
+        true
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError>;
+
+    /// Applies `changes` (none of them replace-forcing) to the live resource.
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError>;
+
+    /// Deletes; a resource that is already gone is success.
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError>;
+}
+
+/// Typed provider errors: callers tell these apart (retry, report, skip).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("throttled by AWS: {0}")]
+    Throttled(String),
+    #[error("dependency violation: {0}")]
+    DependencyViolation(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("{code}: {message}")]
+    Aws { code: String, message: String },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ProviderError {
+    /// Types an SDK error by its AWS error code, keeping AWS's own message.
+    pub fn from_sdk<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match e.as_service_error() {
+            Some(se) => (
+                se.code().unwrap_or("Unknown").to_string(),
+                se.message().unwrap_or("").to_string(),
+            ),
+            None => return ProviderError::Other(DisplayErrorContext(&e).to_string()),
+        };
+        let text = if message.is_empty() {
+            code.clone()
+        } else {
+            format!("{code}: {message}")
+        };
+        if code.ends_with(".NotFound") || code.ends_with("NotFound") || code == "ResourceNotFoundException" {
+            ProviderError::NotFound(text)
+        } else if code.contains("Throttl") || code == "RequestLimitExceeded" {
+            ProviderError::Throttled(text)
+        } else if code == "DependencyViolation" {
+            ProviderError::DependencyViolation(text)
+        } else if code.starts_with("InvalidParameter") || code == "ValidationException" || code.ends_with(".Malformed") {
+            ProviderError::InvalidInput(text)
+        } else {
+            ProviderError::Aws { code, message }
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ProviderError::NotFound(_))
+    }
+}
+
+/// AWS API calls made by this process, by service and operation. Retries count:
+/// each attempt is a request AWS bills and throttles.
+#[derive(Clone, Default, Debug)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<(String, String), u64>>>);
+
+impl CallCounter {
+    pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn total(&self) -> u64 {
+        self.0.lock().unwrap().values().sum()
+    }
+    fn record(&self, service: &str, op: &str) {
+        *self
+            .0
+            .lock()
+            .unwrap()
+            .entry((service.to_string(), op.to_string()))
+            .or_default() += 1;
+    }
+}
+
+#[derive(Debug)]
+struct CountCalls(CallCounter);
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "reconcile::CountCalls"
+    }
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(m) = cfg.load::<Metadata>() {
+            self.0.record(m.service(), m.name());
+        }
+        Ok(())
+    }
+}
+
+/// Shared AWS clients for one region, every call counted.
+#[derive(Clone)]
+pub struct Cx {
+    pub ec2: aws_sdk_ec2::Client,
+    pub stack: String,
+    pub region: String,
+    pub calls: CallCounter,
+}
+
+/// Where and how to reach AWS.
+#[derive(Clone, Debug, Default)]
+pub struct AwsOptions {
+    pub region: String,
+    pub endpoint_url: Option<String>,
+}
+
+impl Cx {
+    /// Builds clients from the standard AWS chain (env, profile, SSO, IMDS). Throttling
+    /// and transient errors are retried by the SDK in adaptive mode.
+    pub async fn connect(opts: &AwsOptions, stack: &str, calls: CallCounter) -> Cx {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(opts.region.clone()))
+            .retry_config(retry_config());
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url.clone());
+        }
+        let shared = loader.load().await;
+        let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
+            .interceptor(CountCalls(calls.clone()))
+            .build();
+        Cx {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            stack: stack.to_string(),
+            region: opts.region.clone(),
+            calls,
+        }
+    }
+}
+
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::adaptive()
+        .with_max_attempts(6)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
+/// All providers, by kind.
+pub struct Registry {
+    providers: HashMap<&'static str, Arc<dyn Provider>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let list: Vec<Arc<dyn Provider>> = vec![
+            Arc::new(vpc::Vpc),
+        ];
+        Registry {
+            providers: list.into_iter().map(|p| (p.schema().kind, p)).collect(),
+        }
+    }
+}
+
+impl Registry {
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(kind)
+    }
+    pub fn schemas(&self) -> Vec<&'static Schema> {
+        KINDS.iter().filter_map(|k| self.get(k)).map(|p| p.schema()).collect()
+    }
+    /// Schema lookup for the model loader.
+    pub fn schema_of(&self, kind: &str) -> Option<&'static Schema> {
+        self.get(kind).map(|p| p.schema())
+    }
+}
+
+impl KindCatalog for Registry {
+    fn schema(&self, kind: &str) -> Option<&'static Schema> {
+        self.schema_of(kind)
+    }
+    fn diff(&self, kind: &str, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        self.get(kind).map(|p| p.diff(desired, live)).unwrap_or_default()
+    }
+    fn create_before_destroy(&self, kind: &str, changes: &[FieldChange]) -> bool {
+        self.get(kind).is_some_and(|p| p.create_before_destroy(changes))
+    }
+}
