@@ -1,1 +1,513 @@
-//! Executes a plan.
+//! The executor: runs a [`Plan`] against AWS, in dependency order and in parallel,
+//! deletes in reverse order, journalling each mutation in state before it starts.
+
+pub mod progress;
+
+use crate::model::{Fields, Reference, Value};
+use crate::plan::{Action, Plan, Step};
+use crate::providers::{Cx, Desired, ProviderError, Registry};
+use crate::state::{JournalEntry, JournalOp, State, StateError, StateResource, StateStore};
+use indexmap::IndexMap;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::Direction;
+use progress::Progress;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinSet;
+
+/// One AWS-facing operation of the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Op {
+    Create(usize),
+    Update(usize),
+    /// Deletes the resource with this id (the old copy, for a replacement).
+    Delete(usize, String),
+}
+
+impl Op {
+    fn step(&self) -> usize {
+        match self {
+            Op::Create(i) | Op::Update(i) | Op::Delete(i, _) => *i,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    /// Address and error (AWS's own message included).
+    pub failed: Vec<(String, String)>,
+    /// Addresses not attempted because something they need failed.
+    pub skipped: Vec<String>,
+    pub outputs: IndexMap<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("internal error: the plan's operations form a cycle ({0}); nothing was changed")]
+    Cycle(String),
+}
+
+struct Shared {
+    cx: Cx,
+    registry: Arc<Registry>,
+    store: StateStore,
+    plan: Arc<Plan>,
+    state: Mutex<State>,
+    /// Attributes and fields of every resource known so far, for resolving references.
+    live: Mutex<HashMap<String, Fields>>,
+    progress: Arc<Progress>,
+}
+
+impl Shared {
+    fn save(&self, f: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        let mut st = self.state.lock().unwrap();
+        f(&mut st);
+        self.store.save(&mut st)
+    }
+
+    fn lookup(&self, r: &Reference) -> Value {
+        let (Some(addr), Reference::Resource { attr, .. }) = (r.address(), r) else {
+            return Value::Unknown;
+        };
+        self.live
+            .lock()
+            .unwrap()
+            .get(&addr)
+            .and_then(|f| f.get(attr).cloned())
+            .unwrap_or(Value::Unknown)
+    }
+
+    fn resolve(&self, step: &Step) -> Result<Fields, String> {
+        let desired = step.desired.clone().unwrap_or_default();
+        let lookup = |r: &Reference| self.lookup(r);
+        let resolved: Fields = desired.iter().map(|(k, v)| (k.clone(), v.resolve(&lookup))).collect();
+        if let Some((k, _)) = resolved.iter().find(|(_, v)| v.is_unknown()) {
+            return Err(format!(
+                "field `{k}` references a value that is still unknown ({}); its dependency did not finish",
+                desired[k]
+            ));
+        }
+        Ok(resolved)
+    }
+}
+
+fn merged(attrs: &Fields, fields: &Fields) -> Fields {
+    let mut m = fields.clone();
+    m.extend(attrs.clone());
+    m
+}
+
+/// Runs the plan. State is written after every operation; the journal entry for an
+/// operation is written before its AWS call and removed after it.
+pub async fn execute(
+    plan: Plan,
+    mut state: State,
+    cx: Cx,
+    registry: Arc<Registry>,
+    store: StateStore,
+    parallelism: usize,
+    progress: Arc<Progress>,
+) -> Result<ApplyReport, ApplyError> {
+    let plan = Arc::new(plan);
+    let before = serde_json::to_value(&state).expect("state serialises");
+
+    // Settle what observation already told: adoptions, refreshed attributes, meta changes.
+    state.journal.clear();
+    for a in &plan.adoptions {
+        let deps = plan.steps.iter().find(|s| s.address == a.address).map(|s| s.dependencies.clone()).unwrap_or_default();
+        state.resources.insert(
+            a.address.clone(),
+            StateResource {
+                address: a.address.clone(),
+                kind: a.kind.clone(),
+                id: a.observed.id.clone(),
+                inputs: a.observed.fields.clone(),
+                attributes: a.observed.attributes.clone(),
+                dependencies: deps,
+                protect: false,
+            },
+        );
+    }
+    for s in plan.steps.iter().filter(|s| s.action == Action::NoOp) {
+        if let (Some(r), Some(obs)) = (state.resources.get_mut(&s.address), plan.observed.get(&s.address)) {
+            r.attributes = obs.attributes.clone();
+            r.dependencies = s.dependencies.clone();
+            r.protect = s.protect;
+            if let Some(p) = s.planned.as_ref().filter(|p| !p.values().any(Value::is_unknown)) {
+                r.inputs = p.clone();
+            }
+        }
+    }
+    if serde_json::to_value(&state).expect("state serialises") != before {
+        store.save(&mut state)?;
+    }
+
+    let mut live: HashMap<String, Fields> = state
+        .resources
+        .values()
+        .map(|r| (r.address.clone(), merged(&r.attributes, &r.inputs)))
+        .collect();
+    for (addr, o) in &plan.observed {
+        live.insert(addr.clone(), merged(&o.attributes, &o.fields));
+    }
+
+    let (graph, _) = op_graph(&plan, &state);
+    if let Err(c) = petgraph::algo::toposort(&graph, None) {
+        return Err(ApplyError::Cycle(format!("{:?}", graph[c.node_id()])));
+    }
+
+    let shared = Arc::new(Shared {
+        cx,
+        registry,
+        store,
+        plan: plan.clone(),
+        state: Mutex::new(state),
+        live: Mutex::new(live),
+        progress,
+    });
+
+    let mut report = ApplyReport::default();
+    let mut pending: HashMap<NodeIndex, usize> = graph
+        .node_indices()
+        .map(|n| (n, graph.neighbors_directed(n, Direction::Incoming).count()))
+        .collect();
+    let mut ready: Vec<NodeIndex> = pending.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+    ready.sort_by_key(|n| std::cmp::Reverse(label(&plan, &graph[*n])));
+    let mut blocked: HashSet<NodeIndex> = HashSet::new();
+    let mut running: JoinSet<(NodeIndex, Result<(), String>)> = JoinSet::new();
+    let parallelism = parallelism.max(1);
+
+    loop {
+        while running.len() < parallelism {
+            let Some(n) = ready.pop() else { break };
+            let op = graph[n].clone();
+            let sh = shared.clone();
+            running.spawn(async move { (n, run_op(&sh, &op).await) });
+        }
+        let Some(joined) = running.join_next().await else { break };
+        let (n, result) = match joined {
+            Ok(x) => x,
+            Err(e) => panic!("an apply task panicked: {e}"),
+        };
+        let op = &graph[n];
+        let step = &plan.steps[op.step()];
+        match result {
+            Ok(()) => {
+                match op {
+                    Op::Create(_) => report.created += 1,
+                    Op::Update(_) => report.updated += 1,
+                    Op::Delete(..) => report.deleted += 1,
+                }
+                for m in graph.neighbors_directed(n, Direction::Outgoing) {
+                    let c = pending.get_mut(&m).unwrap();
+                    *c -= 1;
+                    if *c == 0 && !blocked.contains(&m) {
+                        ready.push(m);
+                    }
+                }
+                ready.sort_by_key(|n| std::cmp::Reverse(label(&plan, &graph[*n])));
+            }
+            Err(e) => {
+                report.failed.push((step.address.clone(), e));
+                // Everything downstream is skipped; independent work goes on.
+                let mut stack = vec![n];
+                while let Some(x) = stack.pop() {
+                    for m in graph.neighbors_directed(x, Direction::Outgoing) {
+                        if blocked.insert(m) {
+                            stack.push(m);
+                        }
+                    }
+                }
+                ready.retain(|r| !blocked.contains(r));
+            }
+        }
+    }
+    let mut skipped: Vec<String> = blocked.iter().map(|n| label(&plan, &graph[*n])).collect();
+    skipped.sort();
+    skipped.dedup();
+    report.skipped = skipped;
+
+    // Outputs from what now exists; unknown ones (a failed dependency) are left out.
+    let lookup = |r: &Reference| shared.lookup(r);
+    report.outputs = plan
+        .outputs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
+        .filter(|(_, v)| !v.is_unknown())
+        .collect();
+    let outputs = report.outputs.clone();
+    shared.save(|st| {
+        if st.outputs != outputs {
+            st.outputs = outputs;
+        }
+    })?;
+    Ok(report)
+}
+
+fn label(plan: &Plan, op: &Op) -> String {
+    plan.steps[op.step()].address.clone()
+}
+
+/// Orders the plan's operations. Creates and updates follow their dependencies;
+/// a resource's old copy is deleted only after everything that used it has been
+/// deleted or moved to something else; replacements create first unless the plan
+/// says the kind cannot.
+fn op_graph(plan: &Plan, state: &State) -> (DiGraph<Op, ()>, HashMap<Op, NodeIndex>) {
+    let mut g: DiGraph<Op, ()> = DiGraph::new();
+    let mut idx: HashMap<Op, NodeIndex> = HashMap::new();
+    let mut forward: HashMap<&str, NodeIndex> = HashMap::new();
+    let mut deletes: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
+    let mut add = |g: &mut DiGraph<Op, ()>, op: Op| {
+        let n = g.add_node(op.clone());
+        idx.insert(op, n);
+        n
+    };
+    for (i, s) in plan.steps.iter().enumerate() {
+        match s.action {
+            Action::Create => {
+                forward.insert(&s.address, add(&mut g, Op::Create(i)));
+            }
+            Action::Update => {
+                forward.insert(&s.address, add(&mut g, Op::Update(i)));
+            }
+            Action::Replace => {
+                let c = add(&mut g, Op::Create(i));
+                let d = add(&mut g, Op::Delete(i, s.id.clone().unwrap_or_default()));
+                if s.create_before_destroy {
+                    g.add_edge(c, d, ());
+                } else {
+                    g.add_edge(d, c, ());
+                }
+                forward.insert(&s.address, c);
+                deletes.entry(&s.address).or_default().push(d);
+            }
+            Action::Delete => {
+                let d = add(&mut g, Op::Delete(i, s.id.clone().unwrap_or_default()));
+                deletes.entry(&s.address).or_default().push(d);
+            }
+            Action::NoOp => {}
+        }
+    }
+    let dbc: HashSet<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Replace && !s.create_before_destroy)
+        .map(|s| s.address.as_str())
+        .collect();
+    // What each address depended on when it was last applied (for its old copy).
+    let old_deps = |addr: &str, step: &Step| -> Vec<String> {
+        if step.action == Action::Delete {
+            return step.dependencies.clone();
+        }
+        state
+            .resources
+            .get(addr)
+            .map(|r| r.dependencies.clone())
+            .unwrap_or_default()
+    };
+    for s in &plan.steps {
+        if let Some(&n) = forward.get(s.address.as_str()) {
+            for d in &s.dependencies {
+                if let Some(&m) = forward.get(d.as_str()) {
+                    g.update_edge(m, n, ());
+                }
+            }
+        }
+        for dep in old_deps(&s.address, s) {
+            let Some(dep_deletes) = deletes.get(dep.as_str()) else { continue };
+            for &dd in dep_deletes {
+                // The dependent's old copy goes before the dependency's.
+                for &own in deletes.get(s.address.as_str()).into_iter().flatten() {
+                    g.update_edge(own, dd, ());
+                }
+                // A dependent that stays moves off the old copy first, unless the
+                // dependency must be deleted before its replacement exists.
+                if let Some(&f) = forward.get(s.address.as_str()) {
+                    if !dbc.contains(dep.as_str()) && !dbc.contains(s.address.as_str()) {
+                        g.update_edge(f, dd, ());
+                    }
+                }
+            }
+        }
+    }
+    (g, idx)
+}
+
+async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
+    let step = &sh.plan.steps[op.step()];
+    let addr = step.address.as_str();
+    let provider = sh
+        .registry
+        .get(&step.kind)
+        .ok_or_else(|| format!("unknown kind `{}`", step.kind))?
+        .clone();
+    let key = match op {
+        Op::Delete(_, id) if step.action == Action::Replace => format!("{addr} (old {id})"),
+        _ => addr.to_string(),
+    };
+    let verb = match op {
+        Op::Create(_) => "creating",
+        Op::Update(_) => "updating",
+        Op::Delete(..) => "deleting",
+    };
+    sh.progress.start(&key, verb);
+    let fail = |e: String| {
+        sh.progress.fail(&key, &e);
+        Err(e)
+    };
+    let token = uuid::Uuid::new_v4().to_string();
+    let journal = |op: JournalOp, id: Option<String>| JournalEntry {
+        op,
+        address: addr.to_string(),
+        kind: step.kind.clone(),
+        resource_id: id,
+        token: token.clone(),
+        started_at: chrono::Utc::now(),
+    };
+    let settle = |st: &mut State| st.journal.retain(|j| j.token != token);
+    match op {
+        Op::Create(_) => {
+            let fields = match sh.resolve(step) {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            let replacing = step.action == Action::Replace && step.create_before_destroy;
+            sh.save(|st| {
+                // The old copy stays tracked until it is deleted, so a crash cannot orphan it.
+                if replacing {
+                    if let Some(old) = st.resources.shift_remove(addr) {
+                        st.deposed.push(old);
+                    }
+                }
+                st.journal.push(journal(JournalOp::Create, None));
+            })
+            .map_err(|e| e.to_string())?;
+            let want = Desired { address: addr, fields: &fields, tags: &step.tags, token: &token };
+            match provider.create(&sh.cx, &want).await {
+                Ok(obs) => {
+                    sh.live.lock().unwrap().insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
+                    sh.save(|st| {
+                        st.resources.insert(
+                            addr.to_string(),
+                            StateResource {
+                                address: addr.to_string(),
+                                kind: step.kind.clone(),
+                                id: obs.id.clone(),
+                                inputs: fields.clone(),
+                                attributes: obs.attributes.clone(),
+                                dependencies: step.dependencies.clone(),
+                                protect: step.protect,
+                            },
+                        );
+                        settle(st);
+                    })
+                    .map_err(|e| e.to_string())?;
+                    sh.progress.finish(&key, &format!("created {}", obs.id));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = sh.save(settle);
+                    fail(aws_error(&e))
+                }
+            }
+        }
+        Op::Update(_) => {
+            let fields = match sh.resolve(step) {
+                Ok(f) => f,
+                Err(e) => return fail(e),
+            };
+            let Some(live) = sh.plan.observed.get(addr) else {
+                return fail("the plan holds no observation of this resource; run plan again".into());
+            };
+            let mut want_all = fields.clone();
+            let mut have_all = live.fields.clone();
+            if !step.tags.is_empty() {
+                want_all.insert("tags".into(), tags_value(&step.tags));
+                have_all.insert("tags".into(), tags_value(&live.tags));
+            }
+            let mut changes = sh.registry.get(&step.kind).map(|p| p.diff(&want_all, &have_all)).unwrap_or_default();
+            changes.retain(|c| !step.ignore_changes.contains(&c.field));
+            if let Some(c) = changes.iter().find(|c| c.forces_replace) {
+                return fail(format!(
+                    "`{}` now needs a replacement, which this plan did not include; run plan again",
+                    c.field
+                ));
+            }
+            sh.save(|st| st.journal.push(journal(JournalOp::Update, Some(live.id.clone()))))
+                .map_err(|e| e.to_string())?;
+            let want = Desired { address: addr, fields: &fields, tags: &step.tags, token: &token };
+            let result = if changes.is_empty() {
+                Ok(live.clone())
+            } else {
+                provider.update(&sh.cx, live, &want, &changes).await
+            };
+            match result {
+                Ok(obs) => {
+                    sh.live.lock().unwrap().insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
+                    sh.save(|st| {
+                        if let Some(r) = st.resources.get_mut(addr) {
+                            r.inputs = fields.clone();
+                            r.attributes = obs.attributes.clone();
+                            r.dependencies = step.dependencies.clone();
+                            r.protect = step.protect;
+                        }
+                        settle(st);
+                    })
+                    .map_err(|e| e.to_string())?;
+                    sh.progress.finish(&key, &format!("updated {}", obs.id));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = sh.save(settle);
+                    fail(aws_error(&e))
+                }
+            }
+        }
+        Op::Delete(_, id) => {
+            sh.save(|st| st.journal.push(journal(JournalOp::Delete, Some(id.clone()))))
+                .map_err(|e| e.to_string())?;
+            let result = if step.already_gone && step.action == Action::Delete {
+                Ok(())
+            } else {
+                provider.delete(&sh.cx, id).await
+            };
+            match result {
+                Ok(()) => {
+                    sh.save(|st| {
+                        if st.resources.get(addr).is_some_and(|r| &r.id == id) {
+                            st.resources.shift_remove(addr);
+                        }
+                        st.deposed.retain(|r| &r.id != id);
+                        settle(st);
+                    })
+                    .map_err(|e| e.to_string())?;
+                    sh.progress.finish(&key, &format!("deleted {id}"));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = sh.save(settle);
+                    fail(aws_error(&e))
+                }
+            }
+        }
+    }
+}
+
+fn aws_error(e: &ProviderError) -> String {
+    e.to_string()
+}
+
+fn tags_value(t: &IndexMap<String, String>) -> Value {
+    Value::Map(
+        t.iter()
+            .filter(|(k, _)| !k.starts_with("aws:"))
+            .map(|(k, v)| (k.clone(), Value::str(v.clone())))
+            .collect(),
+    )
+}

@@ -1,1 +1,599 @@
-//! CLI.
+//! The command line: clap definitions and the commands, which wire model, graph,
+//! plan, providers, apply and state together and choose exit codes.
+
+pub mod render;
+
+use crate::apply::{self, progress::Progress};
+use crate::graph::Graph;
+use crate::model::{self, Diagnostic, InputValues, Stack};
+use crate::plan::{self, Plan, PlanInput};
+use crate::providers::observe::observe_stack;
+use crate::providers::{AwsOptions, CallCounter, Cx, Registry};
+use crate::state::{State, StateResource, StateStore};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Exit codes, as Terraform's.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_CHANGES: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "reconcile", version, about = "Declarative AWS reconciler: TOML desired state, plan, apply, drift")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Directory holding state files and locks.
+    #[arg(long, global = true, default_value = "state")]
+    pub state_dir: PathBuf,
+    /// AWS endpoint (an emulator, say).
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Overrides the stack's region.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// Sets an input: NAME=VALUE (repeatable).
+    #[arg(long = "input", global = true, value_parser = parse_input)]
+    pub inputs: Vec<(String, String)>,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_input(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}`: write --input NAME=VALUE"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse, type-check and build the graph; makes no AWS call.
+    Validate { path: Option<PathBuf> },
+    /// Show what apply would change.
+    Plan(PlanArgs),
+    /// Make AWS match the desired state.
+    Apply(ApplyArgs),
+    /// Delete everything the stack's state tracks, in reverse dependency order.
+    Destroy {
+        path: Option<PathBuf>,
+        #[arg(long)]
+        auto_approve: bool,
+        #[arg(long, default_value_t = 10)]
+        parallelism: usize,
+        /// Print AWS calls by service and operation.
+        #[arg(long)]
+        timings: bool,
+    },
+    /// Print the dependency graph as Graphviz DOT.
+    Graph { path: Option<PathBuf> },
+    /// Inspect or edit state.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+        /// The stack (needed when the state directory holds several).
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// Adopt an existing AWS resource into state under ADDR.
+    Import {
+        address: String,
+        aws_id: String,
+        #[arg(long)]
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    pub path: Option<PathBuf>,
+    /// Machine-readable plan on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Save the plan for `apply --plan FILE`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit 0 with no changes, 2 with changes, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Limit to these addresses and what they depend on.
+    #[arg(long = "target")]
+    pub targets: Vec<String>,
+    /// Print AWS calls by service and operation.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    pub path: Option<PathBuf>,
+    /// Apply a plan saved with `plan --out`.
+    #[arg(long, conflicts_with = "path")]
+    pub plan: Option<PathBuf>,
+    #[arg(long)]
+    pub auto_approve: bool,
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+    #[arg(long = "target")]
+    pub targets: Vec<String>,
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StateCommand {
+    /// Addresses and AWS ids tracked.
+    List,
+    /// One resource's state entry.
+    Show { address: String },
+    /// Forget a resource without deleting it in AWS.
+    Rm { address: String },
+}
+
+/// A failure already explained to the user on stderr.
+struct Reported;
+
+type Outcome = Result<u8, Reported>;
+
+fn report(msg: impl std::fmt::Display) -> Reported {
+    eprintln!("error: {msg}");
+    Reported
+}
+
+fn report_diags(diags: &[Diagnostic]) -> Reported {
+    for d in diags {
+        eprintln!("{d}");
+    }
+    eprintln!(
+        "\n{} problem{} found; nothing was changed.",
+        diags.len(),
+        if diags.len() == 1 { "" } else { "s" }
+    );
+    Reported
+}
+
+pub fn init_tracing(g: &Global) {
+    let level = match g.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RECONCILE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("reconcile={level}")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match g.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn run(cli: Cli) -> u8 {
+    let g = cli.global.clone();
+    let registry = Arc::new(Registry::default());
+    let result = match cli.command {
+        Command::Validate { path } => for_each_stack(path, |p| validate(&g, &registry, p)),
+        Command::Graph { path } => for_each_stack(path, |p| graph(&g, &registry, p)),
+        Command::Plan(args) => {
+            let mut worst = Ok(EXIT_OK);
+            for p in match stacks(args.path.clone()) {
+                Ok(p) => p,
+                Err(r) => return code(Err(r)),
+            } {
+                worst = combine(worst, plan_cmd(&g, &registry, &p, &args).await);
+            }
+            worst
+        }
+        Command::Apply(args) => match &args.plan {
+            Some(file) => apply_saved(&g, &registry, file, &args).await,
+            None => {
+                let mut worst = Ok(EXIT_OK);
+                for p in match stacks(args.path.clone()) {
+                    Ok(p) => p,
+                    Err(r) => return code(Err(r)),
+                } {
+                    worst = combine(worst, apply_cmd(&g, &registry, &p, &args, false).await);
+                }
+                worst
+            }
+        },
+        Command::Destroy { path, auto_approve, parallelism, timings } => {
+            let args = ApplyArgs { path: None, plan: None, auto_approve, parallelism, targets: vec![], timings };
+            let mut worst = Ok(EXIT_OK);
+            for p in match stacks(path) {
+                Ok(p) => p,
+                Err(r) => return code(Err(r)),
+            } {
+                worst = combine(worst, apply_cmd(&g, &registry, &p, &args, true).await);
+            }
+            worst
+        }
+        Command::State { command, stack } => state_cmd(&g, stack, command),
+        Command::Import { address, aws_id, path } => import(&g, &registry, path, &address, &aws_id).await,
+    };
+    code(result)
+}
+
+fn code(r: Outcome) -> u8 {
+    r.unwrap_or(EXIT_ERROR)
+}
+
+fn combine(a: Outcome, b: Outcome) -> Outcome {
+    match (a, b) {
+        (Err(_), _) | (_, Err(_)) => Err(Reported),
+        (Ok(x), Ok(y)) => Ok(x.max(y)),
+    }
+}
+
+/// PATH, or every stack under `./desired-state/`.
+fn stacks(path: Option<PathBuf>) -> Result<Vec<PathBuf>, Reported> {
+    match path {
+        Some(p) => Ok(vec![p]),
+        None => {
+            let found = model::discover(Path::new("desired-state")).map_err(|d| report_diags(&[d]))?;
+            if found.is_empty() {
+                return Err(report("no stack under ./desired-state/: add a .toml file there, or pass a path"));
+            }
+            Ok(found)
+        }
+    }
+}
+
+fn for_each_stack(path: Option<PathBuf>, mut f: impl FnMut(&Path) -> Outcome) -> Outcome {
+    let mut worst = Ok(EXIT_OK);
+    for p in stacks(path)? {
+        worst = combine(worst, f(&p));
+    }
+    worst
+}
+
+fn load(g: &Global, registry: &Registry, path: &Path) -> Result<(Stack, Graph), Reported> {
+    let inputs = InputValues::from_env(g.inputs.iter().cloned().collect());
+    let stack = model::load(path, &|k| registry.schema_of(k), &inputs, g.region.as_deref())
+        .map_err(|d| report_diags(&d))?;
+    let graph = Graph::build(&stack).map_err(|d| report_diags(&d))?;
+    Ok((stack, graph))
+}
+
+fn validate(g: &Global, registry: &Registry, path: &Path) -> Outcome {
+    let (stack, _) = load(g, registry, path)?;
+    println!(
+        "{}: stack `{}` is valid ({} resources).",
+        path.display(),
+        stack.name,
+        stack.resources.len()
+    );
+    Ok(EXIT_OK)
+}
+
+fn graph(g: &Global, registry: &Registry, path: &Path) -> Outcome {
+    let (stack, graph) = load(g, registry, path)?;
+    print!("{}", graph.dot(&stack.name));
+    Ok(EXIT_OK)
+}
+
+async fn connect(g: &Global, region: &str, stack: &str, calls: &CallCounter) -> Cx {
+    let opts = AwsOptions {
+        region: region.to_string(),
+        endpoint_url: g.endpoint_url.clone(),
+    };
+    Cx::connect(&opts, stack, calls.clone()).await
+}
+
+struct Planned {
+    plan: Plan,
+    state: State,
+    observed: usize,
+    seconds: f64,
+}
+
+async fn make_plan(
+    cx: &Cx,
+    registry: &Registry,
+    stack: &Stack,
+    graph: &Graph,
+    state: State,
+    destroy: bool,
+    targets: &[String],
+) -> Result<Planned, Reported> {
+    for t in targets {
+        if !stack.resources.contains_key(t) && !state.resources.contains_key(t) {
+            return Err(report(format!("--target {t}: no such address in the stack or its state")));
+        }
+    }
+    let started = Instant::now();
+    let obs = observe_stack(cx, registry, Some(stack), &state)
+        .await
+        .map_err(|e| report(format!("stack {}: {e}; nothing was changed", stack.name)))?;
+    let observed = obs.observed.values().filter(|o| o.is_some()).count() + obs.adoptions.len();
+    let plan = plan::compute(PlanInput {
+        stack,
+        graph,
+        state: &state,
+        observed: &obs.observed,
+        adoptions: obs.adoptions,
+        catalog: registry,
+        destroy,
+        targets,
+    })
+    .map_err(|errs| {
+        for e in &errs {
+            eprintln!("error: {e}");
+        }
+        eprintln!("\nThe plan was refused before any change; nothing was changed.");
+        Reported
+    })?;
+    Ok(Planned {
+        plan,
+        state,
+        observed,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn plan_cmd(g: &Global, registry: &Registry, path: &Path, args: &PlanArgs) -> Outcome {
+    let (stack, graph) = load(g, registry, path)?;
+    let store = StateStore::new(&g.state_dir, &stack.name);
+    let _lock = store.lock("plan").map_err(report)?;
+    let state = store.load(&stack.region).map_err(report)?;
+    let calls = CallCounter::default();
+    let cx = connect(g, &stack.region, &stack.name, &calls).await;
+    let p = make_plan(&cx, registry, &stack, &graph, state, false, &args.targets).await?;
+    if let Some(out) = &args.out {
+        let body = serde_json::to_vec_pretty(&p.plan).expect("plan serialises");
+        std::fs::write(out, body).map_err(|e| report(format!("cannot write {}: {e}", out.display())))?;
+    }
+    if args.json {
+        let doc = serde_json::json!({
+            "plan": p.plan,
+            "summary": p.plan.counts(),
+            "has_changes": p.plan.has_changes(),
+            "aws_calls": calls_json(&calls),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("plan serialises"));
+    } else {
+        print!("{}", render::plan_text(&p.plan, p.observed, p.seconds, calls.total()));
+        if let Some(out) = &args.out {
+            println!("\nSaved the plan to {}: apply it with `reconcile apply --plan {}`.", out.display(), out.display());
+        }
+        if args.timings {
+            print!("\n{}", render::calls_table(&calls.snapshot()));
+        }
+    }
+    Ok(if args.detailed_exitcode && p.plan.has_changes() {
+        EXIT_CHANGES
+    } else {
+        EXIT_OK
+    })
+}
+
+fn calls_json(calls: &CallCounter) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for ((svc, op), n) in calls.snapshot() {
+        m.insert(format!("{svc}.{op}"), n.into());
+    }
+    serde_json::Value::Object(m)
+}
+
+fn confirm(auto_approve: bool, what: &str) -> Result<(), Reported> {
+    if auto_approve {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(report(format!(
+            "{what} needs confirmation and there is no terminal to ask on: pass --auto-approve; nothing was changed"
+        )));
+    }
+    print!("\nDo you want to {what}? Only 'yes' will be accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if line.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(report(format!("{what} cancelled; nothing was changed")))
+    }
+}
+
+async fn apply_cmd(g: &Global, registry: &Arc<Registry>, path: &Path, args: &ApplyArgs, destroy: bool) -> Outcome {
+    let (stack, graph) = load(g, registry, path)?;
+    let store = StateStore::new(&g.state_dir, &stack.name);
+    let op = if destroy { "destroy" } else { "apply" };
+    let _lock = store.lock(op).map_err(report)?;
+    let state = store.load(&stack.region).map_err(report)?;
+    let calls = CallCounter::default();
+    let cx = connect(g, &stack.region, &stack.name, &calls).await;
+    let p = make_plan(&cx, registry, &stack, &graph, state, destroy, &args.targets).await?;
+    print!("{}", render::plan_text(&p.plan, p.observed, p.seconds, calls.total()));
+    if p.plan.has_changes() {
+        confirm(args.auto_approve, if destroy { "destroy these resources" } else { "apply these changes" })?;
+    }
+    execute(cx, registry, store, p.plan, p.state, args, &calls).await
+}
+
+async fn apply_saved(g: &Global, registry: &Arc<Registry>, file: &Path, args: &ApplyArgs) -> Outcome {
+    let text = std::fs::read_to_string(file).map_err(|e| report(format!("cannot read plan {}: {e}", file.display())))?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| report(format!("{} is not a saved plan: {e}", file.display())))?;
+    if plan.format_version != plan::PLAN_FORMAT_VERSION {
+        return Err(report(format!(
+            "{} has plan format {}, this reconcile reads {}; make the plan again",
+            file.display(),
+            plan.format_version,
+            plan::PLAN_FORMAT_VERSION
+        )));
+    }
+    let store = StateStore::new(&g.state_dir, &plan.stack);
+    let _lock = store.lock("apply").map_err(report)?;
+    let state = store.load(&plan.region).map_err(report)?;
+    if state.lineage != plan.state_lineage || state.serial != plan.state_serial {
+        return Err(report(format!(
+            "the state of stack `{}` changed since this plan was made (serial {} then, {} now); run `reconcile plan` again. Nothing was changed",
+            plan.stack, plan.state_serial, state.serial
+        )));
+    }
+    let region = g.region.clone().unwrap_or(plan.region.clone());
+    let calls = CallCounter::default();
+    let cx = connect(g, &region, &plan.stack, &calls).await;
+    print!("{}", render::plan_text(&plan, plan.observed.len(), 0.0, 0));
+    execute(cx, registry, store, plan, state, args, &calls).await
+}
+
+async fn execute(
+    cx: Cx,
+    registry: &Arc<Registry>,
+    store: StateStore,
+    plan: Plan,
+    state: State,
+    args: &ApplyArgs,
+    calls: &CallCounter,
+) -> Outcome {
+    let started = Instant::now();
+    let had_changes = plan.has_changes();
+    if had_changes {
+        println!();
+    }
+    let rep = apply::execute(plan, state, cx, registry.clone(), store, args.parallelism, Arc::new(Progress::new()))
+        .await
+        .map_err(report)?;
+    if had_changes {
+        println!(
+            "\nApply {}: {} created, {} updated, {} deleted in {:.1} s, {} AWS calls.",
+            if rep.failed.is_empty() { "complete" } else { "FAILED" },
+            rep.created,
+            rep.updated,
+            rep.deleted,
+            started.elapsed().as_secs_f64(),
+            calls.total()
+        );
+    }
+    if !rep.outputs.is_empty() {
+        println!("\nOutputs:");
+        for (k, v) in &rep.outputs {
+            println!("  {k} = {v}");
+        }
+    }
+    if args.timings {
+        print!("\n{}", render::calls_table(&calls.snapshot()));
+    }
+    if rep.failed.is_empty() {
+        return Ok(EXIT_OK);
+    }
+    for (addr, e) in &rep.failed {
+        eprintln!("error: {addr}: {e}");
+    }
+    if !rep.skipped.is_empty() {
+        eprintln!("skipped because a dependency failed: {}", rep.skipped.join(", "));
+    }
+    eprintln!("State records everything that was done; fix the cause and run apply again.");
+    Err(Reported)
+}
+
+fn state_store_for(g: &Global, stack: Option<String>) -> Result<StateStore, Reported> {
+    if let Some(s) = stack {
+        return Ok(StateStore::new(&g.state_dir, &s));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&g.state_dir)
+        .map_err(|e| report(format!("cannot read {}: {e}", g.state_dir.display())))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+        .collect();
+    names.sort();
+    match names.as_slice() {
+        [one] => Ok(StateStore::new(&g.state_dir, one)),
+        [] => Err(report(format!("no state in {}", g.state_dir.display()))),
+        many => Err(report(format!("several stacks have state ({}): pass --stack NAME", many.join(", ")))),
+    }
+}
+
+fn state_cmd(g: &Global, stack: Option<String>, cmd: StateCommand) -> Outcome {
+    let store = state_store_for(g, stack)?;
+    match cmd {
+        StateCommand::List => {
+            let st = store.load("").map_err(report)?;
+            for r in st.resources.values() {
+                println!("{:<40} {}", r.address, r.id);
+            }
+            for r in &st.deposed {
+                println!("{:<40} {} (deposed: deleted by the next apply)", r.address, r.id);
+            }
+        }
+        StateCommand::Show { address } => {
+            let st = store.load("").map_err(report)?;
+            let r = st
+                .resources
+                .get(&address)
+                .ok_or_else(|| report(format!("`{address}` is not in the state of stack `{}`", store.stack)))?;
+            println!("{}", serde_json::to_string_pretty(r).expect("state serialises"));
+        }
+        StateCommand::Rm { address } => {
+            let _lock = store.lock("state rm").map_err(report)?;
+            let mut st = store.load("").map_err(report)?;
+            let r = st
+                .resources
+                .shift_remove(&address)
+                .ok_or_else(|| report(format!("`{address}` is not in the state of stack `{}`", store.stack)))?;
+            store.save(&mut st).map_err(report)?;
+            println!("Removed {address} ({}) from state; it still exists in AWS.", r.id);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+async fn import(g: &Global, registry: &Registry, path: Option<PathBuf>, address: &str, aws_id: &str) -> Outcome {
+    let paths = stacks(path)?;
+    let [path] = paths.as_slice() else {
+        return Err(report("several stacks under ./desired-state/: pass --path to the stack to import into"));
+    };
+    let (stack, graph) = load(g, registry, path)?;
+    let Some(r) = stack.resources.get(address) else {
+        return Err(report(format!("`{address}` is not declared in {}: declare it first, then import", path.display())));
+    };
+    let store = StateStore::new(&g.state_dir, &stack.name);
+    let _lock = store.lock("import").map_err(report)?;
+    let mut st = store.load(&stack.region).map_err(report)?;
+    if let Some(existing) = st.resources.get(address) {
+        return Err(report(format!("`{address}` already tracks {}; `reconcile state rm {address}` first", existing.id)));
+    }
+    let calls = CallCounter::default();
+    let cx = connect(g, &stack.region, &stack.name, &calls).await;
+    let provider = registry.get(&r.kind).expect("validated kind");
+    let found = provider
+        .observe(&cx, &[aws_id.to_string()])
+        .await
+        .map_err(|e| report(format!("{address}: {e}")))?;
+    let Some(obs) = found.get(aws_id) else {
+        return Err(report(format!("{address}: no {} with id {aws_id} in {}", r.kind, stack.region)));
+    };
+    st.resources.insert(
+        address.to_string(),
+        StateResource {
+            address: address.to_string(),
+            kind: r.kind.clone(),
+            id: obs.id.clone(),
+            inputs: obs.fields.clone(),
+            attributes: obs.attributes.clone(),
+            dependencies: graph.dependencies(address),
+            protect: r.protect,
+        },
+    );
+    store.save(&mut st).map_err(report)?;
+    println!("Imported {aws_id} as {address}. Run `reconcile plan` to see how it differs from the TOML.");
+    Ok(EXIT_OK)
+}

@@ -77,6 +77,9 @@ pub struct Step {
     /// For deletes: the resource is already gone, only the state entry is dropped.
     #[serde(default)]
     pub already_gone: bool,
+    /// For deletes: the old copy of a replaced resource, not the current one.
+    #[serde(default)]
+    pub deposed: bool,
 }
 
 /// A resource found by its tags that state did not know (an interrupted create).
@@ -244,6 +247,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             protect: r.protect,
             ignore_changes: r.ignore_changes.clone(),
             already_gone: false,
+            deposed: false,
         };
         match now {
             None => {
@@ -349,6 +353,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             protect,
             ignore_changes: vec![],
             already_gone: gone,
+            deposed: false,
         });
     }
     // Adoptions of resources no longer declared are deleted too, so nothing is orphaned.
@@ -370,9 +375,31 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                 protect: false,
                 ignore_changes: vec![],
                 already_gone: false,
+                deposed: false,
             });
         }
     }
+    for d in &state.deposed {
+        steps.push(Step {
+            address: d.address.clone(),
+            kind: d.kind.clone(),
+            action: Action::Delete,
+            id: Some(d.id.clone()),
+            reason: Some(format!("old copy {} left by an interrupted replacement", d.id)),
+            drift: false,
+            changes: vec![],
+            create_before_destroy: false,
+            desired: None,
+            planned: None,
+            tags: IndexMap::new(),
+            dependencies: d.dependencies.clone(),
+            protect: false,
+            ignore_changes: vec![],
+            already_gone: false,
+            deposed: true,
+        });
+    }
+    force_destroy_before_create(&mut steps);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -394,6 +421,23 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         outputs: stack.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone())).collect(),
         observed: observed_out,
     })
+}
+
+/// A replacement that must delete first forces the same on replaced dependents:
+/// their old copies reference it and must go before it does.
+fn force_destroy_before_create(steps: &mut [Step]) {
+    let mut dbc: BTreeSet<String> = BTreeSet::new();
+    for s in steps.iter_mut() {
+        if s.action != Action::Replace {
+            continue;
+        }
+        if s.dependencies.iter().any(|d| dbc.contains(d)) && s.create_before_destroy {
+            s.create_before_destroy = false;
+        }
+        if !s.create_before_destroy {
+            dbc.insert(s.address.clone());
+        }
+    }
 }
 
 fn tags_value(t: &IndexMap<String, String>) -> Value {

@@ -23,6 +23,10 @@ pub struct State {
     pub resources: IndexMap<String, StateResource>,
     #[serde(default)]
     pub outputs: IndexMap<String, Value>,
+    /// Replaced resources whose old copy is not deleted yet (create-before-delete
+    /// interrupted between the two); the next apply deletes them.
+    #[serde(default)]
+    pub deposed: Vec<StateResource>,
     /// AWS mutations started and not yet settled.
     #[serde(default)]
     pub journal: Vec<JournalEntry>,

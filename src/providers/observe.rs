@@ -1,0 +1,108 @@
+//! Observing a stack: the live view of everything state tracks, in one batched call
+//! per kind, and recovery of creates that an interrupted apply left untracked.
+
+use super::{Cx, ProviderError, Registry};
+use crate::model::Stack;
+use crate::plan::{Adoption, Observed};
+use crate::state::State;
+use futures::future::join_all;
+use std::collections::{BTreeMap, HashMap};
+
+pub struct Observation {
+    /// Every state address: `Some` when it exists, `None` when gone.
+    pub observed: HashMap<String, Option<Observed>>,
+    /// Resources found by their tags that state does not track.
+    pub adoptions: Vec<Adoption>,
+}
+
+/// An observe failure, naming the kind whose describe failed.
+#[derive(Debug, thiserror::Error)]
+#[error("observing {kind}: {source}")]
+pub struct ObserveError {
+    pub kind: String,
+    pub source: ProviderError,
+}
+
+/// Observes the stack's tracked resources (one describe per kind, kinds in
+/// parallel) and looks for untracked ones by tag where a create is due: a
+/// desired resource missing from state, or an interrupted create in the journal.
+pub async fn observe_stack(
+    cx: &Cx,
+    registry: &Registry,
+    stack: Option<&Stack>,
+    state: &State,
+) -> Result<Observation, ObserveError> {
+    let mut by_kind: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for r in state.resources.values() {
+        by_kind
+            .entry(r.kind.as_str())
+            .or_default()
+            .push((r.address.clone(), r.id.clone()));
+    }
+    let reads = by_kind.iter().map(|(kind, items)| async move {
+        let p = registry.get(kind).ok_or_else(|| ObserveError {
+            kind: kind.to_string(),
+            source: ProviderError::Other(format!("state holds unknown kind `{kind}`; upgrade reconcile")),
+        })?;
+        let mut ids: Vec<String> = items.iter().map(|(_, id)| id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        p.observe(cx, &ids).await.map_err(|source| ObserveError {
+            kind: kind.to_string(),
+            source,
+        })
+    });
+    let results = join_all(reads).await;
+    let mut live_by_id: HashMap<String, Observed> = HashMap::new();
+    for r in results {
+        live_by_id.extend(r?);
+    }
+    let observed: HashMap<String, Option<Observed>> = state
+        .resources
+        .values()
+        .map(|r| (r.address.clone(), live_by_id.get(&r.id).cloned()))
+        .collect();
+
+    // Addresses that will need a create: look for a tagged leftover first.
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(stack) = stack {
+        for r in stack.resources.values() {
+            if observed.get(&r.address).is_none_or(Option::is_none) {
+                wanted.entry(r.kind.clone()).or_default().push(r.address.clone());
+            }
+        }
+    }
+    for j in &state.journal {
+        if j.op == crate::state::JournalOp::Create && observed.get(&j.address).is_none_or(Option::is_none) {
+            let v = wanted.entry(j.kind.clone()).or_default();
+            if !v.contains(&j.address) {
+                v.push(j.address.clone());
+            }
+        }
+    }
+    let finds = wanted.iter().filter_map(|(kind, addrs)| {
+        let p = registry.get(kind)?;
+        if !p.schema().taggable {
+            return None;
+        }
+        Some(async move {
+            p.find_tagged(cx, addrs)
+                .await
+                .map(|found| (kind.clone(), found))
+                .map_err(|source| ObserveError {
+                    kind: kind.clone(),
+                    source,
+                })
+        })
+    });
+    let mut adoptions = Vec::new();
+    for r in join_all(finds).await {
+        let (kind, found) = r?;
+        let mut found: Vec<(String, Observed)> = found.into_iter().collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        for (address, obs) in found {
+            adoptions.push(Adoption { address, kind: kind.clone(), observed: obs });
+        }
+    }
+    Ok(Observation { observed, adoptions })
+}
