@@ -13,7 +13,7 @@ install() {
     return 0
   fi
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]" boto3
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==5.2.5" boto3
 }
 
 start() {

@@ -1,6 +1,7 @@
 //! The command line: clap definitions and the commands, which wire model, graph,
 //! plan, providers, apply and state together and choose exit codes.
 
+pub mod docs;
 pub mod render;
 
 use crate::apply::{self, progress::Progress};
@@ -99,6 +100,9 @@ pub enum Command {
         #[arg(long)]
         path: Option<PathBuf>,
     },
+    /// Print the resource reference (docs/resources.md) as Markdown.
+    #[command(hide = true)]
+    Docs,
 }
 
 #[derive(Args, Debug)]
@@ -226,6 +230,10 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::State { command, stack } => state_cmd(&g, stack, command),
         Command::Import { address, aws_id, path } => import(&g, &registry, path, &address, &aws_id).await,
+        Command::Docs => {
+            print!("{}", docs::render(&registry));
+            Ok(EXIT_OK)
+        }
     };
     code(result)
 }
@@ -265,10 +273,15 @@ fn for_each_stack(path: Option<PathBuf>, mut f: impl FnMut(&Path) -> Outcome) ->
 
 fn load(g: &Global, registry: &Registry, path: &Path) -> Result<(Stack, Graph), Reported> {
     let inputs = InputValues::from_env(g.inputs.iter().cloned().collect());
-    let stack = model::load(path, &|k| registry.schema_of(k), &inputs, g.region.as_deref())
-        .map_err(|d| report_diags(&d))?;
-    let graph = Graph::build(&stack).map_err(|d| report_diags(&d))?;
-    Ok((stack, graph))
+    let (stack, mut diags) = model::load_all(path, &|k| registry.schema_of(k), &inputs, g.region.as_deref());
+    let graph = stack.as_ref().map(Graph::build);
+    if let Some(Err(cycles)) = &graph {
+        diags.extend(cycles.iter().cloned());
+    }
+    match (stack, graph) {
+        (Some(stack), Some(Ok(graph))) if diags.is_empty() => Ok((stack, graph)),
+        _ => Err(report_diags(&diags)),
+    }
 }
 
 fn validate(g: &Global, registry: &Registry, path: &Path) -> Outcome {

@@ -88,7 +88,11 @@ impl LineIndex {
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
+        .map(|c| {
+            // `cidr` for `cidr_block`: a prefix is as good a hint as a typo.
+            let prefix = word.len() >= 3 && c.starts_with(word);
+            (if prefix { 1 } else { edit_distance(word, c) }, c)
+        })
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -122,7 +126,8 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("cidr", ["cidr_block", "vpc_id"]), None);
+        assert_eq!(suggest("cidr", ["cidr_block", "vpc_id"]), Some("cidr_block"));
+        assert_eq!(suggest("banana", ["cidr_block", "vpc_id"]), None);
         assert_eq!(suggest("cidr_blok", ["cidr_block", "vpc_id"]), Some("cidr_block"));
     }
 }

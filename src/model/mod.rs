@@ -111,6 +111,27 @@ pub fn load(
     inputs: &InputValues,
     region_override: Option<&str>,
 ) -> Result<Stack, Vec<Diagnostic>> {
+    match load_all(path, catalog, inputs, region_override) {
+        (Some(stack), d) if d.is_empty() => Ok(stack),
+        (_, d) => Err(d),
+    }
+}
+
+/// As [`load`], but also returns what could be read when there are problems, so
+/// the caller can look for more (dependency cycles) and report everything at once.
+pub fn load_all(
+    path: &Path,
+    catalog: Catalog<'_>,
+    inputs: &InputValues,
+    region_override: Option<&str>,
+) -> (Option<Stack>, Vec<Diagnostic>) {
+    match read_files(path) {
+        Ok(texts) => Loader::new(catalog).run(path, &texts, inputs, region_override),
+        Err(d) => (None, d),
+    }
+}
+
+fn read_files(path: &Path) -> Result<Vec<(PathBuf, String)>, Vec<Diagnostic>> {
     let files = if path.is_dir() {
         toml_files(path).map_err(|e| {
             vec![Diagnostic::nowhere(
@@ -144,7 +165,7 @@ pub fn load(
             }
         }
     }
-    Loader::new(catalog).run(path, &texts, inputs, region_override)
+    Ok(texts)
 }
 
 struct StackHeader {
@@ -182,7 +203,7 @@ impl<'c> Loader<'c> {
         texts: &[(PathBuf, String)],
         inputs: &InputValues,
         region_override: Option<&str>,
-    ) -> Result<Stack, Vec<Diagnostic>> {
+    ) -> (Option<Stack>, Vec<Diagnostic>) {
         let mut header: Option<StackHeader> = None;
         let mut input_defs: IndexMap<String, InputDef> = IndexMap::new();
         let mut outputs: IndexMap<String, Output> = IndexMap::new();
@@ -421,7 +442,15 @@ impl<'c> Loader<'c> {
         }
 
         if !self.diags.is_empty() {
-            return Err(self.diags);
+            let partial = Stack {
+                name,
+                region,
+                tags: header.tags,
+                source: path.to_path_buf(),
+                resources,
+                outputs,
+            };
+            return (Some(partial), self.diags);
         }
 
         // Inputs are known now: substitute them, keeping resource references for the planner.
@@ -434,14 +463,15 @@ impl<'c> Loader<'c> {
             o.value = substitute_inputs(&o.value, &input_values);
         }
 
-        Ok(Stack {
+        let stack = Stack {
             name,
             region,
             tags: header.tags,
             source: path.to_path_buf(),
             resources,
             outputs,
-        })
+        };
+        (Some(stack), Vec::new())
     }
 
     fn table<'a, 'i>(&mut self, idx: &LineIndex, v: &'a Spanned<DeValue<'i>>, what: &str) -> Option<&'a DeTable<'i>> {
@@ -639,7 +669,8 @@ impl<'c> Loader<'c> {
             }
         }
         for f in schema.fields {
-            if r.fields.contains_key(f.name) {
+            // A declared but invalid value was reported already; it is not missing.
+            if r.fields.contains_key(f.name) || r.field_pos.contains_key(f.name) {
                 continue;
             }
             if f.required {

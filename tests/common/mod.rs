@@ -171,3 +171,36 @@ impl Run {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 }
+
+/// A loopback port that records whether anything connected: pointed at as the
+/// AWS endpoint, it proves a command made no AWS call at all.
+pub struct Sentinel {
+    listener: TcpListener,
+    pub url: String,
+}
+
+impl Sentinel {
+    pub fn new() -> Sentinel {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        Sentinel { listener, url }
+    }
+    #[track_caller]
+    pub fn assert_no_call(&self) {
+        match self.listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok(_) => panic!("the command connected to the AWS endpoint"),
+            Err(e) => panic!("sentinel: {e}"),
+        }
+    }
+}
+
+impl Project {
+    /// Runs the binary with the AWS endpoint at `url`.
+    pub fn run_at(&self, url: &str, args: &[&str]) -> Run {
+        let mut c = self.cmd(None, args);
+        c.env("AWS_ENDPOINT_URL", url);
+        Run::from(c.output().expect("run reconcile"))
+    }
+}

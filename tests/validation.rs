@@ -1,0 +1,163 @@
+//! Every kind of bad input is reported with file:line:col and a hint, all at once,
+//! before any AWS call and without touching state.
+
+mod common;
+use common::{Project, Run, Sentinel};
+
+const HEADER: &str = "[stack]\nname = \"val\"\nregion = \"us-east-1\"\n\n";
+
+/// Runs `plan` on the given files; asserts exit 1, no AWS call, no state written.
+fn plan_fails(files: &[(&str, &str)]) -> Run {
+    let p = Project::new();
+    for (name, text) in files {
+        p.write(name, text);
+    }
+    let sentinel = Sentinel::new();
+    let run = p.run_at(&sentinel.url, &["plan"]);
+    run.expect_code(1);
+    sentinel.assert_no_call();
+    assert!(!p.state_dir().exists(), "bad input must not touch state");
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    run
+}
+
+#[track_caller]
+fn has(run: &Run, needle: &str) {
+    assert!(run.stderr.contains(needle), "expected `{needle}` in:\n{}", run.stderr);
+}
+
+#[test]
+fn toml_syntax_error_points_at_the_place() {
+    let run = plan_fails(&[("s.toml", &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\n"))]);
+    has(&run, "error: desired-state/s.toml:6:");
+    has(&run, "TOML syntax error");
+}
+
+#[test]
+fn unknown_kind_suggests_the_closest() {
+    let run = plan_fails(&[("s.toml", &format!("{HEADER}[vpcc.main]\ncidr_block = \"10.0.0.0/16\"\n"))]);
+    has(&run, "desired-state/s.toml:5:2: unknown resource kind `vpcc`");
+    has(&run, "did you mean `vpc`?");
+}
+
+#[test]
+fn unknown_field_suggests_the_closest() {
+    let run = plan_fails(&[(
+        "s.toml",
+        &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\nenable_dns_hostname = true\n"),
+    )]);
+    has(&run, "desired-state/s.toml:7:1: `vpc.main`: unknown field `enable_dns_hostname`");
+    has(&run, "did you mean `enable_dns_hostnames`?");
+}
+
+#[test]
+fn wrong_type() {
+    let run = plan_fails(&[(
+        "s.toml",
+        &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\nenable_dns_support = \"yes\"\n"),
+    )]);
+    has(&run, "desired-state/s.toml:7:22: `vpc.main`.enable_dns_support must be true or false, found string");
+}
+
+#[test]
+fn missing_required_field() {
+    let run = plan_fails(&[("s.toml", &format!("{HEADER}[vpc.main]\nenable_dns_support = true\n"))]);
+    has(&run, "desired-state/s.toml:5:6: `vpc.main`: missing required field `cidr_block`");
+    has(&run, "add `cidr_block = ...`");
+}
+
+#[test]
+fn bad_values_cidr_az_and_names() {
+    let text = format!(
+        "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.1/16\"\n\n\
+         [subnet.a]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.0.300.0/24\"\navailability_zone = \"us-east-1\"\n\n\
+         [subnet.b]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.0.1.0/24\"\navailability_zone = \"eu-west-1a\"\n\n\
+         [security_group.bad]\nname = \"sg-web\"\nvpc_id = \"${{vpc.main.id}}\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:6:14: `vpc.main`.cidr_block: \"10.0.0.1/16\" has host bits set; the network address is \"10.0.0.0/16\"");
+    has(&run, "desired-state/s.toml:10:14: `subnet.a`.cidr_block: \"10.0.300.0/24\" is not an IPv4 CIDR block");
+    has(&run, "desired-state/s.toml:11:21: `subnet.a`.availability_zone: \"us-east-1\" is not an availability zone name");
+    has(&run, "desired-state/s.toml:16:1: `subnet.b`: availability zone \"eu-west-1a\" is not in the stack's region us-east-1");
+    has(&run, "desired-state/s.toml:19:8: `security_group.bad`.name: \"sg-web\": a security group name may not start with \"sg-\"");
+}
+
+#[test]
+fn bad_stack_name() {
+    let run = plan_fails(&[("s.toml", "[stack]\nname = \"Proxy Smart\"\nregion = \"us-east-1\"\n")]);
+    has(&run, "desired-state/s.toml:2:8: stack name \"Proxy Smart\" is not valid");
+}
+
+#[test]
+fn references_to_unknown_resources_and_attributes() {
+    let text = format!(
+        "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+         [subnet.a]\nvpc_id = \"${{vpc.mian.id}}\"\ncidr_block = \"10.0.1.0/24\"\navailability_zone = \"us-east-1a\"\n\n\
+         [subnet.b]\nvpc_id = \"${{vpc.main.vpc_idd}}\"\ncidr_block = \"10.0.2.0/24\"\navailability_zone = \"us-east-1a\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:9:10: reference to unknown resource `vpc.mian`");
+    has(&run, "did you mean `vpc.main`?");
+    has(&run, "desired-state/s.toml:14:10: `vpc.main` has no attribute `vpc_idd`");
+}
+
+#[test]
+fn dependency_cycle_is_printed() {
+    let text = format!(
+        "{HEADER}[vpc.a]\ncidr_block = \"10.0.0.0/16\"\ndepends_on = [\"vpc.b\"]\n\n\
+         [vpc.b]\ncidr_block = \"10.1.0.0/16\"\ndepends_on = [\"vpc.a\"]\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:5:6: dependency cycle: vpc.a -> vpc.b -> vpc.a");
+}
+
+#[test]
+fn same_address_in_two_files() {
+    let run = plan_fails(&[
+        ("s/a.toml", &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n")),
+        ("s/b.toml", "[vpc.main]\ncidr_block = \"10.1.0.0/16\"\n"),
+    ]);
+    has(&run, "desired-state/s/b.toml:1:6: `vpc.main` is declared twice");
+    has(&run, "also declared at desired-state/s/a.toml:5:6");
+}
+
+#[test]
+fn input_without_a_value() {
+    let text = format!(
+        "{HEADER}[input.cidr]\ndescription = \"The VPC range\"\n\n[vpc.main]\ncidr_block = \"${{input.cidr}}\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:5:8: input `cidr` has no value");
+    has(&run, "pass --input cidr=VALUE, set RECONCILE_INPUT_CIDR, or give it a `default`");
+
+    // Given a value, the same stack validates.
+    let p = Project::new();
+    p.write("s.toml", &text);
+    p.run(None, &["validate", "--input", "cidr=10.0.0.0/16"]).expect_code(0);
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = format!(
+        "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.1/16\"\nbogus = 1\n\n[vpcc.x]\n\n\
+         [vpc.b]\ncidr_block = \"10.1.0.0/16\"\ndepends_on = [\"vpc.c\"]\n\n\
+         [vpc.c]\ncidr_block = \"10.2.0.0/16\"\ndepends_on = [\"vpc.b\"]\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "host bits set");
+    has(&run, "unknown field `bogus`");
+    has(&run, "unknown resource kind `vpcc`");
+    has(&run, "dependency cycle: vpc.b -> vpc.c -> vpc.b");
+    has(&run, "4 problems found; nothing was changed.");
+}
+
+#[test]
+fn validate_makes_no_call_and_accepts_a_good_stack() {
+    let p = Project::new();
+    p.write("s.toml", &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n"));
+    let sentinel = Sentinel::new();
+    let run = p.run_at(&sentinel.url, &["validate"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("stack `val` is valid (1 resources)"), "{}", run.stdout);
+    sentinel.assert_no_call();
+}
