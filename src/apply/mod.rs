@@ -391,6 +391,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
             let want = Desired { address: addr, fields: &fields, tags: &step.tags, token: &token };
             match provider.create(&sh.cx, &want).await {
                 Ok(obs) => {
+                    crash_point(addr);
                     sh.live.lock().unwrap().insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
                     sh.save(|st| {
                         st.resources.insert(
@@ -496,6 +497,14 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 }
             }
         }
+    }
+}
+
+/// Fault injection for the crash-recovery tests: dies like `kill -9` in the worst
+/// window, after AWS created the resource and before state recorded it.
+fn crash_point(addr: &str) {
+    if std::env::var("RECONCILE_TEST_CRASH_AFTER_CREATE").as_deref() == Ok(addr) {
+        std::process::abort();
     }
 }
 

@@ -2,7 +2,15 @@
 //! the shared AWS clients, call counting, retry policy and error typing.
 
 pub mod ec2;
+pub mod observe;
 pub mod vpc;
+pub mod subnet;
+pub mod internet_gateway;
+pub mod elastic_ip;
+pub mod nat_gateway;
+pub mod route_table;
+pub mod security_group;
+pub mod security_group_rule;
 
 use crate::model::{Fields, Schema};
 use crate::plan::{FieldChange, KindCatalog, Observed};
@@ -234,6 +242,13 @@ impl Default for Registry {
     fn default() -> Self {
         let list: Vec<Arc<dyn Provider>> = vec![
             Arc::new(vpc::Vpc),
+            Arc::new(subnet::Subnet),
+            Arc::new(internet_gateway::InternetGateway),
+            Arc::new(elastic_ip::ElasticIp),
+            Arc::new(nat_gateway::NatGateway),
+            Arc::new(route_table::RouteTable),
+            Arc::new(security_group::SecurityGroup),
+            Arc::new(security_group_rule::SecurityGroupRule),
         ];
         Registry {
             providers: list.into_iter().map(|p| (p.schema().kind, p)).collect(),
