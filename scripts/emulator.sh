@@ -37,7 +37,8 @@ start() {
 }
 
 stop() {
-  local port="${1:-5000}" pidfile="${TMPDIR:-/tmp}/reconcile-moto-$port.pid"
+  local port="${1:-5000}"
+  local pidfile="${TMPDIR:-/tmp}/reconcile-moto-$port.pid"
   if [ -f "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"

@@ -59,31 +59,87 @@ const DECLARED: usize = 9;
 
 /// Ids of everything in AWS tagged with the stack.
 async fn tagged_ids(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<String> {
-    let f = || Filter::builder().name("tag:reconcile:stack").values(stack).build();
+    let f = || {
+        Filter::builder()
+            .name("tag:reconcile:stack")
+            .values(stack)
+            .build()
+    };
     let mut ids = Vec::new();
-    for v in ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs() {
+    for v in ec2
+        .describe_vpcs()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .vpcs()
+    {
         ids.push(v.vpc_id().unwrap().to_string());
     }
-    for s in ec2.describe_subnets().filters(f()).send().await.unwrap().subnets() {
+    for s in ec2
+        .describe_subnets()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .subnets()
+    {
         ids.push(s.subnet_id().unwrap().to_string());
     }
-    for g in ec2.describe_internet_gateways().filters(f()).send().await.unwrap().internet_gateways() {
+    for g in ec2
+        .describe_internet_gateways()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .internet_gateways()
+    {
         ids.push(g.internet_gateway_id().unwrap().to_string());
     }
-    for a in ec2.describe_addresses().filters(f()).send().await.unwrap().addresses() {
+    for a in ec2
+        .describe_addresses()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .addresses()
+    {
         ids.push(a.allocation_id().unwrap().to_string());
     }
     // moto ignores tag filters on NAT gateways: check the tags here.
-    for n in ec2.describe_nat_gateways().send().await.unwrap().nat_gateways() {
-        let ours = n.tags().iter().any(|t| t.key() == Some("reconcile:stack") && t.value() == Some(stack));
+    for n in ec2
+        .describe_nat_gateways()
+        .send()
+        .await
+        .unwrap()
+        .nat_gateways()
+    {
+        let ours = n
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("reconcile:stack") && t.value() == Some(stack));
         if ours && n.state().map(|s| s.as_str()) != Some("deleted") {
             ids.push(n.nat_gateway_id().unwrap().to_string());
         }
     }
-    for t in ec2.describe_route_tables().filters(f()).send().await.unwrap().route_tables() {
+    for t in ec2
+        .describe_route_tables()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .route_tables()
+    {
         ids.push(t.route_table_id().unwrap().to_string());
     }
-    for g in ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups() {
+    for g in ec2
+        .describe_security_groups()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+    {
         ids.push(g.group_id().unwrap().to_string());
     }
     ids.sort();
@@ -101,35 +157,80 @@ async fn assert_converged(moto: &Moto, p: &Project, name: &str) {
         .values()
         .map(|r| r["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(live.len(), DECLARED, "exactly the declared resources exist: {live:?}");
-    assert_eq!(live.iter().cloned().collect::<BTreeSet<_>>(), tracked, "nothing untracked, nothing missing");
-    assert_eq!(ec2.describe_vpcs().filters(Filter::builder().name("tag:reconcile:stack").values(name).build()).send().await.unwrap().vpcs().len(), 1);
-    assert!(state["journal"].as_array().unwrap().is_empty(), "journal settled");
+    assert_eq!(
+        live.len(),
+        DECLARED,
+        "exactly the declared resources exist: {live:?}"
+    );
+    assert_eq!(
+        live.iter().cloned().collect::<BTreeSet<_>>(),
+        tracked,
+        "nothing untracked, nothing missing"
+    );
+    assert_eq!(
+        ec2.describe_vpcs()
+            .filters(
+                Filter::builder()
+                    .name("tag:reconcile:stack")
+                    .values(name)
+                    .build()
+            )
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .len(),
+        1
+    );
+    assert!(
+        state["journal"].as_array().unwrap().is_empty(),
+        "journal settled"
+    );
     assert!(state["deposed"].as_array().unwrap().is_empty());
-    p.run(Some(moto), &["plan", "--detailed-exitcode"]).expect_code(0);
+    p.run(Some(moto), &["plan", "--detailed-exitcode"])
+        .expect_code(0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crash_after_aws_created_but_before_state_recorded_is_adopted() {
     let moto = Moto::start();
-    for victim in ["vpc.main", "subnet.b", "nat_gateway.main", "security_group.app"] {
+    for victim in [
+        "vpc.main",
+        "subnet.b",
+        "nat_gateway.main",
+        "security_group.app",
+    ] {
         let name = format!("crash-{}", victim.replace(['.', '_'], "-"));
         let p = Project::new();
         p.write("net.toml", &stack(&name));
-        let mut cmd = p.cmd(Some(&moto), &["apply", "--auto-approve", "--parallelism", "1"]);
+        let mut cmd = p.cmd(
+            Some(&moto),
+            &["apply", "--auto-approve", "--parallelism", "1"],
+        );
         cmd.env("RECONCILE_TEST_CRASH_AFTER_CREATE", victim);
         let out = cmd.output().unwrap();
-        assert!(!out.status.success(), "the apply was meant to die at {victim}");
+        assert!(
+            !out.status.success(),
+            "the apply was meant to die at {victim}"
+        );
         let state = p.state_json(&name);
         assert!(
-            state["journal"].as_array().unwrap().iter().any(|j| j["address"] == victim && j["op"] == "create"),
+            state["journal"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["address"] == victim && j["op"] == "create"),
             "the interrupted create is journalled: {state}"
         );
         assert!(state["resources"].get(victim).is_none());
 
         let run = p.run(Some(&moto), &["apply", "--auto-approve"]);
         run.expect_code(0);
-        assert!(run.stdout.contains(&format!("! {victim}")), "{}", run.stdout);
+        assert!(
+            run.stdout.contains(&format!("! {victim}")),
+            "{}",
+            run.stdout
+        );
         assert!(run.stdout.contains("adopted into state"), "{}", run.stdout);
         assert_converged(&moto, &p, &name).await;
     }
@@ -145,7 +246,10 @@ async fn kill_dash_nine_at_any_point_then_apply_again_converges() {
         let p = Project::new();
         p.write("net.toml", &stack(&name));
         let mut child = p
-            .cmd(Some(&moto), &["apply", "--auto-approve", "--parallelism", "2"])
+            .cmd(
+                Some(&moto),
+                &["apply", "--auto-approve", "--parallelism", "2"],
+            )
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -172,10 +276,14 @@ async fn kill_dash_nine_at_any_point_then_apply_again_converges() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        p.run(Some(&moto), &["apply", "--auto-approve"]).expect_code(0);
+        p.run(Some(&moto), &["apply", "--auto-approve"])
+            .expect_code(0);
         assert_converged(&moto, &p, &name).await;
     }
     // The poll can lose a race with a fast emulator now and then; most kills
     // must still land with an AWS mutation in flight.
-    assert!(mid_apply_kills >= 2, "only {mid_apply_kills} of 4 kills landed mid-apply");
+    assert!(
+        mid_apply_kills >= 2,
+        "only {mid_apply_kills} of 4 kills landed mid-apply"
+    );
 }

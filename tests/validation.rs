@@ -23,20 +23,33 @@ fn plan_fails(files: &[(&str, &str)]) -> Run {
 
 #[track_caller]
 fn has(run: &Run, needle: &str) {
-    assert!(run.stderr.contains(needle), "expected `{needle}` in:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(needle),
+        "expected `{needle}` in:\n{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn toml_syntax_error_points_at_the_place() {
-    let run = plan_fails(&[("s.toml", &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\n"))]);
+    let run = plan_fails(&[(
+        "s.toml",
+        &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\n"),
+    )]);
     has(&run, "error: desired-state/s.toml:6:");
     has(&run, "TOML syntax error");
 }
 
 #[test]
 fn unknown_kind_suggests_the_closest() {
-    let run = plan_fails(&[("s.toml", &format!("{HEADER}[vpcc.main]\ncidr_block = \"10.0.0.0/16\"\n"))]);
-    has(&run, "desired-state/s.toml:5:2: unknown resource kind `vpcc`");
+    let run = plan_fails(&[(
+        "s.toml",
+        &format!("{HEADER}[vpcc.main]\ncidr_block = \"10.0.0.0/16\"\n"),
+    )]);
+    has(
+        &run,
+        "desired-state/s.toml:5:2: unknown resource kind `vpcc`",
+    );
     has(&run, "did you mean `vpc`?");
 }
 
@@ -46,7 +59,10 @@ fn unknown_field_suggests_the_closest() {
         "s.toml",
         &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\nenable_dns_hostname = true\n"),
     )]);
-    has(&run, "desired-state/s.toml:7:1: `vpc.main`: unknown field `enable_dns_hostname`");
+    has(
+        &run,
+        "desired-state/s.toml:7:1: `vpc.main`: unknown field `enable_dns_hostname`",
+    );
     has(&run, "did you mean `enable_dns_hostnames`?");
 }
 
@@ -54,15 +70,23 @@ fn unknown_field_suggests_the_closest() {
 fn wrong_type() {
     let run = plan_fails(&[(
         "s.toml",
-        &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\nenable_dns_support = \"yes\"\n"),
+        &format!(
+            "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\nenable_dns_support = \"yes\"\n"
+        ),
     )]);
     has(&run, "desired-state/s.toml:7:22: `vpc.main`.enable_dns_support must be true or false, found string");
 }
 
 #[test]
 fn missing_required_field() {
-    let run = plan_fails(&[("s.toml", &format!("{HEADER}[vpc.main]\nenable_dns_support = true\n"))]);
-    has(&run, "desired-state/s.toml:5:6: `vpc.main`: missing required field `cidr_block`");
+    let run = plan_fails(&[(
+        "s.toml",
+        &format!("{HEADER}[vpc.main]\nenable_dns_support = true\n"),
+    )]);
+    has(
+        &run,
+        "desired-state/s.toml:5:6: `vpc.main`: missing required field `cidr_block`",
+    );
     has(&run, "add `cidr_block = ...`");
 }
 
@@ -84,8 +108,14 @@ fn bad_values_cidr_az_and_names() {
 
 #[test]
 fn bad_stack_name() {
-    let run = plan_fails(&[("s.toml", "[stack]\nname = \"Proxy Smart\"\nregion = \"us-east-1\"\n")]);
-    has(&run, "desired-state/s.toml:2:8: stack name \"Proxy Smart\" is not valid");
+    let run = plan_fails(&[(
+        "s.toml",
+        "[stack]\nname = \"Proxy Smart\"\nregion = \"us-east-1\"\n",
+    )]);
+    has(
+        &run,
+        "desired-state/s.toml:2:8: stack name \"Proxy Smart\" is not valid",
+    );
 }
 
 #[test]
@@ -96,9 +126,15 @@ fn references_to_unknown_resources_and_attributes() {
          [subnet.b]\nvpc_id = \"${{vpc.main.vpc_idd}}\"\ncidr_block = \"10.0.2.0/24\"\navailability_zone = \"us-east-1a\"\n"
     );
     let run = plan_fails(&[("s.toml", &text)]);
-    has(&run, "desired-state/s.toml:9:10: reference to unknown resource `vpc.mian`");
+    has(
+        &run,
+        "desired-state/s.toml:9:10: reference to unknown resource `vpc.mian`",
+    );
     has(&run, "did you mean `vpc.main`?");
-    has(&run, "desired-state/s.toml:14:10: `vpc.main` has no attribute `vpc_idd`");
+    has(
+        &run,
+        "desired-state/s.toml:14:10: `vpc.main` has no attribute `vpc_idd`",
+    );
 }
 
 #[test]
@@ -108,16 +144,25 @@ fn dependency_cycle_is_printed() {
          [vpc.b]\ncidr_block = \"10.1.0.0/16\"\ndepends_on = [\"vpc.a\"]\n"
     );
     let run = plan_fails(&[("s.toml", &text)]);
-    has(&run, "desired-state/s.toml:5:6: dependency cycle: vpc.a -> vpc.b -> vpc.a");
+    has(
+        &run,
+        "desired-state/s.toml:5:6: dependency cycle: vpc.a -> vpc.b -> vpc.a",
+    );
 }
 
 #[test]
 fn same_address_in_two_files() {
     let run = plan_fails(&[
-        ("s/a.toml", &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n")),
+        (
+            "s/a.toml",
+            &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n"),
+        ),
         ("s/b.toml", "[vpc.main]\ncidr_block = \"10.1.0.0/16\"\n"),
     ]);
-    has(&run, "desired-state/s/b.toml:1:6: `vpc.main` is declared twice");
+    has(
+        &run,
+        "desired-state/s/b.toml:1:6: `vpc.main` is declared twice",
+    );
     has(&run, "also declared at desired-state/s/a.toml:5:6");
 }
 
@@ -128,12 +173,16 @@ fn input_without_a_value() {
     );
     let run = plan_fails(&[("s.toml", &text)]);
     has(&run, "desired-state/s.toml:5:8: input `cidr` has no value");
-    has(&run, "pass --input cidr=VALUE, set RECONCILE_INPUT_CIDR, or give it a `default`");
+    has(
+        &run,
+        "pass --input cidr=VALUE, set RECONCILE_INPUT_CIDR, or give it a `default`",
+    );
 
     // Given a value, the same stack validates.
     let p = Project::new();
     p.write("s.toml", &text);
-    p.run(None, &["validate", "--input", "cidr=10.0.0.0/16"]).expect_code(0);
+    p.run(None, &["validate", "--input", "cidr=10.0.0.0/16"])
+        .expect_code(0);
 }
 
 #[test]
@@ -154,10 +203,17 @@ fn all_problems_are_reported_at_once() {
 #[test]
 fn validate_makes_no_call_and_accepts_a_good_stack() {
     let p = Project::new();
-    p.write("s.toml", &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n"));
+    p.write(
+        "s.toml",
+        &format!("{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n"),
+    );
     let sentinel = Sentinel::new();
     let run = p.run_at(&sentinel.url, &["validate"]);
     run.expect_code(0);
-    assert!(run.stdout.contains("stack `val` is valid (1 resources)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("stack `val` is valid (1 resources)"),
+        "{}",
+        run.stdout
+    );
     sentinel.assert_no_call();
 }

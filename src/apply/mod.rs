@@ -86,7 +86,10 @@ impl Shared {
     fn resolve(&self, step: &Step) -> Result<Fields, String> {
         let desired = step.desired.clone().unwrap_or_default();
         let lookup = |r: &Reference| self.lookup(r);
-        let resolved: Fields = desired.iter().map(|(k, v)| (k.clone(), v.resolve(&lookup))).collect();
+        let resolved: Fields = desired
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
+            .collect();
         if let Some((k, _)) = resolved.iter().find(|(_, v)| v.is_unknown()) {
             return Err(format!(
                 "field `{k}` references a value that is still unknown ({}); its dependency did not finish",
@@ -120,7 +123,12 @@ pub async fn execute(
     // Settle what observation already told: adoptions, refreshed attributes, meta changes.
     state.journal.clear();
     for a in &plan.adoptions {
-        let deps = plan.steps.iter().find(|s| s.address == a.address).map(|s| s.dependencies.clone()).unwrap_or_default();
+        let deps = plan
+            .steps
+            .iter()
+            .find(|s| s.address == a.address)
+            .map(|s| s.dependencies.clone())
+            .unwrap_or_default();
         state.resources.insert(
             a.address.clone(),
             StateResource {
@@ -135,11 +143,18 @@ pub async fn execute(
         );
     }
     for s in plan.steps.iter().filter(|s| s.action == Action::NoOp) {
-        if let (Some(r), Some(obs)) = (state.resources.get_mut(&s.address), plan.observed.get(&s.address)) {
+        if let (Some(r), Some(obs)) = (
+            state.resources.get_mut(&s.address),
+            plan.observed.get(&s.address),
+        ) {
             r.attributes = obs.attributes.clone();
             r.dependencies = s.dependencies.clone();
             r.protect = s.protect;
-            if let Some(p) = s.planned.as_ref().filter(|p| !p.values().any(Value::is_unknown)) {
+            if let Some(p) = s
+                .planned
+                .as_ref()
+                .filter(|p| !p.values().any(Value::is_unknown))
+            {
                 r.inputs = p.clone();
             }
         }
@@ -177,7 +192,11 @@ pub async fn execute(
         .node_indices()
         .map(|n| (n, graph.neighbors_directed(n, Direction::Incoming).count()))
         .collect();
-    let mut ready: Vec<NodeIndex> = pending.iter().filter(|(_, c)| **c == 0).map(|(n, _)| *n).collect();
+    let mut ready: Vec<NodeIndex> = pending
+        .iter()
+        .filter(|(_, c)| **c == 0)
+        .map(|(n, _)| *n)
+        .collect();
     ready.sort_by_key(|n| std::cmp::Reverse(label(&plan, &graph[*n])));
     let mut blocked: HashSet<NodeIndex> = HashSet::new();
     let mut running: JoinSet<(NodeIndex, Result<(), String>)> = JoinSet::new();
@@ -190,7 +209,9 @@ pub async fn execute(
             let sh = shared.clone();
             running.spawn(async move { (n, run_op(&sh, &op).await) });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (n, result) = match joined {
             Ok(x) => x,
             Err(e) => panic!("an apply task panicked: {e}"),
@@ -320,7 +341,9 @@ fn op_graph(plan: &Plan, state: &State) -> (DiGraph<Op, ()>, HashMap<Op, NodeInd
             }
         }
         for dep in old_deps(&s.address, s) {
-            let Some(dep_deletes) = deletes.get(dep.as_str()) else { continue };
+            let Some(dep_deletes) = deletes.get(dep.as_str()) else {
+                continue;
+            };
             for &dd in dep_deletes {
                 // The dependent's old copy goes before the dependency's.
                 for &own in deletes.get(s.address.as_str()).into_iter().flatten() {
@@ -388,11 +411,19 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 st.journal.push(journal(JournalOp::Create, None));
             })
             .map_err(|e| e.to_string())?;
-            let want = Desired { address: addr, fields: &fields, tags: &step.tags, token: &token };
+            let want = Desired {
+                address: addr,
+                fields: &fields,
+                tags: &step.tags,
+                token: &token,
+            };
             match provider.create(&sh.cx, &want).await {
                 Ok(obs) => {
                     crash_point(addr);
-                    sh.live.lock().unwrap().insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
+                    sh.live
+                        .lock()
+                        .unwrap()
+                        .insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
                     sh.save(|st| {
                         st.resources.insert(
                             addr.to_string(),
@@ -424,7 +455,9 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 Err(e) => return fail(e),
             };
             let Some(live) = sh.plan.observed.get(addr) else {
-                return fail("the plan holds no observation of this resource; run plan again".into());
+                return fail(
+                    "the plan holds no observation of this resource; run plan again".into(),
+                );
             };
             let mut want_all = fields.clone();
             let mut have_all = live.fields.clone();
@@ -432,7 +465,11 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 want_all.insert("tags".into(), tags_value(&step.tags));
                 have_all.insert("tags".into(), tags_value(&live.tags));
             }
-            let mut changes = sh.registry.get(&step.kind).map(|p| p.diff(&want_all, &have_all)).unwrap_or_default();
+            let mut changes = sh
+                .registry
+                .get(&step.kind)
+                .map(|p| p.diff(&want_all, &have_all))
+                .unwrap_or_default();
             changes.retain(|c| !step.ignore_changes.contains(&c.field));
             if let Some(c) = changes.iter().find(|c| c.forces_replace) {
                 return fail(format!(
@@ -440,9 +477,17 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                     c.field
                 ));
             }
-            sh.save(|st| st.journal.push(journal(JournalOp::Update, Some(live.id.clone()))))
-                .map_err(|e| e.to_string())?;
-            let want = Desired { address: addr, fields: &fields, tags: &step.tags, token: &token };
+            sh.save(|st| {
+                st.journal
+                    .push(journal(JournalOp::Update, Some(live.id.clone())))
+            })
+            .map_err(|e| e.to_string())?;
+            let want = Desired {
+                address: addr,
+                fields: &fields,
+                tags: &step.tags,
+                token: &token,
+            };
             let result = if changes.is_empty() {
                 Ok(live.clone())
             } else {
@@ -450,7 +495,10 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
             };
             match result {
                 Ok(obs) => {
-                    sh.live.lock().unwrap().insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
+                    sh.live
+                        .lock()
+                        .unwrap()
+                        .insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
                     sh.save(|st| {
                         if let Some(r) = st.resources.get_mut(addr) {
                             r.inputs = fields.clone();
@@ -471,8 +519,11 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
             }
         }
         Op::Delete(_, id) => {
-            sh.save(|st| st.journal.push(journal(JournalOp::Delete, Some(id.clone()))))
-                .map_err(|e| e.to_string())?;
+            sh.save(|st| {
+                st.journal
+                    .push(journal(JournalOp::Delete, Some(id.clone())))
+            })
+            .map_err(|e| e.to_string())?;
             let result = if step.already_gone && step.action == Action::Delete {
                 Ok(())
             } else {

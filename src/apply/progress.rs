@@ -28,15 +28,22 @@ impl Progress {
             Some(m) => {
                 let pb = m.add(ProgressBar::new_spinner());
                 pb.set_style(
-                    ProgressStyle::with_template("  {spinner} {msg} ({elapsed})").expect("valid template"),
+                    ProgressStyle::with_template("  {spinner} {msg} ({elapsed})")
+                        .expect("valid template"),
                 );
                 pb.set_message(format!("{key}: {verb}"));
                 pb.enable_steady_tick(Duration::from_millis(120));
-                self.bars.lock().unwrap().insert(key.to_string(), (pb, Instant::now()));
+                self.bars
+                    .lock()
+                    .unwrap()
+                    .insert(key.to_string(), (pb, Instant::now()));
             }
             None => {
                 println!("  {key}: {verb}");
-                self.started.lock().unwrap().insert(key.to_string(), Instant::now());
+                self.started
+                    .lock()
+                    .unwrap()
+                    .insert(key.to_string(), Instant::now());
             }
         }
     }
@@ -68,7 +75,13 @@ impl Progress {
                 }
             }
             None => {
-                let t = self.started.lock().unwrap().remove(key).map(|t| t.elapsed()).unwrap_or_default();
+                let t = self
+                    .started
+                    .lock()
+                    .unwrap()
+                    .remove(key)
+                    .map(|t| t.elapsed())
+                    .unwrap_or_default();
                 println!("  {line} [{}]", secs(t));
             }
         }

@@ -23,7 +23,11 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_CHANGES: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "reconcile", version, about = "Declarative AWS reconciler: TOML desired state, plan, apply, drift")]
+#[command(
+    name = "reconcile",
+    version,
+    about = "Declarative AWS reconciler: TOML desired state, plan, apply, drift"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -181,7 +185,9 @@ pub fn init_tracing(g: &Global) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("RECONCILE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("reconcile={level}")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match g.log_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -217,8 +223,20 @@ pub async fn run(cli: Cli) -> u8 {
                 worst
             }
         },
-        Command::Destroy { path, auto_approve, parallelism, timings } => {
-            let args = ApplyArgs { path: None, plan: None, auto_approve, parallelism, targets: vec![], timings };
+        Command::Destroy {
+            path,
+            auto_approve,
+            parallelism,
+            timings,
+        } => {
+            let args = ApplyArgs {
+                path: None,
+                plan: None,
+                auto_approve,
+                parallelism,
+                targets: vec![],
+                timings,
+            };
             let mut worst = Ok(EXIT_OK);
             for p in match stacks(path) {
                 Ok(p) => p,
@@ -229,7 +247,11 @@ pub async fn run(cli: Cli) -> u8 {
             worst
         }
         Command::State { command, stack } => state_cmd(&g, stack, command),
-        Command::Import { address, aws_id, path } => import(&g, &registry, path, &address, &aws_id).await,
+        Command::Import {
+            address,
+            aws_id,
+            path,
+        } => import(&g, &registry, path, &address, &aws_id).await,
         Command::Docs => {
             print!("{}", docs::render(&registry));
             Ok(EXIT_OK)
@@ -254,9 +276,12 @@ fn stacks(path: Option<PathBuf>) -> Result<Vec<PathBuf>, Reported> {
     match path {
         Some(p) => Ok(vec![p]),
         None => {
-            let found = model::discover(Path::new("desired-state")).map_err(|d| report_diags(&[d]))?;
+            let found =
+                model::discover(Path::new("desired-state")).map_err(|d| report_diags(&[d]))?;
             if found.is_empty() {
-                return Err(report("no stack under ./desired-state/: add a .toml file there, or pass a path"));
+                return Err(report(
+                    "no stack under ./desired-state/: add a .toml file there, or pass a path",
+                ));
             }
             Ok(found)
         }
@@ -273,7 +298,12 @@ fn for_each_stack(path: Option<PathBuf>, mut f: impl FnMut(&Path) -> Outcome) ->
 
 fn load(g: &Global, registry: &Registry, path: &Path) -> Result<(Stack, Graph), Reported> {
     let inputs = InputValues::from_env(g.inputs.iter().cloned().collect());
-    let (stack, mut diags) = model::load_all(path, &|k| registry.schema_of(k), &inputs, g.region.as_deref());
+    let (stack, mut diags) = model::load_all(
+        path,
+        &|k| registry.schema_of(k),
+        &inputs,
+        g.region.as_deref(),
+    );
     let graph = stack.as_ref().map(Graph::build);
     if let Some(Err(cycles)) = &graph {
         diags.extend(cycles.iter().cloned());
@@ -327,7 +357,9 @@ async fn make_plan(
 ) -> Result<Planned, Reported> {
     for t in targets {
         if !stack.resources.contains_key(t) && !state.resources.contains_key(t) {
-            return Err(report(format!("--target {t}: no such address in the stack or its state")));
+            return Err(report(format!(
+                "--target {t}: no such address in the stack or its state"
+            )));
         }
     }
     let started = Instant::now();
@@ -370,7 +402,8 @@ async fn plan_cmd(g: &Global, registry: &Registry, path: &Path, args: &PlanArgs)
     let p = make_plan(&cx, registry, &stack, &graph, state, false, &args.targets).await?;
     if let Some(out) = &args.out {
         let body = serde_json::to_vec_pretty(&p.plan).expect("plan serialises");
-        std::fs::write(out, body).map_err(|e| report(format!("cannot write {}: {e}", out.display())))?;
+        std::fs::write(out, body)
+            .map_err(|e| report(format!("cannot write {}: {e}", out.display())))?;
     }
     if args.json {
         let doc = serde_json::json!({
@@ -379,11 +412,21 @@ async fn plan_cmd(g: &Global, registry: &Registry, path: &Path, args: &PlanArgs)
             "has_changes": p.plan.has_changes(),
             "aws_calls": calls_json(&calls),
         });
-        println!("{}", serde_json::to_string_pretty(&doc).expect("plan serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("plan serialises")
+        );
     } else {
-        print!("{}", render::plan_text(&p.plan, p.observed, p.seconds, calls.total()));
+        print!(
+            "{}",
+            render::plan_text(&p.plan, p.observed, p.seconds, calls.total())
+        );
         if let Some(out) = &args.out {
-            println!("\nSaved the plan to {}: apply it with `reconcile apply --plan {}`.", out.display(), out.display());
+            println!(
+                "\nSaved the plan to {}: apply it with `reconcile apply --plan {}`.",
+                out.display(),
+                out.display()
+            );
         }
         if args.timings {
             print!("\n{}", render::calls_table(&calls.snapshot()));
@@ -424,7 +467,13 @@ fn confirm(auto_approve: bool, what: &str) -> Result<(), Reported> {
     }
 }
 
-async fn apply_cmd(g: &Global, registry: &Arc<Registry>, path: &Path, args: &ApplyArgs, destroy: bool) -> Outcome {
+async fn apply_cmd(
+    g: &Global,
+    registry: &Arc<Registry>,
+    path: &Path,
+    args: &ApplyArgs,
+    destroy: bool,
+) -> Outcome {
     let (stack, graph) = load(g, registry, path)?;
     let store = StateStore::new(&g.state_dir, &stack.name);
     let op = if destroy { "destroy" } else { "apply" };
@@ -433,15 +482,31 @@ async fn apply_cmd(g: &Global, registry: &Arc<Registry>, path: &Path, args: &App
     let calls = CallCounter::default();
     let cx = connect(g, &stack.region, &stack.name, &calls).await;
     let p = make_plan(&cx, registry, &stack, &graph, state, destroy, &args.targets).await?;
-    print!("{}", render::plan_text(&p.plan, p.observed, p.seconds, calls.total()));
+    print!(
+        "{}",
+        render::plan_text(&p.plan, p.observed, p.seconds, calls.total())
+    );
     if p.plan.has_changes() {
-        confirm(args.auto_approve, if destroy { "destroy these resources" } else { "apply these changes" })?;
+        confirm(
+            args.auto_approve,
+            if destroy {
+                "destroy these resources"
+            } else {
+                "apply these changes"
+            },
+        )?;
     }
     execute(cx, registry, store, p.plan, p.state, args, &calls).await
 }
 
-async fn apply_saved(g: &Global, registry: &Arc<Registry>, file: &Path, args: &ApplyArgs) -> Outcome {
-    let text = std::fs::read_to_string(file).map_err(|e| report(format!("cannot read plan {}: {e}", file.display())))?;
+async fn apply_saved(
+    g: &Global,
+    registry: &Arc<Registry>,
+    file: &Path,
+    args: &ApplyArgs,
+) -> Outcome {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| report(format!("cannot read plan {}: {e}", file.display())))?;
     let plan: Plan = serde_json::from_str(&text)
         .map_err(|e| report(format!("{} is not a saved plan: {e}", file.display())))?;
     if plan.format_version != plan::PLAN_FORMAT_VERSION {
@@ -482,13 +547,25 @@ async fn execute(
     if had_changes {
         println!();
     }
-    let rep = apply::execute(plan, state, cx, registry.clone(), store, args.parallelism, Arc::new(Progress::new()))
-        .await
-        .map_err(report)?;
+    let rep = apply::execute(
+        plan,
+        state,
+        cx,
+        registry.clone(),
+        store,
+        args.parallelism,
+        Arc::new(Progress::new()),
+    )
+    .await
+    .map_err(report)?;
     if had_changes {
         println!(
             "\nApply {}: {} created, {} updated, {} deleted in {:.1} s, {} AWS calls.",
-            if rep.failed.is_empty() { "complete" } else { "FAILED" },
+            if rep.failed.is_empty() {
+                "complete"
+            } else {
+                "FAILED"
+            },
             rep.created,
             rep.updated,
             rep.deleted,
@@ -512,7 +589,10 @@ async fn execute(
         eprintln!("error: {addr}: {e}");
     }
     if !rep.skipped.is_empty() {
-        eprintln!("skipped because a dependency failed: {}", rep.skipped.join(", "));
+        eprintln!(
+            "skipped because a dependency failed: {}",
+            rep.skipped.join(", ")
+        );
     }
     eprintln!("State records everything that was done; fix the cause and run apply again.");
     Err(Reported)
@@ -525,13 +605,21 @@ fn state_store_for(g: &Global, stack: Option<String>) -> Result<StateStore, Repo
     let mut names: Vec<String> = std::fs::read_dir(&g.state_dir)
         .map_err(|e| report(format!("cannot read {}: {e}", g.state_dir.display())))?
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".json")).map(str::to_string))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_string)
+        })
         .collect();
     names.sort();
     match names.as_slice() {
         [one] => Ok(StateStore::new(&g.state_dir, one)),
         [] => Err(report(format!("no state in {}", g.state_dir.display()))),
-        many => Err(report(format!("several stacks have state ({}): pass --stack NAME", many.join(", ")))),
+        many => Err(report(format!(
+            "several stacks have state ({}): pass --stack NAME",
+            many.join(", ")
+        ))),
     }
 }
 
@@ -544,45 +632,72 @@ fn state_cmd(g: &Global, stack: Option<String>, cmd: StateCommand) -> Outcome {
                 println!("{:<40} {}", r.address, r.id);
             }
             for r in &st.deposed {
-                println!("{:<40} {} (deposed: deleted by the next apply)", r.address, r.id);
+                println!(
+                    "{:<40} {} (deposed: deleted by the next apply)",
+                    r.address, r.id
+                );
             }
         }
         StateCommand::Show { address } => {
             let st = store.load("").map_err(report)?;
-            let r = st
-                .resources
-                .get(&address)
-                .ok_or_else(|| report(format!("`{address}` is not in the state of stack `{}`", store.stack)))?;
-            println!("{}", serde_json::to_string_pretty(r).expect("state serialises"));
+            let r = st.resources.get(&address).ok_or_else(|| {
+                report(format!(
+                    "`{address}` is not in the state of stack `{}`",
+                    store.stack
+                ))
+            })?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(r).expect("state serialises")
+            );
         }
         StateCommand::Rm { address } => {
             let _lock = store.lock("state rm").map_err(report)?;
             let mut st = store.load("").map_err(report)?;
-            let r = st
-                .resources
-                .shift_remove(&address)
-                .ok_or_else(|| report(format!("`{address}` is not in the state of stack `{}`", store.stack)))?;
+            let r = st.resources.shift_remove(&address).ok_or_else(|| {
+                report(format!(
+                    "`{address}` is not in the state of stack `{}`",
+                    store.stack
+                ))
+            })?;
             store.save(&mut st).map_err(report)?;
-            println!("Removed {address} ({}) from state; it still exists in AWS.", r.id);
+            println!(
+                "Removed {address} ({}) from state; it still exists in AWS.",
+                r.id
+            );
         }
     }
     Ok(EXIT_OK)
 }
 
-async fn import(g: &Global, registry: &Registry, path: Option<PathBuf>, address: &str, aws_id: &str) -> Outcome {
+async fn import(
+    g: &Global,
+    registry: &Registry,
+    path: Option<PathBuf>,
+    address: &str,
+    aws_id: &str,
+) -> Outcome {
     let paths = stacks(path)?;
     let [path] = paths.as_slice() else {
-        return Err(report("several stacks under ./desired-state/: pass --path to the stack to import into"));
+        return Err(report(
+            "several stacks under ./desired-state/: pass --path to the stack to import into",
+        ));
     };
     let (stack, graph) = load(g, registry, path)?;
     let Some(r) = stack.resources.get(address) else {
-        return Err(report(format!("`{address}` is not declared in {}: declare it first, then import", path.display())));
+        return Err(report(format!(
+            "`{address}` is not declared in {}: declare it first, then import",
+            path.display()
+        )));
     };
     let store = StateStore::new(&g.state_dir, &stack.name);
     let _lock = store.lock("import").map_err(report)?;
     let mut st = store.load(&stack.region).map_err(report)?;
     if let Some(existing) = st.resources.get(address) {
-        return Err(report(format!("`{address}` already tracks {}; `reconcile state rm {address}` first", existing.id)));
+        return Err(report(format!(
+            "`{address}` already tracks {}; `reconcile state rm {address}` first",
+            existing.id
+        )));
     }
     let calls = CallCounter::default();
     let cx = connect(g, &stack.region, &stack.name, &calls).await;
@@ -592,7 +707,10 @@ async fn import(g: &Global, registry: &Registry, path: Option<PathBuf>, address:
         .await
         .map_err(|e| report(format!("{address}: {e}")))?;
     let Some(obs) = found.get(aws_id) else {
-        return Err(report(format!("{address}: no {} with id {aws_id} in {}", r.kind, stack.region)));
+        return Err(report(format!(
+            "{address}: no {} with id {aws_id} in {}",
+            r.kind, stack.region
+        )));
     };
     st.resources.insert(
         address.to_string(),
@@ -607,6 +725,8 @@ async fn import(g: &Global, registry: &Registry, path: Option<PathBuf>, address:
         },
     );
     store.save(&mut st).map_err(report)?;
-    println!("Imported {aws_id} as {address}. Run `reconcile plan` to see how it differs from the TOML.");
+    println!(
+        "Imported {aws_id} as {address}. Run `reconcile plan` to see how it differs from the TOML."
+    );
     Ok(EXIT_OK)
 }

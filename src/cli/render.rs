@@ -21,12 +21,25 @@ fn describe(s: &Step) -> String {
         Action::Create => "create".to_string(),
         Action::Update => "update in place".to_string(),
         Action::Replace => {
-            let forcing: Vec<&str> = s.changes.iter().filter(|c| c.forces_replace).map(|c| c.field.as_str()).collect();
+            let forcing: Vec<&str> = s
+                .changes
+                .iter()
+                .filter(|c| c.forces_replace)
+                .map(|c| c.field.as_str())
+                .collect();
             format!(
                 "replace ({} {} replacement; {})",
                 forcing.join(", "),
-                if forcing.len() == 1 { "forces" } else { "force" },
-                if s.create_before_destroy { "create before delete" } else { "delete before create" }
+                if forcing.len() == 1 {
+                    "forces"
+                } else {
+                    "force"
+                },
+                if s.create_before_destroy {
+                    "create before delete"
+                } else {
+                    "delete before create"
+                }
             )
         }
         Action::Delete => "delete".to_string(),
@@ -70,7 +83,11 @@ pub fn plan_text(plan: &Plan, observed_count: usize, seconds: f64, calls: u64) -
     }
     let c = plan.counts();
     if !plan.has_changes() {
-        let _ = writeln!(out, "No changes. AWS matches the desired state ({} unchanged).", c.unchanged);
+        let _ = writeln!(
+            out,
+            "No changes. AWS matches the desired state ({} unchanged).",
+            c.unchanged
+        );
     } else {
         let _ = writeln!(
             out,
@@ -99,7 +116,12 @@ fn render_change(out: &mut String, action: Action, c: &FieldChange, width: usize
                 let _ = writeln!(out, "      {name}   + {}", element(n));
             }
             if old.iter().all(|o| new.contains(o)) && new.iter().all(|n| old.contains(n)) {
-                let _ = writeln!(out, "      {name}   {} -> {}", c.old.as_ref().unwrap(), c.new.as_ref().unwrap());
+                let _ = writeln!(
+                    out,
+                    "      {name}   {} -> {}",
+                    c.old.as_ref().unwrap(),
+                    c.new.as_ref().unwrap()
+                );
             }
         }
         (Some(Value::Map(old)), Some(Value::Map(new))) if c.field == "tags" => {
@@ -119,9 +141,19 @@ fn render_change(out: &mut String, action: Action, c: &FieldChange, width: usize
             }
         }
         (old, new) => {
-            let o = old.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(none)".into());
-            let n = new.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(none)".into());
-            let force = if c.forces_replace { "   # forces replacement" } else { "" };
+            let o = old
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(none)".into());
+            let n = new
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(none)".into());
+            let force = if c.forces_replace {
+                "   # forces replacement"
+            } else {
+                ""
+            };
             let _ = writeln!(out, "      {name} {o} -> {n}{force}");
         }
     }
@@ -129,19 +161,31 @@ fn render_change(out: &mut String, action: Action, c: &FieldChange, width: usize
 
 /// Security group rules and routes read best as a compact `{ ... }`.
 fn element(v: &Value) -> String {
-    let Value::Map(m) = v else { return v.to_string() };
-    let get = |k: &str| m.get(k).map(|v| match v {
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    });
+    let Value::Map(m) = v else {
+        return v.to_string();
+    };
+    let get = |k: &str| {
+        m.get(k).map(|v| match v {
+            Value::Str(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
     if let (Some(p), Some(from), Some(to)) = (get("protocol"), get("from_port"), get("to_port")) {
-        let ports = if from == to { from } else { format!("{from}-{to}") };
+        let ports = if from == to {
+            from
+        } else {
+            format!("{from}-{to}")
+        };
         let proto = if p == "-1" { "all".to_string() } else { p };
-        let src = get("cidr_block").or(get("source_security_group_id")).unwrap_or_default();
+        let src = get("cidr_block")
+            .or(get("source_security_group_id"))
+            .unwrap_or_default();
         return format!("{{ {proto} {ports} from {src} }}");
     }
     if let Some(dest) = get("destination_cidr_block") {
-        let target = get("gateway_id").or(get("nat_gateway_id")).unwrap_or_default();
+        let target = get("gateway_id")
+            .or(get("nat_gateway_id"))
+            .unwrap_or_default();
         return format!("{{ {dest} via {target} }}");
     }
     v.to_string()

@@ -125,7 +125,9 @@ impl Graph {
 
     /// Direct dependencies of an address.
     pub fn dependencies(&self, addr: &str) -> Vec<String> {
-        let Some(&n) = self.index.get(addr) else { return vec![] };
+        let Some(&n) = self.index.get(addr) else {
+            return vec![];
+        };
         let mut v: Vec<String> = self
             .g
             .neighbors_directed(n, Direction::Incoming)
@@ -137,7 +139,8 @@ impl Graph {
 
     /// Graphviz DOT, one node per resource, edges from dependency to dependent.
     pub fn dot(&self, stack_name: &str) -> String {
-        let mut s = format!("digraph \"{stack_name}\" {{\n  rankdir = LR;\n  node [shape = box];\n");
+        let mut s =
+            format!("digraph \"{stack_name}\" {{\n  rankdir = LR;\n  node [shape = box];\n");
         let mut nodes: Vec<&String> = self.index.keys().collect();
         nodes.sort();
         for n in nodes {

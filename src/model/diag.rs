@@ -126,8 +126,14 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("cidr", ["cidr_block", "vpc_id"]), Some("cidr_block"));
+        assert_eq!(
+            suggest("cidr", ["cidr_block", "vpc_id"]),
+            Some("cidr_block")
+        );
         assert_eq!(suggest("banana", ["cidr_block", "vpc_id"]), None);
-        assert_eq!(suggest("cidr_blok", ["cidr_block", "vpc_id"]), Some("cidr_block"));
+        assert_eq!(
+            suggest("cidr_blok", ["cidr_block", "vpc_id"]),
+            Some("cidr_block")
+        );
     }
 }

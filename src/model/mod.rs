@@ -228,7 +228,9 @@ impl<'c> Loader<'c> {
                 let section: &str = key.get_ref().as_ref();
                 match section {
                     "stack" => {
-                        let Some(t) = self.table(&idx, val, "[stack]") else { continue };
+                        let Some(t) = self.table(&idx, val, "[stack]") else {
+                            continue;
+                        };
                         if let Some(prev) = &header {
                             self.err(
                                 kpos,
@@ -240,11 +242,15 @@ impl<'c> Loader<'c> {
                         header = Some(self.stack_header(&idx, t, kpos));
                     }
                     "input" => {
-                        let Some(t) = self.table(&idx, val, "[input]") else { continue };
+                        let Some(t) = self.table(&idx, val, "[input]") else {
+                            continue;
+                        };
                         for (name, def) in t.iter() {
                             let npos = idx.pos(name.span().start);
                             let n = name.get_ref().to_string();
-                            let Some(dt) = self.table(&idx, def, &format!("[input.{n}]")) else { continue };
+                            let Some(dt) = self.table(&idx, def, &format!("[input.{n}]")) else {
+                                continue;
+                            };
                             let mut default = None;
                             for (k, v) in dt.iter() {
                                 let p = idx.pos(k.span().start);
@@ -262,18 +268,26 @@ impl<'c> Loader<'c> {
                             }
                             if let Some(prev) = input_defs.get(&n) {
                                 let prev = prev.pos.clone();
-                                self.err(npos, format!("input `{n}` is declared twice"), format!("remove one: it is also declared at {prev}"));
+                                self.err(
+                                    npos,
+                                    format!("input `{n}` is declared twice"),
+                                    format!("remove one: it is also declared at {prev}"),
+                                );
                             } else {
                                 input_defs.insert(n, InputDef { default, pos: npos });
                             }
                         }
                     }
                     "output" => {
-                        let Some(t) = self.table(&idx, val, "[output]") else { continue };
+                        let Some(t) = self.table(&idx, val, "[output]") else {
+                            continue;
+                        };
                         for (name, def) in t.iter() {
                             let npos = idx.pos(name.span().start);
                             let n = name.get_ref().to_string();
-                            let Some(dt) = self.table(&idx, def, &format!("[output.{n}]")) else { continue };
+                            let Some(dt) = self.table(&idx, def, &format!("[output.{n}]")) else {
+                                continue;
+                            };
                             let mut value = None;
                             for (k, v) in dt.iter() {
                                 let p = idx.pos(k.span().start);
@@ -292,12 +306,27 @@ impl<'c> Loader<'c> {
                             match value {
                                 Some(value) => {
                                     if outputs.contains_key(&n) {
-                                        self.err(npos, format!("output `{n}` is declared twice"), "remove one of them");
+                                        self.err(
+                                            npos,
+                                            format!("output `{n}` is declared twice"),
+                                            "remove one of them",
+                                        );
                                     } else {
-                                        outputs.insert(n.clone(), Output { name: n, value, pos: npos });
+                                        outputs.insert(
+                                            n.clone(),
+                                            Output {
+                                                name: n,
+                                                value,
+                                                pos: npos,
+                                            },
+                                        );
                                     }
                                 }
-                                None => self.err(npos, format!("output `{n}` has no `value`"), "add `value = \"...\"`"),
+                                None => self.err(
+                                    npos,
+                                    format!("output `{n}` has no `value`"),
+                                    "add `value = \"...\"`",
+                                ),
                             }
                         }
                     }
@@ -310,7 +339,9 @@ impl<'c> Loader<'c> {
                             self.err(kpos, format!("unknown resource kind `{kind}`"), help);
                             continue;
                         };
-                        let Some(t) = self.table(&idx, val, &format!("[{kind}]")) else { continue };
+                        let Some(t) = self.table(&idx, val, &format!("[{kind}]")) else {
+                            continue;
+                        };
                         for (name, body) in t.iter() {
                             let npos = idx.pos(name.span().start);
                             let n = name.get_ref().to_string();
@@ -318,11 +349,17 @@ impl<'c> Loader<'c> {
                             if !valid_name(&n) {
                                 self.err(npos.clone(), format!("`{address}`: resource names use letters, digits and `_` only"), "rename the resource");
                             }
-                            let Some(bt) = self.table(&idx, body, &format!("[{address}]")) else { continue };
+                            let Some(bt) = self.table(&idx, body, &format!("[{address}]")) else {
+                                continue;
+                            };
                             let r = self.resource(&idx, schema, &address, &n, bt, npos.clone());
                             if let Some(prev) = resources.get(&address) {
                                 let prev = prev.pos.clone();
-                                self.err(npos, format!("`{address}` is declared twice"), format!("rename or remove one: it is also declared at {prev}"));
+                                self.err(
+                                    npos,
+                                    format!("`{address}` is declared twice"),
+                                    format!("rename or remove one: it is also declared at {prev}"),
+                                );
                             } else {
                                 resources.insert(address, r);
                             }
@@ -332,24 +369,53 @@ impl<'c> Loader<'c> {
             }
         }
 
-        let first_pos = Pos { file: texts[0].0.clone(), line: 1, col: 1 };
+        let first_pos = Pos {
+            file: texts[0].0.clone(),
+            line: 1,
+            col: 1,
+        };
         let header = header.unwrap_or_else(|| {
-            self.err(first_pos.clone(), "the stack has no [stack] table", "add `[stack]` with `name = \"...\"` and `region = \"...\"`");
-            StackHeader { name: None, region: None, tags: IndexMap::new(), pos: first_pos.clone() }
+            self.err(
+                first_pos.clone(),
+                "the stack has no [stack] table",
+                "add `[stack]` with `name = \"...\"` and `region = \"...\"`",
+            );
+            StackHeader {
+                name: None,
+                region: None,
+                tags: IndexMap::new(),
+                pos: first_pos.clone(),
+            }
         });
         let name = header.name.clone().unwrap_or_default();
-        let region = region_override.map(str::to_string).or(header.region.clone()).unwrap_or_default();
+        let region = region_override
+            .map(str::to_string)
+            .or(header.region.clone())
+            .unwrap_or_default();
         if header.name.is_none() && self.diags.iter().all(|d| !d.message.contains("[stack]")) {
-            self.err(header.pos.clone(), "[stack] has no `name`", "add `name = \"my-stack\"` (lowercase letters, digits and `-`)");
+            self.err(
+                header.pos.clone(),
+                "[stack] has no `name`",
+                "add `name = \"my-stack\"` (lowercase letters, digits and `-`)",
+            );
         }
         if region.is_empty() && self.diags.iter().all(|d| !d.message.contains("[stack]")) {
-            self.err(header.pos.clone(), "[stack] has no `region`", "add `region = \"us-east-1\"` or pass --region");
+            self.err(
+                header.pos.clone(),
+                "[stack] has no `region`",
+                "add `region = \"us-east-1\"` or pass --region",
+            );
         }
 
         // Inputs: --input, then RECONCILE_INPUT_*, then the default.
         let mut input_values: IndexMap<String, String> = IndexMap::new();
         for (n, def) in &input_defs {
-            let v = inputs.cli.get(n).or_else(|| inputs.env.get(n)).cloned().or(def.default.clone());
+            let v = inputs
+                .cli
+                .get(n)
+                .or_else(|| inputs.env.get(n))
+                .cloned()
+                .or(def.default.clone());
             match v {
                 Some(v) => {
                     input_values.insert(n.clone(), v);
@@ -357,7 +423,10 @@ impl<'c> Loader<'c> {
                 None => self.diags.push(Diagnostic::at(
                     def.pos.clone(),
                     format!("input `{n}` has no value"),
-                    format!("pass --input {n}=VALUE, set RECONCILE_INPUT_{}, or give it a `default`", n.to_ascii_uppercase()),
+                    format!(
+                        "pass --input {n}=VALUE, set RECONCILE_INPUT_{}, or give it a `default`",
+                        n.to_ascii_uppercase()
+                    ),
                 )),
             }
         }
@@ -374,7 +443,11 @@ impl<'c> Loader<'c> {
         let check_ref = |r: &Reference, pos: &Pos, diags: &mut Vec<Diagnostic>| match r {
             Reference::Input(n) => {
                 if !input_defs.contains_key(n) {
-                    diags.push(Diagnostic::at(pos.clone(), format!("reference to unknown input `{n}`"), format!("declare [input.{n}] or fix the name")));
+                    diags.push(Diagnostic::at(
+                        pos.clone(),
+                        format!("reference to unknown input `{n}`"),
+                        format!("declare [input.{n}] or fix the name"),
+                    ));
                 }
             }
             Reference::Resource { kind, name, attr } => {
@@ -385,17 +458,34 @@ impl<'c> Loader<'c> {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => format!("declare [{addr}] or fix the reference"),
                         };
-                        diags.push(Diagnostic::at(pos.clone(), format!("reference to unknown resource `{addr}`"), help));
+                        diags.push(Diagnostic::at(
+                            pos.clone(),
+                            format!("reference to unknown resource `{addr}`"),
+                            help,
+                        ));
                     }
                     Some(_) => {
-                        let schema = (self.catalog)(kind).expect("declared resources have known kinds");
+                        let schema =
+                            (self.catalog)(kind).expect("declared resources have known kinds");
                         if !schema.has_attribute(attr) {
-                            let names = schema.attributes.iter().map(|(a, _)| *a).chain(schema.fields.iter().map(|f| f.name));
+                            let names = schema
+                                .attributes
+                                .iter()
+                                .map(|(a, _)| *a)
+                                .chain(schema.fields.iter().map(|f| f.name));
                             let help = match suggest(attr, names) {
-                                Some(s) => format!("did you mean `{s}`? See `{kind}` in docs/resources.md"),
-                                None => format!("see the attributes of `{kind}` in docs/resources.md"),
+                                Some(s) => {
+                                    format!("did you mean `{s}`? See `{kind}` in docs/resources.md")
+                                }
+                                None => {
+                                    format!("see the attributes of `{kind}` in docs/resources.md")
+                                }
                             };
-                            diags.push(Diagnostic::at(pos.clone(), format!("`{addr}` has no attribute `{attr}`"), help));
+                            diags.push(Diagnostic::at(
+                                pos.clone(),
+                                format!("`{addr}` has no attribute `{attr}`"),
+                                help,
+                            ));
                         }
                     }
                 }
@@ -409,7 +499,10 @@ impl<'c> Loader<'c> {
             for d in &r.depends_on {
                 if !resources.contains_key(d) {
                     ref_diags.push(Diagnostic::at(
-                        r.field_pos.get("depends_on").cloned().unwrap_or(r.pos.clone()),
+                        r.field_pos
+                            .get("depends_on")
+                            .cloned()
+                            .unwrap_or(r.pos.clone()),
                         format!("`{}` depends on unknown resource `{d}`", r.address),
                         "write an address like `vpc.main` that is declared in this stack",
                     ));
@@ -427,9 +520,14 @@ impl<'c> Loader<'c> {
         if !region.is_empty() {
             for r in resources.values() {
                 for (k, v) in &r.fields {
-                    let is_az = (self.catalog)(&r.kind).and_then(|s| s.field(k)).is_some_and(|f| matches!(f.ty, Ty::Az));
+                    let is_az = (self.catalog)(&r.kind)
+                        .and_then(|s| s.field(k))
+                        .is_some_and(|f| matches!(f.ty, Ty::Az));
                     if let (true, Some(az)) = (is_az, v.as_str()) {
-                        if !az.contains("${") && schema::check_az(az).is_ok() && !schema::az_in_region(az, &region) {
+                        if !az.contains("${")
+                            && schema::check_az(az).is_ok()
+                            && !schema::az_in_region(az, &region)
+                        {
                             self.diags.push(Diagnostic::at(
                                 r.field_pos.get(k).cloned().unwrap_or(r.pos.clone()),
                                 format!("`{}`: availability zone \"{az}\" is not in the stack's region {region}", r.address),
@@ -474,11 +572,20 @@ impl<'c> Loader<'c> {
         (Some(stack), Vec::new())
     }
 
-    fn table<'a, 'i>(&mut self, idx: &LineIndex, v: &'a Spanned<DeValue<'i>>, what: &str) -> Option<&'a DeTable<'i>> {
+    fn table<'a, 'i>(
+        &mut self,
+        idx: &LineIndex,
+        v: &'a Spanned<DeValue<'i>>,
+        what: &str,
+    ) -> Option<&'a DeTable<'i>> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
-                self.err(idx.pos(v.span().start), format!("{what} must be a table, found {}", other.type_str()), format!("write it as a table: {what}"));
+                self.err(
+                    idx.pos(v.span().start),
+                    format!("{what} must be a table, found {}", other.type_str()),
+                    format!("write it as a table: {what}"),
+                );
                 None
             }
         }
@@ -488,19 +595,35 @@ impl<'c> Loader<'c> {
         match v.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             other => {
-                self.err(idx.pos(v.span().start), format!("`{what}` must be a string, found {}", other.type_str()), "put the value in double quotes");
+                self.err(
+                    idx.pos(v.span().start),
+                    format!("`{what}` must be a string, found {}", other.type_str()),
+                    "put the value in double quotes",
+                );
                 None
             }
         }
     }
 
-    fn scalar_string(&mut self, idx: &LineIndex, v: &Spanned<DeValue<'_>>, what: &str) -> Option<String> {
+    fn scalar_string(
+        &mut self,
+        idx: &LineIndex,
+        v: &Spanned<DeValue<'_>>,
+        what: &str,
+    ) -> Option<String> {
         match v.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             DeValue::Integer(i) => Some(i.as_str().to_string()),
             DeValue::Boolean(b) => Some(b.to_string()),
             other => {
-                self.err(idx.pos(v.span().start), format!("`{what}` must be a string, number or boolean, found {}", other.type_str()), "give a plain value");
+                self.err(
+                    idx.pos(v.span().start),
+                    format!(
+                        "`{what}` must be a string, number or boolean, found {}",
+                        other.type_str()
+                    ),
+                    "give a plain value",
+                );
                 None
             }
         }
@@ -518,39 +641,68 @@ impl<'c> Loader<'c> {
             }
             DeValue::Integer(i) => Value::Int(self.int(idx, v, i)?),
             DeValue::Boolean(b) => Value::Bool(*b),
-            DeValue::Array(a) => Value::List(a.iter().map(|x| self.any_value(idx, x)).collect::<Option<_>>()?),
+            DeValue::Array(a) => Value::List(
+                a.iter()
+                    .map(|x| self.any_value(idx, x))
+                    .collect::<Option<_>>()?,
+            ),
             DeValue::Table(t) => Value::Map(
                 t.iter()
                     .map(|(k, x)| self.any_value(idx, x).map(|x| (k.get_ref().to_string(), x)))
                     .collect::<Option<_>>()?,
             ),
             other => {
-                self.err(pos, format!("{} values are not supported", other.type_str()), "use a string, integer, boolean, array or table");
+                self.err(
+                    pos,
+                    format!("{} values are not supported", other.type_str()),
+                    "use a string, integer, boolean, array or table",
+                );
                 return None;
             }
         })
     }
 
-    fn int(&mut self, idx: &LineIndex, v: &Spanned<DeValue<'_>>, i: &toml::de::DeInteger<'_>) -> Option<i64> {
+    fn int(
+        &mut self,
+        idx: &LineIndex,
+        v: &Spanned<DeValue<'_>>,
+        i: &toml::de::DeInteger<'_>,
+    ) -> Option<i64> {
         let digits = i.as_str().replace('_', "");
-        let digits = digits.trim_start_matches("0x").trim_start_matches("0o").trim_start_matches("0b");
+        let digits = digits
+            .trim_start_matches("0x")
+            .trim_start_matches("0o")
+            .trim_start_matches("0b");
         match i64::from_str_radix(digits, i.radix()) {
             Ok(n) => Some(n),
             Err(_) => {
-                self.err(idx.pos(v.span().start), format!("{} is not a 64-bit integer", i.as_str()), "use a smaller number");
+                self.err(
+                    idx.pos(v.span().start),
+                    format!("{} is not a 64-bit integer", i.as_str()),
+                    "use a smaller number",
+                );
                 None
             }
         }
     }
 
     fn stack_header(&mut self, idx: &LineIndex, t: &DeTable<'_>, pos: Pos) -> StackHeader {
-        let mut h = StackHeader { name: None, region: None, tags: IndexMap::new(), pos };
+        let mut h = StackHeader {
+            name: None,
+            region: None,
+            tags: IndexMap::new(),
+            pos,
+        };
         for (k, v) in t.iter() {
             let p = idx.pos(v.span().start);
             match k.get_ref().as_ref() {
                 "name" => {
                     if let Some(n) = self.string(idx, v, "name") {
-                        if n.is_empty() || !n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+                        if n.is_empty()
+                            || !n
+                                .chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                        {
                             self.err(p, format!("stack name \"{n}\" is not valid"), "use lowercase letters, digits and `-` only (it names the state file)");
                         } else {
                             h.name = Some(n);
@@ -559,21 +711,34 @@ impl<'c> Loader<'c> {
                 }
                 "region" => {
                     if let Some(r) = self.string(idx, v, "region") {
-                        let ok = r.split('-').count() >= 3 && r.ends_with(|c: char| c.is_ascii_digit()) && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                        let ok = r.split('-').count() >= 3
+                            && r.ends_with(|c: char| c.is_ascii_digit())
+                            && r.chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                         if ok {
                             h.region = Some(r);
                         } else {
-                            self.err(p, format!("\"{r}\" is not an AWS region name"), "write it like \"us-east-1\"");
+                            self.err(
+                                p,
+                                format!("\"{r}\" is not an AWS region name"),
+                                "write it like \"us-east-1\"",
+                            );
                         }
                     }
                 }
                 "tags" => h.tags = self.tags(idx, v),
                 other => {
                     let help = match suggest(other, ["name", "region", "tags"]) {
-                        Some(s) => format!("did you mean `{s}`? [stack] takes name, region and tags"),
+                        Some(s) => {
+                            format!("did you mean `{s}`? [stack] takes name, region and tags")
+                        }
                         None => "[stack] takes name, region and tags".into(),
                     };
-                    self.err(idx.pos(k.span().start), format!("unknown key `{other}` in [stack]"), help)
+                    self.err(
+                        idx.pos(k.span().start),
+                        format!("unknown key `{other}` in [stack]"),
+                        help,
+                    )
                 }
             }
         }
@@ -582,11 +747,17 @@ impl<'c> Loader<'c> {
 
     fn tags(&mut self, idx: &LineIndex, v: &Spanned<DeValue<'_>>) -> IndexMap<String, String> {
         let mut out = IndexMap::new();
-        let Some(t) = self.table(idx, v, "tags") else { return out };
+        let Some(t) = self.table(idx, v, "tags") else {
+            return out;
+        };
         for (k, tv) in t.iter() {
             let key = k.get_ref().to_string();
             if key.starts_with("reconcile:") || key.starts_with("aws:") {
-                self.err(idx.pos(k.span().start), format!("tag key `{key}` is reserved"), "`reconcile:` and `aws:` tags are set by reconcile and AWS; choose another key");
+                self.err(
+                    idx.pos(k.span().start),
+                    format!("tag key `{key}` is reserved"),
+                    "`reconcile:` and `aws:` tags are set by reconcile and AWS; choose another key",
+                );
                 continue;
             }
             if let Some(s) = self.string(idx, tv, &format!("tags.{key}")) {
@@ -596,7 +767,15 @@ impl<'c> Loader<'c> {
         out
     }
 
-    fn resource(&mut self, idx: &LineIndex, schema: &'static Schema, address: &str, name: &str, t: &DeTable<'_>, pos: Pos) -> Resource {
+    fn resource(
+        &mut self,
+        idx: &LineIndex,
+        schema: &'static Schema,
+        address: &str,
+        name: &str,
+        t: &DeTable<'_>,
+        pos: Pos,
+    ) -> Resource {
         let mut r = Resource {
             address: address.to_string(),
             kind: schema.kind.to_string(),
@@ -624,41 +803,71 @@ impl<'c> Loader<'c> {
                             }
                         }
                     } else {
-                        self.err(idx.pos(v.span().start), "`depends_on` must be a list of addresses", "write it like depends_on = [\"vpc.main\"]");
+                        self.err(
+                            idx.pos(v.span().start),
+                            "`depends_on` must be a list of addresses",
+                            "write it like depends_on = [\"vpc.main\"]",
+                        );
                     }
                 }
                 "protect" => match v.get_ref() {
                     DeValue::Boolean(b) => r.protect = *b,
-                    other => self.err(idx.pos(v.span().start), format!("`protect` must be true or false, found {}", other.type_str()), "write protect = true"),
+                    other => self.err(
+                        idx.pos(v.span().start),
+                        format!(
+                            "`protect` must be true or false, found {}",
+                            other.type_str()
+                        ),
+                        "write protect = true",
+                    ),
                 },
                 "ignore_changes" => {
                     if let DeValue::Array(a) = v.get_ref() {
                         for x in a.iter() {
                             if let Some(s) = self.string(idx, x, "ignore_changes") {
                                 if schema.field(&s).is_none() && !(s == "tags" && schema.taggable) {
-                                    let help = match suggest(&s, schema.fields.iter().map(|f| f.name)) {
-                                        Some(g) => format!("did you mean `{g}`?"),
-                                        None => format!("name fields of `{}` listed in docs/resources.md", schema.kind),
-                                    };
-                                    self.err(idx.pos(x.span().start), format!("`{address}`: ignore_changes names unknown field `{s}`"), help);
+                                    let help =
+                                        match suggest(&s, schema.fields.iter().map(|f| f.name)) {
+                                            Some(g) => format!("did you mean `{g}`?"),
+                                            None => format!(
+                                                "name fields of `{}` listed in docs/resources.md",
+                                                schema.kind
+                                            ),
+                                        };
+                                    self.err(
+                                        idx.pos(x.span().start),
+                                        format!(
+                                            "`{address}`: ignore_changes names unknown field `{s}`"
+                                        ),
+                                        help,
+                                    );
                                 } else {
                                     r.ignore_changes.push(s);
                                 }
                             }
                         }
                     } else {
-                        self.err(idx.pos(v.span().start), "`ignore_changes` must be a list of field names", "write it like ignore_changes = [\"tags\"]");
+                        self.err(
+                            idx.pos(v.span().start),
+                            "`ignore_changes` must be a list of field names",
+                            "write it like ignore_changes = [\"tags\"]",
+                        );
                     }
                 }
                 "tags" if schema.taggable => own_tags = self.tags(idx, v),
                 _ => match schema.field(&key) {
                     Some(field) => {
-                        if let Some(val) = self.typed(idx, address, &field.ty, &key, v, &mut r.refs) {
+                        if let Some(val) = self.typed(idx, address, &field.ty, &key, v, &mut r.refs)
+                        {
                             r.fields.insert(key, val);
                         }
                     }
                     None => {
-                        let names = schema.fields.iter().map(|f| f.name).chain(schema::META_KEYS.iter().copied());
+                        let names = schema
+                            .fields
+                            .iter()
+                            .map(|f| f.name)
+                            .chain(schema::META_KEYS.iter().copied());
                         let help = match suggest(&key, names) {
                             Some(s) => format!("did you mean `{s}`? The fields of `{}` are listed in docs/resources.md", schema.kind),
                             None => format!("remove it; the fields of `{}` are listed in docs/resources.md", schema.kind),
@@ -674,7 +883,11 @@ impl<'c> Loader<'c> {
                 continue;
             }
             if f.required {
-                self.err(pos.clone(), format!("`{address}`: missing required field `{}`", f.name), format!("add `{} = ...` ({}): {}", f.name, f.ty.describe(), f.doc));
+                self.err(
+                    pos.clone(),
+                    format!("`{address}`: missing required field `{}`", f.name),
+                    format!("add `{} = ...` ({}): {}", f.name, f.ty.describe(), f.doc),
+                );
             } else if let Some(d) = f.default {
                 r.fields.insert(f.name.to_string(), d.value());
             }
@@ -685,12 +898,24 @@ impl<'c> Loader<'c> {
 
     /// Checks a declared value against its type and converts it. Strings holding a
     /// reference are checked once resolved, at plan time.
-    fn typed(&mut self, idx: &LineIndex, address: &str, ty: &Ty, key: &str, v: &Spanned<DeValue<'_>>, refs: &mut Vec<(Reference, Pos)>) -> Option<Value> {
+    fn typed(
+        &mut self,
+        idx: &LineIndex,
+        address: &str,
+        ty: &Ty,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        refs: &mut Vec<(Reference, Pos)>,
+    ) -> Option<Value> {
         let pos = idx.pos(v.span().start);
         if let DeValue::String(s) = v.get_ref() {
             match parse_template(s) {
                 Err(e) => {
-                    self.err(pos, format!("`{address}`.{key}: {e}"), "fix the reference syntax");
+                    self.err(
+                        pos,
+                        format!("`{address}`.{key}: {e}"),
+                        "fix the reference syntax",
+                    );
                     return None;
                 }
                 Ok(parts) => {
@@ -702,14 +927,24 @@ impl<'c> Loader<'c> {
                         }
                     }
                     let whole = matches!(parts.as_slice(), [TemplatePart::Ref(_)]);
-                    if has_ref && (whole || matches!(ty, Ty::Str | Ty::Cidr | Ty::Az | Ty::Pattern(_) | Ty::Enum(_))) {
+                    if has_ref
+                        && (whole
+                            || matches!(
+                                ty,
+                                Ty::Str | Ty::Cidr | Ty::Az | Ty::Pattern(_) | Ty::Enum(_)
+                            ))
+                    {
                         return Some(Value::str(s.to_string()));
                     }
                 }
             }
         }
         let wrong = |this: &mut Self, found: &str| {
-            this.err(pos.clone(), format!("`{address}`.{key} must be {}, found {found}", ty.describe()), format!("change `{key}` to {}", ty.describe()));
+            this.err(
+                pos.clone(),
+                format!("`{address}`.{key} must be {}, found {found}", ty.describe()),
+                format!("change `{key}` to {}", ty.describe()),
+            );
             None
         };
         match (ty, v.get_ref()) {
@@ -719,14 +954,22 @@ impl<'c> Loader<'c> {
             (Ty::Cidr, DeValue::String(s)) => match schema::check_cidr(s) {
                 Ok(()) => Some(Value::str(s.to_string())),
                 Err(e) => {
-                    self.err(pos, format!("`{address}`.{key}: {e}"), "give a valid IPv4 CIDR block");
+                    self.err(
+                        pos,
+                        format!("`{address}`.{key}: {e}"),
+                        "give a valid IPv4 CIDR block",
+                    );
                     None
                 }
             },
             (Ty::Az, DeValue::String(s)) => match schema::check_az(s) {
                 Ok(()) => Some(Value::str(s.to_string())),
                 Err(e) => {
-                    self.err(pos, format!("`{address}`.{key}: {e}"), "give an availability zone of the stack's region");
+                    self.err(
+                        pos,
+                        format!("`{address}`.{key}: {e}"),
+                        "give an availability zone of the stack's region",
+                    );
                     None
                 }
             },
@@ -734,7 +977,11 @@ impl<'c> Loader<'c> {
                 if opts.contains(&s.as_ref()) {
                     Some(Value::str(s.to_string()))
                 } else {
-                    self.err(pos, format!("`{address}`.{key}: \"{s}\" is not allowed"), format!("use one of: {}", opts.join(", ")));
+                    self.err(
+                        pos,
+                        format!("`{address}`.{key}: \"{s}\" is not allowed"),
+                        format!("use one of: {}", opts.join(", ")),
+                    );
                     None
                 }
             }
@@ -760,7 +1007,14 @@ impl<'c> Loader<'c> {
                 let mut out = IndexMap::new();
                 let mut ok = true;
                 for (k, x) in t.iter() {
-                    match self.typed(idx, address, inner, &format!("{key}.{}", k.get_ref()), x, refs) {
+                    match self.typed(
+                        idx,
+                        address,
+                        inner,
+                        &format!("{key}.{}", k.get_ref()),
+                        x,
+                        refs,
+                    ) {
                         Some(v) => {
                             out.insert(k.get_ref().to_string(), v);
                         }
@@ -775,7 +1029,14 @@ impl<'c> Loader<'c> {
                 for (k, x) in t.iter() {
                     let kname = k.get_ref().to_string();
                     match fields.iter().find(|f| f.name == kname) {
-                        Some(f) => match self.typed(idx, address, &f.ty, &format!("{key}.{kname}"), x, refs) {
+                        Some(f) => match self.typed(
+                            idx,
+                            address,
+                            &f.ty,
+                            &format!("{key}.{kname}"),
+                            x,
+                            refs,
+                        ) {
                             Some(v) => {
                                 out.insert(kname, v);
                             }
@@ -784,9 +1045,16 @@ impl<'c> Loader<'c> {
                         None => {
                             let help = match suggest(&kname, fields.iter().map(|f| f.name)) {
                                 Some(s) => format!("did you mean `{s}`?"),
-                                None => format!("allowed: {}", fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")),
+                                None => format!(
+                                    "allowed: {}",
+                                    fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                                ),
                             };
-                            self.err(idx.pos(k.span().start), format!("`{address}`.{key}: unknown field `{kname}`"), help);
+                            self.err(
+                                idx.pos(k.span().start),
+                                format!("`{address}`.{key}: unknown field `{kname}`"),
+                                help,
+                            );
                             ok = false;
                         }
                     }
@@ -796,7 +1064,11 @@ impl<'c> Loader<'c> {
                         continue;
                     }
                     if f.required {
-                        self.err(pos.clone(), format!("`{address}`.{key}: missing required field `{}`", f.name), format!("add `{} = ...` ({})", f.name, f.ty.describe()));
+                        self.err(
+                            pos.clone(),
+                            format!("`{address}`.{key}: missing required field `{}`", f.name),
+                            format!("add `{} = ...` ({})", f.name, f.ty.describe()),
+                        );
                         ok = false;
                     } else if let Some(d) = f.default {
                         out.insert(f.name.to_string(), d.value());
@@ -810,31 +1082,46 @@ impl<'c> Loader<'c> {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Replaces `${input.X}` by its value; resource references and escapes stay as written.
 fn substitute_inputs(v: &Value, inputs: &IndexMap<String, String>) -> Value {
     match v {
         Value::Str(s) => {
-            let Ok(parts) = parse_template(s) else { return v.clone() };
-            if !parts.iter().any(|p| matches!(p, TemplatePart::Ref(Reference::Input(_)))) {
+            let Ok(parts) = parse_template(s) else {
+                return v.clone();
+            };
+            if !parts
+                .iter()
+                .any(|p| matches!(p, TemplatePart::Ref(Reference::Input(_))))
+            {
                 return v.clone();
             }
             let mut out = String::new();
             for p in parts {
                 match p {
                     TemplatePart::Text(t) => out.push_str(&t.replace("${", "$${")),
-                    TemplatePart::Ref(Reference::Input(n)) => {
-                        out.push_str(&inputs.get(&n).cloned().unwrap_or_default().replace("${", "$${"))
-                    }
+                    TemplatePart::Ref(Reference::Input(n)) => out.push_str(
+                        &inputs
+                            .get(&n)
+                            .cloned()
+                            .unwrap_or_default()
+                            .replace("${", "$${"),
+                    ),
                     TemplatePart::Ref(r) => out.push_str(&r.to_string()),
                 }
             }
             Value::Str(out)
         }
         Value::List(l) => Value::List(l.iter().map(|x| substitute_inputs(x, inputs)).collect()),
-        Value::Map(m) => Value::Map(m.iter().map(|(k, x)| (k.clone(), substitute_inputs(x, inputs))).collect()),
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .map(|(k, x)| (k.clone(), substitute_inputs(x, inputs)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

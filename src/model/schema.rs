@@ -150,8 +150,7 @@ pub fn check_az(s: &str) -> Result<(), String> {
         && s.ends_with(|c: char| c.is_ascii_lowercase())
         && s[..s.len() - 1].ends_with(|c: char| c.is_ascii_digit())
         && s.split('-').count() >= 3
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if ok {
         Ok(())
@@ -192,7 +191,9 @@ mod tests {
     #[test]
     fn cidrs() {
         assert!(check_cidr("10.0.0.0/16").is_ok());
-        assert!(check_cidr("10.0.0.1/16").unwrap_err().contains("10.0.0.0/16"));
+        assert!(check_cidr("10.0.0.1/16")
+            .unwrap_err()
+            .contains("10.0.0.0/16"));
         assert!(check_cidr("10.0.0.0").is_err());
         assert!(check_cidr("banana").is_err());
     }

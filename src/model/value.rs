@@ -66,7 +66,11 @@ impl Value {
     /// Strings of a list value, skipping anything that is not a string.
     pub fn str_list(&self) -> Vec<String> {
         self.as_list()
-            .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -176,9 +180,9 @@ pub fn parse_template(s: &str) -> Result<Vec<TemplatePart>, String> {
     while let Some(i) = rest.find('$') {
         text.push_str(&rest[..i]);
         let after = &rest[i..];
-        if after.starts_with("$${") {
+        if let Some(escaped) = after.strip_prefix("$${") {
             text.push_str("${");
-            rest = &after[3..];
+            rest = escaped;
         } else if let Some(body) = after.strip_prefix("${") {
             let end = body
                 .find('}')
@@ -312,12 +316,10 @@ mod tests {
 
     #[test]
     fn template_parts_and_escapes() {
-        let p = parse_template("jdbc://${db_instance.kc.endpoint}:5432/$${x} ${input.domain}").unwrap();
+        let p =
+            parse_template("jdbc://${db_instance.kc.endpoint}:5432/$${x} ${input.domain}").unwrap();
         assert_eq!(p.len(), 4);
-        assert_eq!(
-            p[1],
-            TemplatePart::Text(":5432/${x} ".into())
-        );
+        assert_eq!(p[1], TemplatePart::Text(":5432/${x} ".into()));
         assert_eq!(p[3], TemplatePart::Ref(Reference::Input("domain".into())));
         assert!(parse_template("${vpc.main}").is_err());
         assert!(parse_template("${vpc.main.id").is_err());
@@ -336,8 +338,14 @@ mod tests {
             Value::str("${x.y.ids}").resolve(&lookup),
             Value::List(vec![Value::str("a"), Value::str("b")])
         );
-        assert_eq!(Value::str("id=${x.y.id}").resolve(&lookup), Value::str("id=vpc-1"));
-        assert_eq!(Value::str("id=${x.y.other}").resolve(&lookup), Value::Unknown);
+        assert_eq!(
+            Value::str("id=${x.y.id}").resolve(&lookup),
+            Value::str("id=vpc-1")
+        );
+        assert_eq!(
+            Value::str("id=${x.y.other}").resolve(&lookup),
+            Value::Unknown
+        );
     }
 
     #[test]

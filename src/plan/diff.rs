@@ -36,7 +36,12 @@ pub fn diff_fields(schema: &Schema, desired: &Fields, live: &Fields) -> Vec<Fiel
             _ => false,
         };
         if !same {
-            out.push(FieldChange::new(k, have.cloned(), Some(want.clone()), force));
+            out.push(FieldChange::new(
+                k,
+                have.cloned(),
+                Some(want.clone()),
+                force,
+            ));
         }
     }
     out
@@ -54,8 +59,10 @@ pub fn normalise(v: &Value, set: bool) -> Value {
             Value::List(items)
         }
         Value::Map(m) => {
-            let mut entries: Vec<(String, Value)> =
-                m.iter().map(|(k, x)| (k.clone(), normalise(x, set))).collect();
+            let mut entries: Vec<(String, Value)> = m
+                .iter()
+                .map(|(k, x)| (k.clone(), normalise(x, set)))
+                .collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             Value::Map(entries.into_iter().collect())
         }
@@ -81,7 +88,10 @@ mod tests {
     };
 
     fn f(pairs: &[(&str, Value)]) -> Fields {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -93,8 +103,14 @@ mod tests {
 
     #[test]
     fn force_new_and_unknown() {
-        let want = f(&[("cidr", Value::str("10.1.0.0/16")), ("flag", Value::Unknown)]);
-        let have = f(&[("cidr", Value::str("10.0.0.0/16")), ("flag", Value::Bool(true))]);
+        let want = f(&[
+            ("cidr", Value::str("10.1.0.0/16")),
+            ("flag", Value::Unknown),
+        ]);
+        let have = f(&[
+            ("cidr", Value::str("10.0.0.0/16")),
+            ("flag", Value::Bool(true)),
+        ]);
         let d = diff_fields(&S, &want, &have);
         assert_eq!(d.len(), 2);
         assert!(d[0].forces_replace);
@@ -104,7 +120,10 @@ mod tests {
     #[test]
     fn undeclared_fields_are_not_managed() {
         let want = f(&[("flag", Value::Bool(true))]);
-        let have = f(&[("flag", Value::Bool(true)), ("cidr", Value::str("10.0.0.0/16"))]);
+        let have = f(&[
+            ("flag", Value::Bool(true)),
+            ("cidr", Value::str("10.0.0.0/16")),
+        ]);
         assert!(diff_fields(&S, &want, &have).is_empty());
     }
 }

@@ -212,7 +212,11 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     let adopted: HashMap<&str, &Adoption> =
         adoptions.iter().map(|a| (a.address.as_str(), a)).collect();
     let live = |addr: &str| -> Option<Observed> {
-        observed.get(addr).cloned().flatten().or_else(|| adopted.get(addr).map(|a| a.observed.clone()))
+        observed
+            .get(addr)
+            .cloned()
+            .flatten()
+            .or_else(|| adopted.get(addr).map(|a| a.observed.clone()))
     };
 
     let selected = select_targets(graph, state, targets);
@@ -222,9 +226,15 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             continue;
         }
         let r = &stack.resources[addr];
-        let schema = catalog.schema(&r.kind).expect("validated kinds have schemas");
+        let schema = catalog
+            .schema(&r.kind)
+            .expect("validated kinds have schemas");
         let lookup = |rf: &Reference| lookup_planned(&planned, &live, rf);
-        let resolved: Fields = r.fields.iter().map(|(k, v)| (k.clone(), v.resolve(&lookup))).collect();
+        let resolved: Fields = r
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
+            .collect();
         let mut tags = IndexMap::new();
         if schema.taggable {
             tags = desired_tags(stack, addr);
@@ -286,12 +296,17 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                     if step.drift {
                         step.reason = Some("drift: changed outside reconcile".into());
                     }
-                    let forcing: Vec<&str> = changes.iter().filter(|c| c.forces_replace).map(|c| c.field.as_str()).collect();
+                    let forcing: Vec<&str> = changes
+                        .iter()
+                        .filter(|c| c.forces_replace)
+                        .map(|c| c.field.as_str())
+                        .collect();
                     if forcing.is_empty() {
                         step.action = Action::Update;
                     } else {
                         step.action = Action::Replace;
-                        step.create_before_destroy = catalog.create_before_destroy(&r.kind, &changes);
+                        step.create_before_destroy =
+                            catalog.create_before_destroy(&r.kind, &changes);
                         if r.protect {
                             errors.push(PlanError {
                                 address: addr.clone(),
@@ -319,7 +334,8 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         .collect();
     deletes.sort_by(|a, b| a.address.cmp(&b.address));
     for s in deletes {
-        let protect = s.protect || (destroy && stack.resources.get(&s.address).is_some_and(|r| r.protect));
+        let protect =
+            s.protect || (destroy && stack.resources.get(&s.address).is_some_and(|r| r.protect));
         if protect {
             errors.push(PlanError {
                 address: s.address.clone(),
@@ -358,7 +374,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     }
     // Adoptions of resources no longer declared are deleted too, so nothing is orphaned.
     for a in &adoptions {
-        if (destroy || !stack.resources.contains_key(&a.address)) && !state.resources.contains_key(&a.address) {
+        if (destroy || !stack.resources.contains_key(&a.address))
+            && !state.resources.contains_key(&a.address)
+        {
             steps.push(Step {
                 address: a.address.clone(),
                 kind: a.kind.clone(),
@@ -385,7 +403,10 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             kind: d.kind.clone(),
             action: Action::Delete,
             id: Some(d.id.clone()),
-            reason: Some(format!("old copy {} left by an interrupted replacement", d.id)),
+            reason: Some(format!(
+                "old copy {} left by an interrupted replacement",
+                d.id
+            )),
             drift: false,
             changes: vec![],
             create_before_destroy: false,
@@ -418,7 +439,11 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         destroy,
         steps,
         adoptions,
-        outputs: stack.outputs.iter().map(|(k, o)| (k.clone(), o.value.clone())).collect(),
+        outputs: stack
+            .outputs
+            .iter()
+            .map(|(k, o)| (k.clone(), o.value.clone()))
+            .collect(),
         observed: observed_out,
     })
 }

@@ -26,7 +26,11 @@ pub const EVENTUAL_CONSISTENCY: &[&str] = &[
 /// mutations that take an id created earlier in the same apply.
 pub fn eventual<E>() -> aws_sdk_ec2::config::Builder
 where
-    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
+    E: std::error::Error
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + Send
+        + Sync
+        + 'static,
 {
     aws_sdk_ec2::config::Builder::default().retry_classifier(
         AwsErrorCodeClassifier::<E>::builder()
@@ -39,7 +43,11 @@ where
 /// for a while after a dependent (an ENI, an attachment) is released.
 pub fn eventual_delete<E>() -> aws_sdk_ec2::config::Builder
 where
-    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + Send + Sync + 'static,
+    E: std::error::Error
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + Send
+        + Sync
+        + 'static,
 {
     const CODES: &[&str] = &["DependencyViolation", "InvalidGroup.InUse"];
     aws_sdk_ec2::config::Builder::default().retry_classifier(
@@ -60,7 +68,10 @@ pub fn filter<S: Into<String>>(name: &str, values: impl IntoIterator<Item = S>) 
 pub fn tagged_filters(cx: &Cx, addresses: &[String]) -> Vec<Filter> {
     let mut f = vec![filter(&format!("tag:{TAG_STACK}"), [cx.stack.clone()])];
     if !addresses.is_empty() {
-        f.push(filter(&format!("tag:{TAG_ADDRESS}"), addresses.iter().cloned()));
+        f.push(filter(
+            &format!("tag:{TAG_ADDRESS}"),
+            addresses.iter().cloned(),
+        ));
     }
     f
 }
@@ -124,7 +135,9 @@ pub async fn sync_tags(
             .resources(id)
             .set_tags(Some(to_tags(&changed)))
             .customize()
-            .config_override(eventual::<aws_sdk_ec2::operation::create_tags::CreateTagsError>())
+            .config_override(eventual::<
+                aws_sdk_ec2::operation::create_tags::CreateTagsError,
+            >())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;

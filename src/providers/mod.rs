@@ -2,15 +2,15 @@
 //! the shared AWS clients, call counting, retry policy and error typing.
 
 pub mod ec2;
-pub mod observe;
-pub mod vpc;
-pub mod subnet;
-pub mod internet_gateway;
 pub mod elastic_ip;
+pub mod internet_gateway;
 pub mod nat_gateway;
+pub mod observe;
 pub mod route_table;
 pub mod security_group;
 pub mod security_group_rule;
+pub mod subnet;
+pub mod vpc;
 
 use crate::model::{Fields, Schema};
 use crate::plan::{FieldChange, KindCatalog, Observed};
@@ -58,12 +58,20 @@ pub trait Provider: Send + Sync {
 
     /// Observes many resources by id in as few calls as the API allows (one
     /// describe per page). Ids that no longer exist are absent from the answer.
-    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>, ProviderError>;
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError>;
 
     /// Resources of this kind tagged with the stack and one of `addresses`
     /// (all of the stack's when empty), keyed by their `reconcile:address` tag.
     /// This is how a create interrupted before state recorded it is found again.
-    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<HashMap<String, Observed>, ProviderError>;
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError>;
 
     /// Pure: field differences between desired and live.
     fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
@@ -127,13 +135,19 @@ impl ProviderError {
         } else {
             format!("{code}: {message}")
         };
-        if code.ends_with(".NotFound") || code.ends_with("NotFound") || code == "ResourceNotFoundException" {
+        if code.ends_with(".NotFound")
+            || code.ends_with("NotFound")
+            || code == "ResourceNotFoundException"
+        {
             ProviderError::NotFound(text)
         } else if code.contains("Throttl") || code == "RequestLimitExceeded" {
             ProviderError::Throttled(text)
         } else if code == "DependencyViolation" {
             ProviderError::DependencyViolation(text)
-        } else if code.starts_with("InvalidParameter") || code == "ValidationException" || code.ends_with(".Malformed") {
+        } else if code.starts_with("InvalidParameter")
+            || code == "ValidationException"
+            || code.ends_with(".Malformed")
+        {
             ProviderError::InvalidInput(text)
         } else {
             ProviderError::Aws { code, message }
@@ -261,7 +275,11 @@ impl Registry {
         self.providers.get(kind)
     }
     pub fn schemas(&self) -> Vec<&'static Schema> {
-        KINDS.iter().filter_map(|k| self.get(k)).map(|p| p.schema()).collect()
+        KINDS
+            .iter()
+            .filter_map(|k| self.get(k))
+            .map(|p| p.schema())
+            .collect()
     }
     /// Schema lookup for the model loader.
     pub fn schema_of(&self, kind: &str) -> Option<&'static Schema> {
@@ -274,9 +292,12 @@ impl KindCatalog for Registry {
         self.schema_of(kind)
     }
     fn diff(&self, kind: &str, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        self.get(kind).map(|p| p.diff(desired, live)).unwrap_or_default()
+        self.get(kind)
+            .map(|p| p.diff(desired, live))
+            .unwrap_or_default()
     }
     fn create_before_destroy(&self, kind: &str, changes: &[FieldChange]) -> bool {
-        self.get(kind).is_some_and(|p| p.create_before_destroy(changes))
+        self.get(kind)
+            .is_some_and(|p| p.create_before_destroy(changes))
     }
 }

@@ -42,7 +42,9 @@ pub async fn observe_stack(
     let reads = by_kind.iter().map(|(kind, items)| async move {
         let p = registry.get(kind).ok_or_else(|| ObserveError {
             kind: kind.to_string(),
-            source: ProviderError::Other(format!("state holds unknown kind `{kind}`; upgrade reconcile")),
+            source: ProviderError::Other(format!(
+                "state holds unknown kind `{kind}`; upgrade reconcile"
+            )),
         })?;
         let mut ids: Vec<String> = items.iter().map(|(_, id)| id.clone()).collect();
         ids.sort();
@@ -68,12 +70,17 @@ pub async fn observe_stack(
     if let Some(stack) = stack {
         for r in stack.resources.values() {
             if observed.get(&r.address).is_none_or(Option::is_none) {
-                wanted.entry(r.kind.clone()).or_default().push(r.address.clone());
+                wanted
+                    .entry(r.kind.clone())
+                    .or_default()
+                    .push(r.address.clone());
             }
         }
     }
     for j in &state.journal {
-        if j.op == crate::state::JournalOp::Create && observed.get(&j.address).is_none_or(Option::is_none) {
+        if j.op == crate::state::JournalOp::Create
+            && observed.get(&j.address).is_none_or(Option::is_none)
+        {
             let v = wanted.entry(j.kind.clone()).or_default();
             if !v.contains(&j.address) {
                 v.push(j.address.clone());
@@ -101,8 +108,15 @@ pub async fn observe_stack(
         let mut found: Vec<(String, Observed)> = found.into_iter().collect();
         found.sort_by(|a, b| a.0.cmp(&b.0));
         for (address, obs) in found {
-            adoptions.push(Adoption { address, kind: kind.clone(), observed: obs });
+            adoptions.push(Adoption {
+                address,
+                kind: kind.clone(),
+                observed: obs,
+            });
         }
     }
-    Ok(Observation { observed, adoptions })
+    Ok(Observation {
+        observed,
+        adoptions,
+    })
 }

@@ -1,6 +1,8 @@
 //! `vpc`: an Amazon VPC with its DNS attributes.
 
-use super::ec2::{self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of};
+use super::ec2::{
+    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
+};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Default, Field, Schema, Ty};
 use crate::model::{Fields, Value};
@@ -15,16 +17,32 @@ pub static SCHEMA: Schema = Schema {
     kind: "vpc",
     doc: "An Amazon VPC.",
     fields: &[
-        Field::new("cidr_block", Ty::Cidr, "The IPv4 range of the VPC, /16 to /28.")
-            .required()
-            .force_new(),
-        Field::new("enable_dns_support", Ty::Bool, "Whether the Amazon DNS server resolves names in the VPC.")
-            .default(Default::Bool(true)),
-        Field::new("enable_dns_hostnames", Ty::Bool, "Whether instances get public DNS hostnames.")
-            .default(Default::Bool(false)),
-        Field::new("instance_tenancy", Ty::Enum(&["default", "dedicated"]), "Tenancy of instances launched in the VPC.")
-            .default(Default::Str("default"))
-            .force_new(),
+        Field::new(
+            "cidr_block",
+            Ty::Cidr,
+            "The IPv4 range of the VPC, /16 to /28.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "enable_dns_support",
+            Ty::Bool,
+            "Whether the Amazon DNS server resolves names in the VPC.",
+        )
+        .default(Default::Bool(true)),
+        Field::new(
+            "enable_dns_hostnames",
+            Ty::Bool,
+            "Whether instances get public DNS hostnames.",
+        )
+        .default(Default::Bool(false)),
+        Field::new(
+            "instance_tenancy",
+            Ty::Enum(&["default", "dedicated"]),
+            "Tenancy of instances launched in the VPC.",
+        )
+        .default(Default::Str("default"))
+        .force_new(),
     ],
     attributes: &[
         ("id", "The VPC id (vpc-...)."),
@@ -54,14 +72,29 @@ impl Vpc {
             .await
             .map_err(ProviderError::from_sdk)?;
         Ok((
-            support.enable_dns_support().and_then(|a| a.value()).unwrap_or(false),
-            hostnames.enable_dns_hostnames().and_then(|a| a.value()).unwrap_or(false),
+            support
+                .enable_dns_support()
+                .and_then(|a| a.value())
+                .unwrap_or(false),
+            hostnames
+                .enable_dns_hostnames()
+                .and_then(|a| a.value())
+                .unwrap_or(false),
         ))
     }
 
-    async fn describe(&self, cx: &Cx, filters: Vec<aws_sdk_ec2::types::Filter>) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(
+        &self,
+        cx: &Cx,
+        filters: Vec<aws_sdk_ec2::types::Filter>,
+    ) -> Result<Vec<Observed>, ProviderError> {
         let mut out = Vec::new();
-        let mut pages = cx.ec2.describe_vpcs().set_filters(Some(filters)).into_paginator().send();
+        let mut pages = cx
+            .ec2
+            .describe_vpcs()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(ProviderError::from_sdk)?;
             for v in page.vpcs() {
@@ -69,12 +102,19 @@ impl Vpc {
                 let (support, hostnames) = self.dns(cx, id).await?;
                 let owner = v.owner_id().unwrap_or_default().to_string();
                 let mut fields = Fields::new();
-                fields.insert("cidr_block".into(), Value::str(v.cidr_block().unwrap_or_default()));
+                fields.insert(
+                    "cidr_block".into(),
+                    Value::str(v.cidr_block().unwrap_or_default()),
+                );
                 fields.insert("enable_dns_support".into(), Value::Bool(support));
                 fields.insert("enable_dns_hostnames".into(), Value::Bool(hostnames));
                 fields.insert(
                     "instance_tenancy".into(),
-                    Value::str(v.instance_tenancy().map(|t| t.as_str()).unwrap_or("default")),
+                    Value::str(
+                        v.instance_tenancy()
+                            .map(|t| t.as_str())
+                            .unwrap_or("default"),
+                    ),
                 );
                 out.push(Observed {
                     id: id.to_string(),
@@ -96,7 +136,9 @@ impl Vpc {
             req.enable_dns_hostnames(v)
         };
         req.customize()
-            .config_override(eventual::<aws_sdk_ec2::operation::modify_vpc_attribute::ModifyVpcAttributeError>())
+            .config_override(eventual::<
+                aws_sdk_ec2::operation::modify_vpc_attribute::ModifyVpcAttributeError,
+            >())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
@@ -107,7 +149,10 @@ impl Vpc {
 fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
     let mut a = Fields::new();
     a.insert("id".into(), Value::str(id));
-    a.insert("arn".into(), Value::str(format!("arn:aws:ec2:{}:{owner}:vpc/{id}", cx.region)));
+    a.insert(
+        "arn".into(),
+        Value::str(format!("arn:aws:ec2:{}:{owner}:vpc/{id}", cx.region)),
+    );
     a.insert("owner_id".into(), Value::str(owner));
     a
 }
@@ -118,15 +163,25 @@ impl Provider for Vpc {
         &SCHEMA
     }
 
-    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let found = self.describe(cx, vec![filter("vpc-id", ids.iter().cloned())]).await?;
+        let found = self
+            .describe(cx, vec![filter("vpc-id", ids.iter().cloned())])
+            .await?;
         Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
-    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
         let found = self.describe(cx, tagged_filters(cx, addresses)).await?;
         Ok(found
             .into_iter()
@@ -136,8 +191,14 @@ impl Provider for Vpc {
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
-        let cidr = f.get("cidr_block").and_then(Value::as_str).unwrap_or_default();
-        let tenancy = f.get("instance_tenancy").and_then(Value::as_str).unwrap_or("default");
+        let cidr = f
+            .get("cidr_block")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let tenancy = f
+            .get("instance_tenancy")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
         let out = cx
             .ec2
             .create_vpc()
@@ -147,11 +208,19 @@ impl Provider for Vpc {
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
-        let v = out.vpc().ok_or_else(|| ProviderError::Other("CreateVpc returned no VPC".into()))?;
+        let v = out
+            .vpc()
+            .ok_or_else(|| ProviderError::Other("CreateVpc returned no VPC".into()))?;
         let id = v.vpc_id().unwrap_or_default().to_string();
         // AWS defaults: DNS support on, hostnames off. Only differences cost a call.
-        let support = f.get("enable_dns_support").and_then(Value::as_bool).unwrap_or(true);
-        let hostnames = f.get("enable_dns_hostnames").and_then(Value::as_bool).unwrap_or(false);
+        let support = f
+            .get("enable_dns_support")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let hostnames = f
+            .get("enable_dns_hostnames")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if !support {
             self.set_dns(cx, &id, "enable_dns_support", false).await?;
         }
@@ -166,10 +235,20 @@ impl Provider for Vpc {
         })
     }
 
-    async fn update(&self, cx: &Cx, live: &Observed, want: &Desired<'_>, changes: &[FieldChange]) -> Result<Observed, ProviderError> {
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
         for attr in ["enable_dns_support", "enable_dns_hostnames"] {
             if changes_field(changes, attr) {
-                let on = want.fields.get(attr).and_then(Value::as_bool).unwrap_or(false);
+                let on = want
+                    .fields
+                    .get(attr)
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 self.set_dns(cx, &live.id, attr, on).await?;
             }
         }
@@ -192,7 +271,9 @@ impl Provider for Vpc {
             .delete_vpc()
             .vpc_id(id)
             .customize()
-            .config_override(eventual_delete::<aws_sdk_ec2::operation::delete_vpc::DeleteVpcError>())
+            .config_override(eventual_delete::<
+                aws_sdk_ec2::operation::delete_vpc::DeleteVpcError,
+            >())
             .send()
             .await
         {

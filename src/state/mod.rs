@@ -234,7 +234,8 @@ mod tests {
         let back = store.load("us-east-1").unwrap();
         assert_eq!(back.serial, 2);
         assert_eq!(back.lineage, st.lineage);
-        let prev: State = serde_json::from_str(&std::fs::read_to_string(store.prev_path()).unwrap()).unwrap();
+        let prev: State =
+            serde_json::from_str(&std::fs::read_to_string(store.prev_path()).unwrap()).unwrap();
         assert_eq!(prev.serial, 1);
     }
 
@@ -257,6 +258,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s.json"), "{not json").unwrap();
         let store = StateStore::new(dir.path(), "s");
-        assert!(matches!(store.load("us-east-1"), Err(StateError::Corrupt { .. })));
+        assert!(matches!(
+            store.load("us-east-1"),
+            Err(StateError::Corrupt { .. })
+        ));
     }
 }

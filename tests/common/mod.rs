@@ -41,8 +41,12 @@ impl Moto {
             "{} is missing: run `scripts/emulator.sh install` first",
             bin.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(&bin)
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -50,7 +54,9 @@ impl Moto {
             .expect("start moto_server");
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if http_get(port, "/moto-api/").is_some_and(|b| b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200")) {
+            if http_get(port, "/moto-api/")
+                .is_some_and(|b| b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200"))
+            {
                 return Moto {
                     url: format!("http://127.0.0.1:{port}"),
                     port,
@@ -59,6 +65,8 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("moto_server did not answer on port {port} within 30 s");
     }
 
