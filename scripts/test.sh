@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/emulator.sh install
 cargo build --all-targets
-cargo test --all-targets -- --test-threads "${RECONCILE_TEST_THREADS:-4}"
+cargo test --all-targets --no-fail-fast -- --test-threads "${RECONCILE_TEST_THREADS:-4}"

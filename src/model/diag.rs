@@ -121,7 +121,7 @@ mod tests {
         let idx = LineIndex::new(Path::new("a.toml"), "ab\ncdé\nx");
         assert_eq!((idx.pos(0).line, idx.pos(0).col), (1, 1));
         assert_eq!((idx.pos(4).line, idx.pos(4).col), (2, 2));
-        assert_eq!((idx.pos(9).line, idx.pos(9).col), (3, 1));
+        assert_eq!((idx.pos(8).line, idx.pos(8).col), (3, 1));
     }
 
     #[test]
