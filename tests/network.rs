@@ -212,6 +212,33 @@ async fn subnet_updates_in_place_replaces_on_cidr_and_deletes_when_removed() {
     let p = Project::new();
     let ec2 = moto.ec2().await;
     p.write("net.toml", &small_stack("lifecycle", SUBNET_A));
+
+    // The plan for machines: every resource a create, AWS-decided values unknown.
+    let run = p.run(Some(&moto), &["plan", "--json", "--detailed-exitcode"]);
+    run.expect_code(2);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["summary"]["create"], 6);
+    assert_eq!(doc["has_changes"], true);
+    let subnet = doc["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["address"] == "subnet.a")
+        .unwrap();
+    assert_eq!(subnet["action"], "create");
+    assert_eq!(
+        subnet["planned"]["vpc_id"],
+        serde_json::json!({"$unknown": true})
+    );
+    assert_eq!(subnet["dependencies"], serde_json::json!(["vpc.main"]));
+    let run = p.run(Some(&moto), &["plan"]);
+    assert!(
+        run.stdout
+            .contains("vpc_id                  = (known after apply)"),
+        "{}",
+        run.stdout
+    );
+
     p.run(Some(&moto), &["apply", "--auto-approve"])
         .expect_code(0);
     let before = subnet_of(&ec2, "lifecycle", "subnet.a").await;

@@ -217,3 +217,42 @@ fn validate_makes_no_call_and_accepts_a_good_stack() {
     );
     sentinel.assert_no_call();
 }
+
+#[test]
+fn graph_prints_dot_with_reference_and_depends_on_edges() {
+    let p = Project::new();
+    p.write(
+        "s.toml",
+        &format!(
+            "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+             [subnet.a]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.0.1.0/24\"\navailability_zone = \"us-east-1a\"\n\n\
+             [internet_gateway.gw]\ndepends_on = [\"subnet.a\"]\n"
+        ),
+    );
+    let sentinel = Sentinel::new();
+    let run = p.run_at(&sentinel.url, &["graph"]);
+    run.expect_code(0);
+    sentinel.assert_no_call();
+    assert!(
+        run.stdout.starts_with("digraph \"val\" {"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("\"vpc.main\" -> \"subnet.a\";"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("\"subnet.a\" -> \"internet_gateway.gw\";"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout
+            .contains("\"vpc.main\" -> \"internet_gateway.gw\""),
+        "{}",
+        run.stdout
+    );
+}

@@ -571,3 +571,220 @@ fn tags_value(t: &IndexMap<String, String>) -> Value {
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petgraph::algo::has_path_connecting;
+
+    fn step(addr: &str, action: Action, deps: &[&str], cbd: bool) -> Step {
+        Step {
+            address: addr.into(),
+            kind: addr.split('.').next().unwrap().into(),
+            action,
+            id: (action != Action::Create).then(|| format!("{addr}-old")),
+            reason: None,
+            drift: false,
+            changes: vec![],
+            create_before_destroy: cbd,
+            desired: None,
+            planned: None,
+            tags: IndexMap::new(),
+            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            protect: false,
+            ignore_changes: vec![],
+            already_gone: false,
+            deposed: false,
+        }
+    }
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan {
+            format_version: 1,
+            stack: "t".into(),
+            region: "us-east-1".into(),
+            source: "t.toml".into(),
+            state_lineage: None,
+            state_serial: 0,
+            destroy: false,
+            steps,
+            adoptions: vec![],
+            outputs: IndexMap::new(),
+            observed: IndexMap::new(),
+        }
+    }
+
+    fn state(entries: &[(&str, &[&str])]) -> State {
+        let mut st = State::default();
+        for (addr, deps) in entries {
+            st.resources.insert(
+                addr.to_string(),
+                StateResource {
+                    address: addr.to_string(),
+                    kind: addr.split('.').next().unwrap().into(),
+                    id: format!("{addr}-old"),
+                    inputs: Fields::new(),
+                    attributes: Fields::new(),
+                    dependencies: deps.iter().map(|d| d.to_string()).collect(),
+                    protect: false,
+                },
+            );
+        }
+        st
+    }
+
+    /// Whether operation `a` must finish before `b` starts.
+    fn before(p: &Plan, st: &State, a: (&str, &str), b: (&str, &str)) -> bool {
+        let (g, idx) = op_graph(p, st);
+        let find = |(verb, addr): (&str, &str)| {
+            let i = p.steps.iter().position(|s| s.address == addr).unwrap();
+            let op = match verb {
+                "create" => Op::Create(i),
+                "update" => Op::Update(i),
+                _ => Op::Delete(i, format!("{addr}-old")),
+            };
+            idx[&op]
+        };
+        petgraph::algo::toposort(&g, None).expect("no cycle");
+        has_path_connecting(&g, find(a), find(b), None)
+    }
+
+    #[test]
+    fn deletes_run_in_reverse_dependency_order() {
+        let p = plan(vec![
+            step(
+                "route_table.a",
+                Action::Delete,
+                &["vpc.main", "subnet.a"],
+                false,
+            ),
+            step("subnet.a", Action::Delete, &["vpc.main"], false),
+            step("vpc.main", Action::Delete, &[], false),
+        ]);
+        let st = state(&[
+            ("vpc.main", &[]),
+            ("subnet.a", &["vpc.main"]),
+            ("route_table.a", &["vpc.main", "subnet.a"]),
+        ]);
+        assert!(before(
+            &p,
+            &st,
+            ("delete", "route_table.a"),
+            ("delete", "subnet.a")
+        ));
+        assert!(before(
+            &p,
+            &st,
+            ("delete", "subnet.a"),
+            ("delete", "vpc.main")
+        ));
+        assert!(!before(
+            &p,
+            &st,
+            ("delete", "vpc.main"),
+            ("delete", "subnet.a")
+        ));
+    }
+
+    #[test]
+    fn create_before_delete_moves_dependents_before_the_old_copy_goes() {
+        let p = plan(vec![
+            step("subnet.a", Action::Replace, &[], true),
+            step("route_table.a", Action::Update, &["subnet.a"], false),
+        ]);
+        let st = state(&[("subnet.a", &[]), ("route_table.a", &["subnet.a"])]);
+        assert!(before(
+            &p,
+            &st,
+            ("create", "subnet.a"),
+            ("update", "route_table.a")
+        ));
+        assert!(before(
+            &p,
+            &st,
+            ("update", "route_table.a"),
+            ("delete", "subnet.a")
+        ));
+    }
+
+    #[test]
+    fn delete_before_create_deletes_first_and_updates_dependents_after() {
+        let p = plan(vec![
+            step("subnet.a", Action::Replace, &[], false),
+            step("nat_gateway.a", Action::Replace, &["subnet.a"], false),
+            step("route_table.a", Action::Update, &["subnet.a"], false),
+        ]);
+        let st = state(&[
+            ("subnet.a", &[]),
+            ("nat_gateway.a", &["subnet.a"]),
+            ("route_table.a", &["subnet.a"]),
+        ]);
+        assert!(before(
+            &p,
+            &st,
+            ("delete", "nat_gateway.a"),
+            ("delete", "subnet.a")
+        ));
+        assert!(before(
+            &p,
+            &st,
+            ("delete", "subnet.a"),
+            ("create", "subnet.a")
+        ));
+        assert!(before(
+            &p,
+            &st,
+            ("create", "subnet.a"),
+            ("create", "nat_gateway.a")
+        ));
+        assert!(before(
+            &p,
+            &st,
+            ("create", "subnet.a"),
+            ("update", "route_table.a")
+        ));
+    }
+
+    #[test]
+    fn a_dependent_lets_go_before_its_dependency_is_deleted() {
+        let p = plan(vec![
+            step("route_table.a", Action::Update, &[], false),
+            step("subnet.a", Action::Delete, &[], false),
+        ]);
+        let st = state(&[("subnet.a", &[]), ("route_table.a", &["subnet.a"])]);
+        assert!(before(
+            &p,
+            &st,
+            ("update", "route_table.a"),
+            ("delete", "subnet.a")
+        ));
+    }
+
+    #[test]
+    fn creates_follow_dependencies_and_independent_work_is_parallel() {
+        let p = plan(vec![
+            step("vpc.main", Action::Create, &[], true),
+            step("subnet.a", Action::Create, &["vpc.main"], true),
+            step("subnet.b", Action::Create, &["vpc.main"], true),
+        ]);
+        let st = State::default();
+        assert!(before(
+            &p,
+            &st,
+            ("create", "vpc.main"),
+            ("create", "subnet.a")
+        ));
+        assert!(!before(
+            &p,
+            &st,
+            ("create", "subnet.a"),
+            ("create", "subnet.b")
+        ));
+        assert!(!before(
+            &p,
+            &st,
+            ("create", "subnet.b"),
+            ("create", "subnet.a")
+        ));
+    }
+}

@@ -319,7 +319,9 @@ mod tests {
         let p =
             parse_template("jdbc://${db_instance.kc.endpoint}:5432/$${x} ${input.domain}").unwrap();
         assert_eq!(p.len(), 4);
-        assert!(matches!(&p[1], TemplatePart::Ref(Reference::Resource { attr, .. }) if attr == "endpoint"));
+        assert!(
+            matches!(&p[1], TemplatePart::Ref(Reference::Resource { attr, .. }) if attr == "endpoint")
+        );
         assert_eq!(p[2], TemplatePart::Text(":5432/${x} ".into()));
         assert_eq!(p[3], TemplatePart::Ref(Reference::Input("domain".into())));
         assert!(parse_template("${vpc.main}").is_err());
