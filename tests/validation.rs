@@ -256,3 +256,16 @@ fn graph_prints_dot_with_reference_and_depends_on_edges() {
         run.stdout
     );
 }
+
+#[test]
+fn a_rule_resource_on_a_group_with_inline_rules_is_refused() {
+    let text = format!(
+        "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+         [security_group.db]\nname = \"db\"\nvpc_id = \"${{vpc.main.id}}\"\n\
+         ingress = [{{ protocol = \"tcp\", from_port = 5432, to_port = 5432, cidr_block = \"10.0.0.0/16\" }}]\n\n\
+         [security_group_rule.extra]\nsecurity_group_id = \"${{security_group.db.id}}\"\ntype = \"ingress\"\n\
+         protocol = \"tcp\"\nfrom_port = 22\nto_port = 22\ncidr_block = \"10.0.0.0/16\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:14:1: `security_group_rule.extra` adds an ingress rule to `security_group.db`, which lists its own `ingress` rules");
+}

@@ -304,6 +304,9 @@ fn load(g: &Global, registry: &Registry, path: &Path) -> Result<(Stack, Graph), 
         &inputs,
         g.region.as_deref(),
     );
+    if let Some(stack) = &stack {
+        diags.extend(registry.validate(stack));
+    }
     let graph = stack.as_ref().map(Graph::build);
     if let Some(Err(cycles)) = &graph {
         diags.extend(cycles.iter().cloned());

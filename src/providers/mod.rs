@@ -78,6 +78,16 @@ pub trait Provider: Send + Sync {
         crate::plan::diff_fields(self.schema(), desired, live)
     }
 
+    /// Pure: problems only visible with the whole stack at hand (two resources
+    /// that would undo each other, say). Reported with the other validation errors.
+    fn validate(
+        &self,
+        _stack: &crate::model::Stack,
+        _r: &crate::model::Resource,
+    ) -> Vec<crate::model::Diagnostic> {
+        vec![]
+    }
+
     /// Pure: whether a replacement with these changes can create the new
     /// resource while the old one still exists.
     fn create_before_destroy(&self, _changes: &[FieldChange]) -> bool {
@@ -281,6 +291,16 @@ impl Registry {
             .map(|p| p.schema())
             .collect()
     }
+    /// Every kind's whole-stack checks.
+    pub fn validate(&self, stack: &crate::model::Stack) -> Vec<crate::model::Diagnostic> {
+        stack
+            .resources
+            .values()
+            .filter_map(|r| self.get(&r.kind).map(|p| p.validate(stack, r)))
+            .flatten()
+            .collect()
+    }
+
     /// Schema lookup for the model loader.
     pub fn schema_of(&self, kind: &str) -> Option<&'static Schema> {
         self.get(kind).map(|p| p.schema())

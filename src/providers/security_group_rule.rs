@@ -240,6 +240,50 @@ impl Provider for SecurityGroupRule {
         &SCHEMA
     }
 
+    /// A rule added to a group that also lists its rules of that direction inline
+    /// would be revoked by the group and re-added by the rule on every apply.
+    fn validate(
+        &self,
+        stack: &crate::model::Stack,
+        r: &crate::model::Resource,
+    ) -> Vec<crate::model::Diagnostic> {
+        let direction = r
+            .fields
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("ingress");
+        let target = r
+            .fields
+            .get("security_group_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Ok(parts) = crate::model::value::parse_template(target) else {
+            return vec![];
+        };
+        let [crate::model::value::TemplatePart::Ref(crate::model::Reference::Resource {
+            kind,
+            name,
+            ..
+        })] = parts.as_slice()
+        else {
+            return vec![];
+        };
+        let group = format!("{kind}.{name}");
+        match stack.resources.get(&group) {
+            Some(g) if kind == "security_group" && g.fields.contains_key(direction) => {
+                vec![crate::model::Diagnostic::at(
+                    r.field_pos.get("security_group_id").cloned().unwrap_or(r.pos.clone()),
+                    format!(
+                        "`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other",
+                        r.address
+                    ),
+                    format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
+                )]
+            }
+            _ => vec![],
+        }
+    }
+
     /// The rule is compared in the shape AWS reports it in.
     fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
         crate::plan::diff_fields(&SCHEMA, &canonical_rule_fields(desired), live)
