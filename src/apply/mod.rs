@@ -42,6 +42,9 @@ pub struct ApplyReport {
     pub failed: Vec<(String, String)>,
     /// Addresses not attempted because something they need failed.
     pub skipped: Vec<String>,
+    /// Addresses not started because the run was interrupted (SIGINT, SIGTERM).
+    pub not_started: Vec<String>,
+    pub interrupted: bool,
     pub outputs: IndexMap<String, Value>,
 }
 
@@ -100,6 +103,16 @@ impl Shared {
     }
 }
 
+/// What state records as last applied: the resolved fields and, for taggable
+/// kinds, the tag set, so the planner can tell a TOML edit from drift.
+fn applied_inputs(fields: &Fields, tags: &IndexMap<String, String>) -> Fields {
+    let mut f = fields.clone();
+    if !tags.is_empty() {
+        f.insert("tags".into(), tags_value(tags));
+    }
+    f
+}
+
 fn merged(attrs: &Fields, fields: &Fields) -> Fields {
     let mut m = fields.clone();
     m.extend(attrs.clone());
@@ -155,7 +168,7 @@ pub async fn execute(
                 .as_ref()
                 .filter(|p| !p.values().any(Value::is_unknown))
             {
-                r.inputs = p.clone();
+                r.inputs = applied_inputs(p, &s.tags);
             }
         }
     }
@@ -202,14 +215,38 @@ pub async fn execute(
     let mut running: JoinSet<(NodeIndex, Result<(), String>)> = JoinSet::new();
     let parallelism = parallelism.max(1);
 
+    let interrupt = shutdown_signal();
+    tokio::pin!(interrupt);
+    let mut started: HashSet<NodeIndex> = HashSet::new();
     loop {
-        while running.len() < parallelism {
+        while running.len() < parallelism && !report.interrupted {
             let Some(n) = ready.pop() else { break };
+            started.insert(n);
             let op = graph[n].clone();
             let sh = shared.clone();
             running.spawn(async move { (n, run_op(&sh, &op).await) });
         }
-        let Some(joined) = running.join_next().await else {
+        if running.is_empty() {
+            break;
+        }
+        let joined = tokio::select! {
+            j = running.join_next() => j,
+            _ = &mut interrupt, if !report.interrupted => {
+                // Operations in flight finish and are recorded; nothing new starts.
+                // A second signal exits at once: the journal covers what is in flight.
+                report.interrupted = true;
+                shared.progress.note(&format!(
+                    "interrupted: waiting for {} operation(s) in flight to finish; nothing new starts (interrupt again to exit at once)",
+                    running.len()
+                ));
+                tokio::spawn(async {
+                    shutdown_signal().await;
+                    std::process::exit(130);
+                });
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (n, result) = match joined {
@@ -253,6 +290,16 @@ pub async fn execute(
     skipped.sort();
     skipped.dedup();
     report.skipped = skipped;
+    if report.interrupted {
+        let mut rest: Vec<String> = graph
+            .node_indices()
+            .filter(|n| !started.contains(n) && !blocked.contains(n))
+            .map(|n| label(&plan, &graph[n]))
+            .collect();
+        rest.sort();
+        rest.dedup();
+        report.not_started = rest;
+    }
 
     // Outputs from what now exists; unknown ones (a failed dependency) are left out.
     let lookup = |r: &Reference| shared.lookup(r);
@@ -269,6 +316,24 @@ pub async fn execute(
         }
     })?;
     Ok(report)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }
 
 fn label(plan: &Plan, op: &Op) -> String {
@@ -431,7 +496,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                                 address: addr.to_string(),
                                 kind: step.kind.clone(),
                                 id: obs.id.clone(),
-                                inputs: fields.clone(),
+                                inputs: applied_inputs(&fields, &step.tags),
                                 attributes: obs.attributes.clone(),
                                 dependencies: step.dependencies.clone(),
                                 protect: step.protect,
@@ -501,7 +566,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                         .insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
                     sh.save(|st| {
                         if let Some(r) = st.resources.get_mut(addr) {
-                            r.inputs = fields.clone();
+                            r.inputs = applied_inputs(&fields, &step.tags);
                             r.attributes = obs.attributes.clone();
                             r.dependencies = step.dependencies.clone();
                             r.protect = step.protect;

@@ -94,7 +94,7 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
         /// The stack (needed when the state directory holds several).
-        #[arg(long)]
+        #[arg(long, global = true)]
         stack: Option<String>,
     },
     /// Adopt an existing AWS resource into state under ADDR.
@@ -585,8 +585,18 @@ async fn execute(
     if args.timings {
         print!("\n{}", render::calls_table(&calls.snapshot()));
     }
-    if rep.failed.is_empty() {
+    if rep.interrupted {
+        eprintln!(
+            "error: interrupted; {} operation(s) not started: {}. State records everything that was done; run apply again to finish.",
+            rep.not_started.len(),
+            rep.not_started.join(", ")
+        );
+    }
+    if rep.failed.is_empty() && !rep.interrupted {
         return Ok(EXIT_OK);
+    }
+    if rep.failed.is_empty() {
+        return Err(Reported);
     }
     for (addr, e) in &rep.failed {
         eprintln!("error: {addr}: {e}");

@@ -101,8 +101,23 @@ pub fn plan_text(plan: &Plan, observed_count: usize, seconds: f64, calls: u64) -
 fn render_change(out: &mut String, action: Action, c: &FieldChange, width: usize) {
     let name = format!("{:<width$}", c.field);
     if action == Action::Create {
-        if let Some(v) = &c.new {
-            let _ = writeln!(out, "      {name} = {v}");
+        match &c.new {
+            // Rules and routes: one per line, the way people read them.
+            Some(Value::List(items)) if items.iter().any(|i| matches!(i, Value::Map(_))) => {
+                for (i, item) in items.iter().enumerate() {
+                    let label = if i == 0 {
+                        name.clone()
+                    } else {
+                        " ".repeat(name.len())
+                    };
+                    let eq = if i == 0 { "=" } else { " " };
+                    let _ = writeln!(out, "      {label} {eq} {}", element(item));
+                }
+            }
+            Some(v) => {
+                let _ = writeln!(out, "      {name} = {v}");
+            }
+            None => {}
         }
         return;
     }
@@ -180,7 +195,11 @@ fn element(v: &Value) -> String {
         let src = get("cidr_block")
             .or(get("source_security_group_id"))
             .unwrap_or_default();
-        return format!("{{ {proto} {ports} from {src} }}");
+        let note = get("description")
+            .filter(|d| !d.is_empty())
+            .map(|d| format!(" {d:?}"))
+            .unwrap_or_default();
+        return format!("{{ {proto} {ports} from {src}{note} }}");
     }
     if let Some(dest) = get("destination_cidr_block") {
         let target = get("gateway_id")

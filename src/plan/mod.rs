@@ -287,10 +287,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                     // Drift: live differs while the desired value is what we last applied.
                     let last = in_state.map(|s| &s.inputs);
                     let drift = last.is_some_and(|last| {
-                        changes.iter().all(|c| match c.field.as_str() {
-                            "tags" => true,
-                            f => last.get(f) == want.get(f),
-                        })
+                        changes
+                            .iter()
+                            .all(|c| last.get(&c.field) == want.get(&c.field))
                     });
                     step.drift = drift && !adopted.contains_key(addr.as_str());
                     if step.drift {
@@ -336,7 +335,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     for s in deletes {
         let protect =
             s.protect || (destroy && stack.resources.get(&s.address).is_some_and(|r| r.protect));
-        if protect {
+        let gone = observed.get(&s.address).is_some_and(Option::is_none);
+        // Already gone from AWS: dropping the state entry deletes nothing.
+        if protect && !gone {
             errors.push(PlanError {
                 address: s.address.clone(),
                 message: if destroy {
@@ -346,7 +347,6 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                 },
             });
         }
-        let gone = observed.get(&s.address).is_some_and(Option::is_none);
         steps.push(Step {
             address: s.address.clone(),
             kind: s.kind.clone(),
@@ -373,7 +373,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         });
     }
     // Adoptions of resources no longer declared are deleted too, so nothing is orphaned.
-    for a in &adoptions {
+    // With `--target`, leftovers of other addresses wait for an untargeted run.
+    let in_selection = |addr: &String| selected.as_ref().is_none_or(|sel| sel.contains(addr));
+    for a in adoptions.iter().filter(|a| in_selection(&a.address)) {
         if (destroy || !stack.resources.contains_key(&a.address))
             && !state.resources.contains_key(&a.address)
         {
@@ -397,7 +399,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             });
         }
     }
-    for d in &state.deposed {
+    for d in state.deposed.iter().filter(|d| in_selection(&d.address)) {
         steps.push(Step {
             address: d.address.clone(),
             kind: d.kind.clone(),
@@ -492,3 +494,6 @@ fn select_targets(graph: &Graph, state: &State, targets: &[String]) -> Option<BT
     }
     Some(out)
 }
+
+#[cfg(test)]
+mod tests;

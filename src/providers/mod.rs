@@ -131,14 +131,14 @@ impl ProviderError {
     pub fn from_sdk<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let (code, message) = match e.as_service_error() {
             Some(se) => (
                 se.code().unwrap_or("Unknown").to_string(),
                 se.message().unwrap_or("").to_string(),
             ),
-            None => return ProviderError::Other(DisplayErrorContext(&e).to_string()),
+            None => return ProviderError::Other(transport_message(&e)),
         };
         let text = if message.is_empty() {
             code.clone()
@@ -167,6 +167,22 @@ impl ProviderError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ProviderError::NotFound(_))
     }
+}
+
+/// A short account of a request that never got an AWS answer: the innermost
+/// cause, and what to do when it is the usual one (no credentials).
+fn transport_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let full = DisplayErrorContext(e).to_string();
+    if full.contains("loading credentials") || full.contains("no providers in chain") {
+        return "no AWS credentials: the standard chain (environment, profile, SSO, IMDS) found none; \
+                set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            .into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    format!("cannot reach AWS: {e}: {cause}")
 }
 
 /// AWS API calls made by this process, by service and operation. Retries count:
