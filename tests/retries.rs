@@ -267,6 +267,8 @@ async fn throttling_is_retried_and_every_attempt_is_counted() {
     let p = Project::new();
     p.write("net.toml", &header("retry-throttle"));
 
+    // Slow by design: after a throttle the SDK's adaptive rate limiter holds
+    // each retry for the configured maximum backoff (20 s), so ~40 s here.
     let run = p.run_at(&proxy.url, &["apply", "--auto-approve", "--timings"]);
     run.expect_code(0);
     assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);
@@ -275,7 +277,7 @@ async fn throttling_is_retried_and_every_attempt_is_counted() {
     assert_eq!(proxy.count("DescribeVpcs"), 3, "{}", run.stdout);
     assert_eq!(
         timed_calls(&run.stdout, "DescribeVpcs"),
-        3,
+        proxy.count("DescribeVpcs"),
         "{}",
         run.stdout
     );
