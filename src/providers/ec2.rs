@@ -1,11 +1,13 @@
-//! Shared EC2 plumbing for the network kinds: filters, tags, and the retry policy
-//! for EC2's eventual consistency right after a create.
+//! Shared EC2 plumbing for the network kinds: observing by id and by tag, filters,
+//! tags, and the retry policy for EC2's eventual consistency right after a create.
 
 use super::{Cx, ProviderError};
-use crate::plan::{TAG_ADDRESS, TAG_STACK};
+use crate::plan::{Observed, TAG_ADDRESS, TAG_STACK};
+use async_trait::async_trait;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use indexmap::IndexMap;
+use std::collections::HashMap;
 
 /// Error codes EC2 returns for an id it created a moment ago but has not yet
 /// propagated. Retried with the SDK's backoff; any other error fails at once.
@@ -64,16 +66,86 @@ pub fn filter<S: Into<String>>(name: &str, values: impl IntoIterator<Item = S>) 
         .build()
 }
 
-/// Filters selecting the stack's resources, optionally only some addresses.
-pub fn tagged_filters(cx: &Cx, addresses: &[String]) -> Vec<Filter> {
-    let mut f = vec![filter(&format!("tag:{TAG_STACK}"), [cx.stack.clone()])];
-    if !addresses.is_empty() {
-        f.push(filter(
-            &format!("tag:{TAG_ADDRESS}"),
-            addresses.iter().cloned(),
-        ));
+/// EC2 refuses more than this many values in one call's filters.
+pub const FILTER_VALUES_MAX: usize = 200;
+
+/// An EC2 kind observed with one Describe call per page and per
+/// [`FILTER_VALUES_MAX`] filter values.
+#[async_trait]
+pub trait Describe: Send + Sync {
+    /// The filter selecting the kind by id ("vpc-id", "group-id", ...).
+    const ID_FILTER: &'static str;
+
+    /// Every resource of the kind matching `filters`, all pages.
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>)
+        -> Result<Vec<Observed>, ProviderError>;
+}
+
+/// One filter list per call, selecting `ids` by the filter `name`. A filter
+/// rather than the call's id list, because one missing id would fail the call.
+pub fn id_filters<'a>(
+    name: &'a str,
+    ids: &'a [String],
+) -> impl Iterator<Item = Vec<Filter>> + Send + 'a {
+    ids.chunks(FILTER_VALUES_MAX)
+        .map(move |chunk| vec![filter(name, chunk.iter().cloned())])
+}
+
+/// [`super::Provider::observe`] for an EC2 kind: the resources still there, by id.
+pub async fn observe_by_id<K: Describe>(
+    kind: &K,
+    cx: &Cx,
+    ids: &[String],
+) -> Result<HashMap<String, Observed>, ProviderError> {
+    let mut out = HashMap::new();
+    for filters in id_filters(K::ID_FILTER, ids) {
+        let found = kind.describe(cx, filters).await?;
+        out.extend(found.into_iter().map(|o| (o.id.clone(), o)));
     }
-    f
+    Ok(out)
+}
+
+/// [`super::Provider::find_tagged`] for an EC2 kind: the stack's resources
+/// tagged with one of `addresses` (any address when empty), by address.
+///
+/// The tags are checked here too, not only by the filters: moto ignores tag
+/// filters on some calls (DescribeNatGateways), and adopting another stack's
+/// resource would be far worse than one more comparison.
+pub async fn find_by_tags<K: Describe>(
+    kind: &K,
+    cx: &Cx,
+    addresses: &[String],
+) -> Result<HashMap<String, Observed>, ProviderError> {
+    let mut out = HashMap::new();
+    for filters in tagged_filters(&cx.stack, addresses) {
+        let found = kind.describe(cx, filters).await?;
+        out.extend(
+            found
+                .into_iter()
+                .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
+                .filter_map(|o| address_of(&o.tags).map(|a| (a, o)))
+                .filter(|(a, _)| addresses.is_empty() || addresses.contains(a)),
+        );
+    }
+    Ok(out)
+}
+
+/// One filter list per call selecting the stack's resources, optionally only
+/// some addresses: at most [`FILTER_VALUES_MAX`] values a call, the stack's included.
+fn tagged_filters(stack: &str, addresses: &[String]) -> Vec<Vec<Filter>> {
+    let stack = filter(&format!("tag:{TAG_STACK}"), [stack]);
+    if addresses.is_empty() {
+        return vec![vec![stack]];
+    }
+    addresses
+        .chunks(FILTER_VALUES_MAX - 1)
+        .map(|chunk| {
+            vec![
+                stack.clone(),
+                filter(&format!("tag:{TAG_ADDRESS}"), chunk.iter().cloned()),
+            ]
+        })
+        .collect()
 }
 
 pub fn tag_spec(rt: ResourceType, tags: &IndexMap<String, String>) -> TagSpecification {
@@ -148,4 +220,36 @@ pub async fn sync_tags(
 /// Whether `changes` touch `field`.
 pub fn changes_field(changes: &[crate::plan::FieldChange], field: &str) -> bool {
     changes.iter().any(|c| c.field == field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("x{i}")).collect()
+    }
+
+    /// Values in each call's filters, all filters together.
+    fn values(calls: &[Vec<Filter>]) -> Vec<usize> {
+        calls
+            .iter()
+            .map(|f| f.iter().map(|f| f.values().len()).sum())
+            .collect()
+    }
+
+    #[test]
+    fn ids_are_asked_for_200_a_call() {
+        let calls: Vec<_> = id_filters("vpc-id", &names(401)).collect();
+        assert_eq!(values(&calls), [200, 200, 1]);
+        assert_eq!(calls[0][0].name(), Some("vpc-id"));
+        assert_eq!(id_filters("vpc-id", &[]).count(), 0);
+    }
+
+    #[test]
+    fn addresses_share_the_200_with_the_stack() {
+        assert_eq!(values(&tagged_filters("s", &[])), [1]);
+        assert_eq!(values(&tagged_filters("s", &names(199))), [200]);
+        assert_eq!(values(&tagged_filters("s", &names(200))), [200, 2]);
+    }
 }

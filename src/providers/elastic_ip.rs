@@ -1,12 +1,12 @@
 //! `elastic_ip`: an Elastic IP address allocated for use in a VPC (a NAT gateway's, say).
 
-use super::ec2::{self, changes_field, eventual_delete, filter, tag_spec, tagged_filters, tags_of};
+use super::ec2::{self, changes_field, eventual_delete, tag_spec, tags_of};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Field, Schema, Ty};
 use crate::model::{Fields, Value};
 use crate::plan::{FieldChange, Observed};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{DomainType, ResourceType};
+use aws_sdk_ec2::types::{DomainType, Filter, ResourceType};
 use std::collections::HashMap;
 
 pub struct ElasticIp;
@@ -42,11 +42,14 @@ fn border_group<'a>(cx: &'a Cx, reported: Option<&'a str>) -> &'a str {
     reported.filter(|g| !g.is_empty()).unwrap_or(&cx.region)
 }
 
-impl ElasticIp {
+#[async_trait]
+impl ec2::Describe for ElasticIp {
+    const ID_FILTER: &'static str = "allocation-id";
+
     async fn describe(
         &self,
         cx: &Cx,
-        filters: Vec<aws_sdk_ec2::types::Filter>,
+        filters: Vec<Filter>,
     ) -> Result<Vec<Observed>, ProviderError> {
         // DescribeAddresses is not paginated: one call answers for the whole region.
         let out = cx
@@ -88,13 +91,7 @@ impl Provider for ElasticIp {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self
-            .describe(cx, vec![filter("allocation-id", ids.iter().cloned())])
-            .await?;
-        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -102,11 +99,7 @@ impl Provider for ElasticIp {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let found = self.describe(cx, tagged_filters(cx, addresses)).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

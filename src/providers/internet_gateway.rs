@@ -1,14 +1,12 @@
 //! `internet_gateway`: an internet gateway and its attachment to (at most) one VPC.
 
-use super::ec2::{
-    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
-};
+use super::ec2::{self, changes_field, eventual, eventual_delete, filter, tag_spec, tags_of};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Field, Schema, Ty};
 use crate::model::{Fields, Value};
 use crate::plan::{FieldChange, Observed};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttachmentStatus, InternetGateway as Igw, ResourceType};
+use aws_sdk_ec2::types::{AttachmentStatus, Filter, InternetGateway as Igw, ResourceType};
 use std::collections::HashMap;
 
 pub struct InternetGateway;
@@ -89,33 +87,6 @@ impl InternetGateway {
         Ok(out)
     }
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<aws_sdk_ec2::types::Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
-        Ok(self
-            .describe_raw(cx, filters)
-            .await?
-            .iter()
-            .filter_map(|g| {
-                let id = g.internet_gateway_id()?;
-                let mut fields = Fields::new();
-                // A detached gateway reports "" so that a declared vpc_id shows as a change.
-                fields.insert(
-                    "vpc_id".into(),
-                    Value::str(attached_vpc(g).unwrap_or_default()),
-                );
-                Some(Observed {
-                    id: id.to_string(),
-                    attributes: attributes(cx, id, g.owner_id().unwrap_or_default()),
-                    fields,
-                    tags: tags_of(Some(g.tags())),
-                })
-            })
-            .collect())
-    }
-
     async fn attach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<(), ProviderError> {
         cx.ec2
             .attach_internet_gateway()
@@ -158,6 +129,38 @@ impl InternetGateway {
 }
 
 #[async_trait]
+impl ec2::Describe for InternetGateway {
+    const ID_FILTER: &'static str = "internet-gateway-id";
+
+    async fn describe(
+        &self,
+        cx: &Cx,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        Ok(self
+            .describe_raw(cx, filters)
+            .await?
+            .iter()
+            .filter_map(|g| {
+                let id = g.internet_gateway_id()?;
+                let mut fields = Fields::new();
+                // A detached gateway reports "" so that a declared vpc_id shows as a change.
+                fields.insert(
+                    "vpc_id".into(),
+                    Value::str(attached_vpc(g).unwrap_or_default()),
+                );
+                Some(Observed {
+                    id: id.to_string(),
+                    attributes: attributes(cx, id, g.owner_id().unwrap_or_default()),
+                    fields,
+                    tags: tags_of(Some(g.tags())),
+                })
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
 impl Provider for InternetGateway {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
@@ -168,13 +171,7 @@ impl Provider for InternetGateway {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self
-            .describe(cx, vec![filter("internet-gateway-id", ids.iter().cloned())])
-            .await?;
-        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -182,11 +179,7 @@ impl Provider for InternetGateway {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let found = self.describe(cx, tagged_filters(cx, addresses)).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

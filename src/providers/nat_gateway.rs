@@ -1,16 +1,16 @@
 //! `nat_gateway`: a NAT gateway in a subnet, created and deleted to completion so
 //! that routes, subnets and addresses depending on it can follow.
 
-use super::ec2::{
-    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
-};
+use super::ec2::{self, changes_field, eventual, eventual_delete, tag_spec, tags_of};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Default, Field, Schema, Ty};
 use crate::model::{Fields, Value};
-use crate::plan::{FieldChange, Observed, TAG_STACK};
+use crate::plan::{FieldChange, Observed};
 use async_trait::async_trait;
 use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::types::{ConnectivityType, NatGateway as Nat, NatGatewayState, ResourceType};
+use aws_sdk_ec2::types::{
+    ConnectivityType, Filter, NatGateway as Nat, NatGatewayState, ResourceType,
+};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -154,11 +154,14 @@ where
     }
 }
 
-impl NatGateway {
+#[async_trait]
+impl ec2::Describe for NatGateway {
+    const ID_FILTER: &'static str = "nat-gateway-id";
+
     async fn describe(
         &self,
         cx: &Cx,
-        filters: Vec<aws_sdk_ec2::types::Filter>,
+        filters: Vec<Filter>,
     ) -> Result<Vec<Observed>, ProviderError> {
         let mut out = Vec::new();
         let mut pages = cx
@@ -191,13 +194,7 @@ impl Provider for NatGateway {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self
-            .describe(cx, vec![filter("nat-gateway-id", ids.iter().cloned())])
-            .await?;
-        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -205,15 +202,7 @@ impl Provider for NatGateway {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let found = self.describe(cx, tagged_filters(cx, addresses)).await?;
-        // The tags are checked here too: moto ignores tag filters on this call, and
-        // adopting another stack's gateway would be far worse than one more comparison.
-        Ok(found
-            .into_iter()
-            .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

@@ -4,7 +4,7 @@
 //! added or removed outside reconcile is drift. When left out, they are not managed.
 
 use super::ec2::{
-    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
+    self, changes_field, eventual, eventual_delete, filter, tag_spec, tags_of, Describe,
 };
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Field, Schema, Ty};
@@ -16,7 +16,9 @@ use aws_sdk_ec2::operation::create_route::CreateRouteError;
 use aws_sdk_ec2::operation::create_route_table::CreateRouteTableError;
 use aws_sdk_ec2::operation::delete_route_table::DeleteRouteTableError;
 use aws_sdk_ec2::operation::replace_route::ReplaceRouteError;
-use aws_sdk_ec2::types::{ResourceType, Route, RouteOrigin, RouteTableAssociationStateCode};
+use aws_sdk_ec2::types::{
+    Filter, ResourceType, Route, RouteOrigin, RouteTableAssociationStateCode,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub struct RouteTable;
@@ -270,9 +272,9 @@ fn observed(cx: &Cx, t: &aws_sdk_ec2::types::RouteTable) -> Option<Observed> {
     })
 }
 
-async fn describe(
+async fn describe_tables(
     cx: &Cx,
-    filters: Vec<aws_sdk_ec2::types::Filter>,
+    filters: Vec<Filter>,
 ) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
     let mut out = Vec::new();
     let mut pages = cx
@@ -293,10 +295,8 @@ async fn describe_one(
     cx: &Cx,
     id: &str,
 ) -> Result<Option<aws_sdk_ec2::types::RouteTable>, ProviderError> {
-    Ok(describe(cx, vec![filter("route-table-id", [id])])
-        .await?
-        .into_iter()
-        .find(|t| t.route_table_id() == Some(id)))
+    let tables = describe_tables(cx, vec![filter(RouteTable::ID_FILTER, [id])]).await?;
+    Ok(tables.into_iter().find(|t| t.route_table_id() == Some(id)))
 }
 
 async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), ProviderError> {
@@ -392,6 +392,20 @@ async fn disassociate(cx: &Cx, association: &str) -> Result<(), ProviderError> {
 }
 
 #[async_trait]
+impl Describe for RouteTable {
+    const ID_FILTER: &'static str = "route-table-id";
+
+    async fn describe(
+        &self,
+        cx: &Cx,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        let tables = describe_tables(cx, filters).await?;
+        Ok(tables.iter().filter_map(|t| observed(cx, t)).collect())
+    }
+}
+
+#[async_trait]
 impl Provider for RouteTable {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
@@ -402,19 +416,7 @@ impl Provider for RouteTable {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let mut out = HashMap::new();
-        // EC2 refuses more than 200 filter values in one call.
-        for chunk in ids.chunks(200) {
-            let tables =
-                describe(cx, vec![filter("route-table-id", chunk.iter().cloned())]).await?;
-            out.extend(
-                tables
-                    .iter()
-                    .filter_map(|t| observed(cx, t))
-                    .map(|o| (o.id.clone(), o)),
-            );
-        }
-        Ok(out)
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -422,12 +424,7 @@ impl Provider for RouteTable {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let tables = describe(cx, tagged_filters(cx, addresses)).await?;
-        Ok(tables
-            .iter()
-            .filter_map(|t| observed(cx, t))
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

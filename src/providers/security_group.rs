@@ -6,9 +6,7 @@
 //! All traffic is written `protocol = "-1", from_port = 0, to_port = 0`; AWS
 //! ignores ports for `-1`, so any ports given with it are read as 0 and 0.
 
-use super::ec2::{
-    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
-};
+use super::ec2::{self, changes_field, eventual, eventual_delete, tag_spec, tags_of, Describe};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{check_sg_name, Default, Field, Schema, Ty};
 use crate::model::{Fields, Value};
@@ -19,7 +17,7 @@ use aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityG
 use aws_sdk_ec2::operation::create_security_group::CreateSecurityGroupError;
 use aws_sdk_ec2::operation::delete_security_group::DeleteSecurityGroupError;
 use aws_sdk_ec2::types::{
-    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
+    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -511,7 +509,7 @@ pub async fn revoke(
 /// Describes security groups matching `filters`, every page.
 async fn describe_groups(
     cx: &Cx,
-    filters: Vec<aws_sdk_ec2::types::Filter>,
+    filters: Vec<Filter>,
 ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
     let mut out = Vec::new();
     let mut pages = cx
@@ -527,18 +525,14 @@ async fn describe_groups(
     Ok(out)
 }
 
-/// EC2 refuses more than this many values in one call's filters.
-pub const FILTER_VALUES_MAX: usize = 200;
-
-/// Describes security groups by id: one call per 200 ids. A filter rather than
-/// `GroupIds`, because one missing id would fail the whole call.
+/// Describes security groups by id, the raw groups: one call per 200 ids.
 pub async fn describe_groups_by_id(
     cx: &Cx,
     ids: &[String],
 ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
     let mut out = Vec::new();
-    for chunk in ids.chunks(FILTER_VALUES_MAX) {
-        out.extend(describe_groups(cx, vec![filter("group-id", chunk.iter().cloned())]).await?);
+    for filters in ec2::id_filters(SecurityGroup::ID_FILTER, ids) {
+        out.extend(describe_groups(cx, filters).await?);
     }
     Ok(out)
 }
@@ -602,6 +596,20 @@ fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule
 }
 
 #[async_trait]
+impl Describe for SecurityGroup {
+    const ID_FILTER: &'static str = "group-id";
+
+    async fn describe(
+        &self,
+        cx: &Cx,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        let groups = describe_groups(cx, filters).await?;
+        Ok(groups.iter().filter_map(|g| observed(cx, g)).collect())
+    }
+}
+
+#[async_trait]
 impl Provider for SecurityGroup {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
@@ -633,12 +641,7 @@ impl Provider for SecurityGroup {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let groups = describe_groups_by_id(cx, ids).await?;
-        Ok(groups
-            .iter()
-            .filter_map(|g| observed(cx, g))
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -646,12 +649,7 @@ impl Provider for SecurityGroup {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let groups = describe_groups(cx, tagged_filters(cx, addresses)).await?;
-        Ok(groups
-            .iter()
-            .filter_map(|g| observed(cx, g))
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

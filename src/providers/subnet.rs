@@ -1,14 +1,12 @@
 //! `subnet`: a VPC subnet in one availability zone, and whether it gives instances public IPs.
 
-use super::ec2::{
-    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
-};
+use super::ec2::{self, changes_field, eventual, eventual_delete, tag_spec, tags_of};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Default, Field, Schema, Ty};
 use crate::model::{Fields, Value};
 use crate::plan::{FieldChange, Observed};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType};
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use std::collections::HashMap;
 
 pub struct Subnet;
@@ -50,10 +48,50 @@ pub static SCHEMA: Schema = Schema {
 };
 
 impl Subnet {
+    async fn set_map_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<(), ProviderError> {
+        cx.ec2
+            .modify_subnet_attribute()
+            .subnet_id(id)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
+            .customize()
+            .config_override(eventual::<
+                aws_sdk_ec2::operation::modify_subnet_attribute::ModifySubnetAttributeError,
+            >())
+            .send()
+            .await
+            .map_err(ProviderError::from_sdk)?;
+        Ok(())
+    }
+}
+
+fn attributes(cx: &Cx, id: &str, owner: &str, arn: Option<&str>) -> Fields {
+    let arn = match arn {
+        Some(a) if !a.is_empty() => a.to_string(),
+        _ => format!("arn:aws:ec2:{}:{owner}:subnet/{id}", cx.region),
+    };
+    let mut a = Fields::new();
+    a.insert("id".into(), Value::str(id));
+    a.insert("arn".into(), Value::str(arn));
+    a.insert("owner_id".into(), Value::str(owner));
+    a
+}
+
+fn change_of<'a>(changes: &'a [FieldChange], field: &str) -> Option<&'a FieldChange> {
+    changes.iter().find(|c| c.field == field)
+}
+
+fn cidr_of(v: Option<&Value>) -> Option<ipnet::Ipv4Net> {
+    v.and_then(Value::as_str).and_then(|s| s.parse().ok())
+}
+
+#[async_trait]
+impl ec2::Describe for Subnet {
+    const ID_FILTER: &'static str = "subnet-id";
+
     async fn describe(
         &self,
         cx: &Cx,
-        filters: Vec<aws_sdk_ec2::types::Filter>,
+        filters: Vec<Filter>,
     ) -> Result<Vec<Observed>, ProviderError> {
         let mut out = Vec::new();
         let mut pages = cx
@@ -95,41 +133,6 @@ impl Subnet {
         }
         Ok(out)
     }
-
-    async fn set_map_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<(), ProviderError> {
-        cx.ec2
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
-            .customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::modify_subnet_attribute::ModifySubnetAttributeError,
-            >())
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)?;
-        Ok(())
-    }
-}
-
-fn attributes(cx: &Cx, id: &str, owner: &str, arn: Option<&str>) -> Fields {
-    let arn = match arn {
-        Some(a) if !a.is_empty() => a.to_string(),
-        _ => format!("arn:aws:ec2:{}:{owner}:subnet/{id}", cx.region),
-    };
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert("arn".into(), Value::str(arn));
-    a.insert("owner_id".into(), Value::str(owner));
-    a
-}
-
-fn change_of<'a>(changes: &'a [FieldChange], field: &str) -> Option<&'a FieldChange> {
-    changes.iter().find(|c| c.field == field)
-}
-
-fn cidr_of(v: Option<&Value>) -> Option<ipnet::Ipv4Net> {
-    v.and_then(Value::as_str).and_then(|s| s.parse().ok())
 }
 
 #[async_trait]
@@ -163,13 +166,7 @@ impl Provider for Subnet {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self
-            .describe(cx, vec![filter("subnet-id", ids.iter().cloned())])
-            .await?;
-        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -177,11 +174,7 @@ impl Provider for Subnet {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let found = self.describe(cx, tagged_filters(cx, addresses)).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

@@ -1,14 +1,12 @@
 //! `vpc`: an Amazon VPC with its DNS attributes.
 
-use super::ec2::{
-    self, changes_field, eventual, eventual_delete, filter, tag_spec, tagged_filters, tags_of,
-};
+use super::ec2::{self, changes_field, eventual, eventual_delete, tag_spec, tags_of};
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Default, Field, Schema, Ty};
 use crate::model::{Fields, Value};
 use crate::plan::{FieldChange, Observed};
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, Tenancy, VpcAttributeName};
+use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tenancy, VpcAttributeName};
 use std::collections::HashMap;
 
 pub struct Vpc;
@@ -83,10 +81,44 @@ impl Vpc {
         ))
     }
 
+    async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<(), ProviderError> {
+        let v = AttributeBooleanValue::builder().value(on).build();
+        let req = cx.ec2.modify_vpc_attribute().vpc_id(id);
+        let req = if attr == "enable_dns_support" {
+            req.enable_dns_support(v)
+        } else {
+            req.enable_dns_hostnames(v)
+        };
+        req.customize()
+            .config_override(eventual::<
+                aws_sdk_ec2::operation::modify_vpc_attribute::ModifyVpcAttributeError,
+            >())
+            .send()
+            .await
+            .map_err(ProviderError::from_sdk)?;
+        Ok(())
+    }
+}
+
+fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
+    let mut a = Fields::new();
+    a.insert("id".into(), Value::str(id));
+    a.insert(
+        "arn".into(),
+        Value::str(format!("arn:aws:ec2:{}:{owner}:vpc/{id}", cx.region)),
+    );
+    a.insert("owner_id".into(), Value::str(owner));
+    a
+}
+
+#[async_trait]
+impl ec2::Describe for Vpc {
+    const ID_FILTER: &'static str = "vpc-id";
+
     async fn describe(
         &self,
         cx: &Cx,
-        filters: Vec<aws_sdk_ec2::types::Filter>,
+        filters: Vec<Filter>,
     ) -> Result<Vec<Observed>, ProviderError> {
         let mut out = Vec::new();
         let mut pages = cx
@@ -126,35 +158,6 @@ impl Vpc {
         }
         Ok(out)
     }
-
-    async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<(), ProviderError> {
-        let v = AttributeBooleanValue::builder().value(on).build();
-        let req = cx.ec2.modify_vpc_attribute().vpc_id(id);
-        let req = if attr == "enable_dns_support" {
-            req.enable_dns_support(v)
-        } else {
-            req.enable_dns_hostnames(v)
-        };
-        req.customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::modify_vpc_attribute::ModifyVpcAttributeError,
-            >())
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)?;
-        Ok(())
-    }
-}
-
-fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(format!("arn:aws:ec2:{}:{owner}:vpc/{id}", cx.region)),
-    );
-    a.insert("owner_id".into(), Value::str(owner));
-    a
 }
 
 #[async_trait]
@@ -168,13 +171,7 @@ impl Provider for Vpc {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let found = self
-            .describe(cx, vec![filter("vpc-id", ids.iter().cloned())])
-            .await?;
-        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
+        ec2::observe_by_id(self, cx, ids).await
     }
 
     async fn find_tagged(
@@ -182,11 +179,7 @@ impl Provider for Vpc {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        let found = self.describe(cx, tagged_filters(cx, addresses)).await?;
-        Ok(found
-            .into_iter()
-            .filter_map(|o| ec2::address_of(&o.tags).map(|a| (a, o)))
-            .collect())
+        ec2::find_by_tags(self, cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
