@@ -564,10 +564,12 @@ async fn execute(
     if had_changes {
         println!(
             "\nApply {}: {} created, {} updated, {} deleted in {:.1} s, {} AWS calls.",
-            if rep.failed.is_empty() {
-                "complete"
-            } else {
+            if !rep.failed.is_empty() {
                 "FAILED"
+            } else if rep.interrupted {
+                "INTERRUPTED"
+            } else {
+                "complete"
             },
             rep.created,
             rep.updated,

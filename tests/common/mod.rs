@@ -2,6 +2,8 @@
 //! check what really exists, and a runner for the real `reconcile` binary.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
