@@ -1,0 +1,190 @@
+"""Benchmark of reconcile against the local emulator: apply, no-op plan and
+destroy of generated stacks of growing size, with wall time, AWS calls and peak
+RSS of each command. Run through scripts/bench.sh, which starts and stops moto.
+
+    .venv/bin/python scripts/bench.py [N ...]
+
+N is the number of subnets (default 10 50 200); each stack also has one VPC
+and N//5 security groups with one ingress rule each. Standard library only.
+
+Environment: RECONCILE_BENCH_PORT (default 5070): where moto listens;
+CARGO_TARGET_DIR is honoured by cargo.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORT = int(os.environ.get("RECONCILE_BENCH_PORT", "5070"))
+ENDPOINT = f"http://127.0.0.1:{PORT}"
+TIME = "/usr/bin/time"
+DEFAULT_SIZES = (10, 50, 200)
+
+
+def die(msg):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def build():
+    """Builds the debug binary and finds it through cargo metadata."""
+    subprocess.run(["cargo", "build", "--quiet", "--bin", "reconcile"], cwd=ROOT, check=True)
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    target = json.loads(meta.stdout)["target_directory"]
+    binary = os.path.join(target, "debug", "reconcile")
+    if not os.access(binary, os.X_OK):
+        die(f"no binary at {binary}")
+    return binary
+
+
+def reset_moto():
+    req = urllib.request.Request(f"{ENDPOINT}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        if r.status != 200:
+            die(f"moto reset answered {r.status}")
+
+
+def stack_toml(name, n):
+    """One VPC, n /24 subnets alternating us-east-1a/b, n//5 security groups."""
+    if not 1 <= n <= 256:
+        die(f"{n} subnets do not fit a /16 in /24s (1..256)")
+    out = [
+        "[stack]",
+        f'name = "{name}"',
+        'region = "us-east-1"',
+        'tags = { Project = "bench" }',
+        "",
+        "[vpc.main]",
+        'cidr_block = "10.0.0.0/16"',
+        "",
+    ]
+    for i in range(n):
+        az = "us-east-1a" if i % 2 == 0 else "us-east-1b"
+        out += [
+            f"[subnet.s{i}]",
+            'vpc_id = "${vpc.main.id}"',
+            f'cidr_block = "10.0.{i}.0/24"',
+            f'availability_zone = "{az}"',
+            "",
+        ]
+    for i in range(n // 5):
+        out += [
+            f"[security_group.g{i}]",
+            f'name = "{name}-g{i}"',
+            'vpc_id = "${vpc.main.id}"',
+            f'ingress = [{{ protocol = "tcp", from_port = {1000 + i}, to_port = {1000 + i}, '
+            f'cidr_block = "10.0.{i}.0/24" }}]',
+            "",
+        ]
+    return "\n".join(out), 1 + n + n // 5
+
+
+TOTAL = re.compile(r"^\s*total\s+(\d+)\s*$")
+
+
+def aws_calls(stdout):
+    """The `total` line of the "AWS calls by service and operation" table."""
+    lines = stdout.splitlines()
+    try:
+        start = next(i for i, l in enumerate(lines) if l.startswith("AWS calls by service and operation"))
+    except StopIteration:
+        return None
+    for l in lines[start + 1 :]:
+        m = TOTAL.match(l)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def run(binary, work, args, want_code=0):
+    """Runs reconcile under /usr/bin/time; returns (seconds, calls, max RSS KiB)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time", dir=work) as tf:
+        p = subprocess.run(
+            [TIME, "-f", "%M %e", "-o", tf.name, binary, *args],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        measured = tf.read().strip().splitlines()
+    if p.returncode != want_code:
+        sys.stderr.write(p.stdout + p.stderr)
+        die(f"`reconcile {' '.join(args)}` exited {p.returncode}, expected {want_code}")
+    # The last line is ours (earlier lines would be "Command exited with ...").
+    rss_kib, secs = measured[-1].split()
+    calls = aws_calls(p.stdout)
+    if calls is None:
+        sys.stderr.write(p.stdout)
+        die(f"no AWS call table in the output of `reconcile {' '.join(args)}`")
+    return float(secs), calls, int(rss_kib)
+
+
+def bench(binary, n, label="bench"):
+    name = f"bench-{n}"
+    text, resources = stack_toml(name, n)
+    work = tempfile.mkdtemp(prefix=f"reconcile-bench-{n}.")
+    try:
+        os.makedirs(os.path.join(work, "desired-state"))
+        path = os.path.join("desired-state", f"{name}.toml")
+        with open(os.path.join(work, path), "w") as f:
+            f.write(text)
+        reset_moto()
+        print(f"{label}: {resources} resources ({n} subnets, {n // 5} security groups) ...", file=sys.stderr)
+        apply = run(binary, work, ["apply", path, "--auto-approve", "--timings"])
+        plan = run(binary, work, ["plan", path, "--detailed-exitcode", "--timings"], want_code=0)
+        destroy = run(binary, work, ["destroy", path, "--auto-approve", "--timings"])
+        peak = max(apply[2], plan[2], destroy[2])
+        return resources, apply, plan, destroy, peak
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv):
+    try:
+        sizes = [int(a) for a in argv] or list(DEFAULT_SIZES)
+    except ValueError:
+        die("usage: bench.py [N ...]  (N = number of subnets)")
+    if not os.access(TIME, os.X_OK):
+        die(f"{TIME} is missing (GNU time: apt-get install time)")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=ENDPOINT,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        AWS_EC2_METADATA_DISABLED="true",
+        NO_COLOR="1",
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    binary = build()
+    # moto initialises each service lazily on its first call (seconds for EC2):
+    # a throwaway run keeps that out of the first measurement.
+    bench(binary, 5, label="warm-up (not measured)")
+    rows = [bench(binary, n) for n in sizes]
+    print(
+        "| resources | apply s | apply AWS calls | no-op plan s | no-op plan AWS calls "
+        "| destroy s | destroy calls | peak RSS MiB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for resources, (a_s, a_c, _), (p_s, p_c, _), (d_s, d_c, _), peak in rows:
+        print(
+            f"| {resources} | {a_s:.2f} | {a_c} | {p_s:.2f} | {p_c} "
+            f"| {d_s:.2f} | {d_c} | {peak / 1024:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
