@@ -250,6 +250,11 @@ cidr_block = "{cidr}"
         plan.stdout
     );
     assert!(plan.stdout.contains("~   vpc.main"), "{}", plan.stdout);
+    assert!(
+        !plan.stdout.contains("drift"),
+        "an import's first tags are not drift: {}",
+        plan.stdout
+    );
     let changed: Vec<&str> = plan
         .stdout
         .lines()
@@ -306,6 +311,12 @@ async fn target_limits_plan_and_apply_to_the_address_and_its_dependencies() {
     assert!(plan.stdout.contains("+   subnet.a"), "{}", plan.stdout);
     assert!(!plan.stdout.contains("subnet.b"), "{}", plan.stdout);
     assert!(plan.stdout.contains("Plan: 2 to create"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("Note: --target limits this plan to subnet.a and what it depends on"),
+        "{}",
+        plan.stdout
+    );
 
     // An unknown target is an error before any change.
     p.run(Some(&moto), &["plan", "--target", "subnet.zzz"])

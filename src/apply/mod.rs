@@ -676,6 +676,7 @@ mod tests {
             adoptions: vec![],
             outputs: IndexMap::new(),
             observed: IndexMap::new(),
+            targets: vec![],
         }
     }
 

@@ -547,6 +547,7 @@ async fn execute(
 ) -> Outcome {
     let started = Instant::now();
     let had_changes = plan.has_changes();
+    let adopted = plan.adoptions.len();
     if had_changes {
         println!();
     }
@@ -563,7 +564,7 @@ async fn execute(
     .map_err(report)?;
     if had_changes {
         println!(
-            "\nApply {}: {} created, {} updated, {} deleted in {:.1} s, {} AWS calls.",
+            "\nApply {}: {} created, {} updated, {} deleted{} in {:.1} s, {} AWS calls.",
             if !rep.failed.is_empty() {
                 "FAILED"
             } else if rep.interrupted {
@@ -574,6 +575,11 @@ async fn execute(
             rep.created,
             rep.updated,
             rep.deleted,
+            if adopted > 0 {
+                format!(", {adopted} adopted")
+            } else {
+                String::new()
+            },
             started.elapsed().as_secs_f64(),
             calls.total()
         );

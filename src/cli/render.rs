@@ -57,8 +57,11 @@ pub fn plan_text(plan: &Plan, observed_count: usize, seconds: f64, calls: u64) -
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "stack {} ({}): {observed_count} resources observed in {seconds:.1} s, {calls} AWS calls\n",
-        plan.stack, plan.region
+        "stack {} ({}): {observed_count} resource{} observed in {seconds:.1} s, {calls} AWS call{}\n",
+        plan.stack,
+        plan.region,
+        if observed_count == 1 { "" } else { "s" },
+        if calls == 1 { "" } else { "s" },
     );
     for a in &plan.adoptions {
         let _ = writeln!(
@@ -82,7 +85,21 @@ pub fn plan_text(plan: &Plan, observed_count: usize, seconds: f64, calls: u64) -
         }
     }
     let c = plan.counts();
-    if !plan.has_changes() {
+    if !plan.targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "Note: --target limits this plan to {} and what {} on; changes elsewhere in the stack are not shown.",
+            plan.targets.join(", "),
+            if plan.targets.len() == 1 { "it depends" } else { "they depend" }
+        );
+    }
+    if !plan.has_changes() && !plan.targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "No changes to the targeted resources ({} unchanged).",
+            c.unchanged
+        );
+    } else if !plan.has_changes() {
         let _ = writeln!(
             out,
             "No changes. AWS matches the desired state ({} unchanged).",

@@ -105,6 +105,9 @@ pub struct Plan {
     pub outputs: IndexMap<String, Value>,
     /// What each existing resource looked like when planned, for updates.
     pub observed: IndexMap<String, Observed>,
+    /// `--target` addresses; empty when the plan covers the whole stack.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 impl Plan {
@@ -447,6 +450,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             .map(|(k, o)| (k.clone(), o.value.clone()))
             .collect(),
         observed: observed_out,
+        targets: targets.to_vec(),
     })
 }
 

@@ -155,7 +155,16 @@ impl StateStore {
         tmp.write_all(b"\n").map_err(werr)?;
         tmp.as_file().sync_all().map_err(werr)?;
         if path.exists() {
-            std::fs::copy(&path, self.prev_path()).map_err(werr)?;
+            // A second name for the current file, not a copy: the rename below
+            // replaces `path` only, so `.prev` keeps the version it replaces.
+            let prev = self.prev_path();
+            match std::fs::remove_file(&prev) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(werr(e)),
+                _ => {}
+            }
+            std::fs::hard_link(&path, &prev)
+                .or_else(|_| std::fs::copy(&path, &prev).map(|_| ()))
+                .map_err(werr)?;
         }
         tmp.persist(&path).map_err(|e| werr(e.error))?;
         if let Ok(d) = File::open(&self.dir) {
