@@ -65,6 +65,8 @@ struct Shared {
     /// Attributes and fields of every resource known so far, for resolving references.
     live: Mutex<HashMap<String, Fields>>,
     progress: Arc<Progress>,
+    /// Idempotency tokens of creates an earlier run started and did not settle.
+    retry_tokens: HashMap<String, String>,
 }
 
 impl Shared {
@@ -133,6 +135,14 @@ pub async fn execute(
     let plan = Arc::new(plan);
     let before = serde_json::to_value(&state).expect("state serialises");
 
+    // A create interrupted before it was recorded is retried with its old
+    // idempotency token, so APIs that take one return the resource made then.
+    let retry_tokens: HashMap<String, String> = state
+        .journal
+        .iter()
+        .filter(|j| j.op == JournalOp::Create)
+        .map(|j| (j.address.clone(), j.token.clone()))
+        .collect();
     // Settle what observation already told: adoptions, refreshed attributes, meta changes.
     state.journal.clear();
     for a in &plan.adoptions {
@@ -198,6 +208,7 @@ pub async fn execute(
         state: Mutex::new(state),
         live: Mutex::new(live),
         progress,
+        retry_tokens,
     });
 
     let mut report = ApplyReport::default();
@@ -449,7 +460,11 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
         sh.progress.fail(&key, &e);
         Err(e)
     };
-    let token = uuid::Uuid::new_v4().to_string();
+    let token = match op {
+        Op::Create(_) => sh.retry_tokens.get(addr).cloned(),
+        _ => None,
+    }
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let journal = |op: JournalOp, id: Option<String>| JournalEntry {
         op,
         address: addr.to_string(),
