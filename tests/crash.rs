@@ -287,3 +287,77 @@ async fn kill_dash_nine_at_any_point_then_apply_again_converges() {
         "only {mid_apply_kills} of 4 kills landed mid-apply"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_between_the_halves_of_a_replacement_leaves_one_copy() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let text = |cidr: &str| {
+        format!(
+            "[stack]\nname = \"halves\"\nregion = \"us-east-1\"\n\n[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+             [subnet.a]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"{cidr}\"\navailability_zone = \"us-east-1a\"\n"
+        )
+    };
+    p.write("net.toml", &text("10.0.1.0/24"));
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let old = p.state_json("halves")["resources"]["subnet.a"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Create-before-delete replacement, killed right after the new copy exists.
+    p.write("net.toml", &text("10.0.9.0/24"));
+    let mut cmd = p.cmd(Some(&moto), &["apply", "--auto-approve"]);
+    cmd.env("RECONCILE_TEST_CRASH_AFTER_CREATE", "subnet.a");
+    assert!(!cmd.output().unwrap().status.success());
+    let state = p.state_json("halves");
+    assert_eq!(
+        state["deposed"][0]["id"],
+        old.as_str(),
+        "the old copy stays tracked: {state}"
+    );
+    let ec2 = moto.ec2().await;
+    let copies = || async {
+        ec2.describe_subnets()
+            .filters(
+                Filter::builder()
+                    .name("tag:reconcile:address")
+                    .values("subnet.a")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .iter()
+            .map(|s| {
+                (
+                    s.subnet_id().unwrap().to_string(),
+                    s.cidr_block().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(copies().await.len(), 2, "both copies exist after the crash");
+
+    // The next apply adopts the new copy and deletes the old one: no third copy.
+    let run = p.run(Some(&moto), &["apply", "--auto-approve", "--timings"]);
+    run.expect_code(0);
+    assert!(!run.stdout.contains("CreateSubnet"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("0 created, 0 updated, 1 deleted, 1 adopted"),
+        "{}",
+        run.stdout
+    );
+    let left = copies().await;
+    assert_eq!(left.len(), 1, "{left:?}\n{}", run.stdout);
+    assert_ne!(left[0].0, old);
+    assert_eq!(left[0].1, "10.0.9.0/24");
+    let state = p.state_json("halves");
+    assert_eq!(state["resources"]["subnet.a"]["id"], left[0].0.as_str());
+    assert!(state["deposed"].as_array().unwrap().is_empty());
+    p.run(Some(&moto), &["plan", "--detailed-exitcode"])
+        .expect_code(0);
+}

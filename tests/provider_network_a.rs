@@ -145,7 +145,10 @@ async fn assert_found_by_tag(p: &dyn Provider, cx: &Cx, address: &str, id: &str)
         .await
         .expect("find_tagged");
     assert_eq!(
-        found.get(address).map(|o| o.id.as_str()),
+        found
+            .iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, o)| o.id.as_str()),
         Some(id),
         "find_tagged({address}): {found:?}"
     );
@@ -155,7 +158,12 @@ async fn assert_found_by_tag(p: &dyn Provider, cx: &Cx, address: &str, id: &str)
         "find_tagged({address}) found others: {found:?}"
     );
     let all = p.find_tagged(cx, &[]).await.expect("find_tagged (all)");
-    assert_eq!(all.get(address).map(|o| o.id.as_str()), Some(id));
+    assert_eq!(
+        all.iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, o)| o.id.as_str()),
+        Some(id)
+    );
 }
 
 async fn assert_deleted(p: &dyn Provider, cx: &Cx, id: &str) {
@@ -508,7 +516,10 @@ async fn nat_gateway_lifecycle() {
     assert_found_by_tag(p, &cx, addr, &made.id).await;
     let found = p.find_tagged(&other, &[addr.to_string()]).await.unwrap();
     assert_eq!(
-        found.get(addr).map(|o| o.id.as_str()),
+        found
+            .iter()
+            .find(|(a, _)| a == addr)
+            .map(|(_, o)| o.id.as_str()),
         Some(theirs.id.as_str())
     );
 

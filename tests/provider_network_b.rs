@@ -302,7 +302,13 @@ async fn route_table_routes_and_associations_drift_and_repair() {
     assert_eq!(live.tags, t);
     assert_eq!(live.attributes, created.attributes);
     let found = rt.find_tagged(&cx, &[address.to_string()]).await.unwrap();
-    assert_eq!(found.get(address).map(|o| o.id.as_str()), Some(id.as_str()));
+    assert_eq!(
+        found
+            .iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, o)| o.id.as_str()),
+        Some(id.as_str())
+    );
 
     // A route deleted out of band is drift on `routes`, and update puts it back.
     raw.delete_route()
@@ -432,7 +438,10 @@ async fn security_group_rules_drift_and_repair() {
     assert_eq!(live.tags, t);
     let found = sg.find_tagged(&cx, &[address.to_string()]).await.unwrap();
     assert_eq!(
-        found.get(address).map(|o| o.id.as_str()),
+        found
+            .iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, o)| o.id.as_str()),
         Some(db.id.as_str())
     );
 

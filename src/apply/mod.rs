@@ -165,6 +165,28 @@ pub async fn execute(
             },
         );
     }
+    // Extra copies found by their tags are tracked before they are deleted, so
+    // an interruption now cannot orphan them.
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Delete && s.deposed)
+    {
+        let id = s.id.clone().unwrap_or_default();
+        let tracked = state.deposed.iter().any(|d| d.id == id)
+            || state.resources.values().any(|r| r.id == id);
+        if !tracked {
+            state.deposed.push(StateResource {
+                address: s.address.clone(),
+                kind: s.kind.clone(),
+                id,
+                inputs: Fields::new(),
+                attributes: Fields::new(),
+                dependencies: s.dependencies.clone(),
+                protect: false,
+            });
+        }
+    }
     for s in plan.steps.iter().filter(|s| s.action == Action::NoOp) {
         if let (Some(r), Some(obs)) = (
             state.resources.get_mut(&s.address),

@@ -212,6 +212,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     let mut errors = Vec::new();
     let mut steps = Vec::new();
     let mut planned: HashMap<String, (Action, Fields)> = HashMap::new();
+    // One copy per address is adopted; any other copy under the same address
+    // (an interrupted replacement's, say) is deleted so nothing is orphaned.
+    let (adoptions, extra_copies) = split_copies(adoptions);
     let adopted: HashMap<&str, &Adoption> =
         adoptions.iter().map(|a| (a.address.as_str(), a)).collect();
     let live = |addr: &str| -> Option<Observed> {
@@ -402,6 +405,29 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             });
         }
     }
+    for a in extra_copies.iter().filter(|a| in_selection(&a.address)) {
+        steps.push(Step {
+            address: a.address.clone(),
+            kind: a.kind.clone(),
+            action: Action::Delete,
+            id: Some(a.observed.id.clone()),
+            reason: Some(format!(
+                "second copy {} left by an interrupted apply",
+                a.observed.id
+            )),
+            drift: false,
+            changes: vec![],
+            create_before_destroy: false,
+            desired: None,
+            planned: None,
+            tags: IndexMap::new(),
+            dependencies: vec![],
+            protect: false,
+            ignore_changes: vec![],
+            already_gone: false,
+            deposed: true,
+        });
+    }
     for d in state.deposed.iter().filter(|d| in_selection(&d.address)) {
         steps.push(Step {
             address: d.address.clone(),
@@ -452,6 +478,13 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         observed: observed_out,
         targets: targets.to_vec(),
     })
+}
+
+/// The first copy found for each address, and the others.
+fn split_copies(all: Vec<Adoption>) -> (Vec<Adoption>, Vec<Adoption>) {
+    let mut seen = BTreeSet::new();
+    all.into_iter()
+        .partition(|a| seen.insert(a.address.clone()))
 }
 
 /// A replacement that must delete first forces the same on replaced dependents:

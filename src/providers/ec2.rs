@@ -115,8 +115,8 @@ pub async fn find_by_tags<K: Describe>(
     kind: &K,
     cx: &Cx,
     addresses: &[String],
-) -> Result<HashMap<String, Observed>, ProviderError> {
-    let mut out = HashMap::new();
+) -> Result<Vec<(String, Observed)>, ProviderError> {
+    let mut out = Vec::new();
     for filters in tagged_filters(&cx.stack, addresses) {
         let found = kind.describe(cx, filters).await?;
         out.extend(

@@ -65,13 +65,14 @@ pub trait Provider: Send + Sync {
     ) -> Result<HashMap<String, Observed>, ProviderError>;
 
     /// Resources of this kind tagged with the stack and one of `addresses`
-    /// (all of the stack's when empty), keyed by their `reconcile:address` tag.
+    /// (all of the stack's when empty), each with its `reconcile:address` tag.
+    /// One address may have several: an old and a new copy, say.
     /// This is how a create interrupted before state recorded it is found again.
     async fn find_tagged(
         &self,
         cx: &Cx,
         addresses: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError>;
+    ) -> Result<Vec<(String, Observed)>, ProviderError>;
 
     /// Pure: field differences between desired and live.
     fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {

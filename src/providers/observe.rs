@@ -102,11 +102,19 @@ pub async fn observe_stack(
                 })
         })
     });
+    // Copies state already tracks (the current one, or an old one kept for
+    // deletion) are not leftovers, whatever their tags say.
+    let tracked: std::collections::HashSet<&str> = state
+        .resources
+        .values()
+        .chain(state.deposed.iter())
+        .map(|r| r.id.as_str())
+        .collect();
     let mut adoptions = Vec::new();
     for r in join_all(finds).await {
-        let (kind, found) = r?;
-        let mut found: Vec<(String, Observed)> = found.into_iter().collect();
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        let (kind, mut found) = r?;
+        found.retain(|(_, o)| !tracked.contains(o.id.as_str()));
+        found.sort_by(|a, b| (&a.0, &a.1.id).cmp(&(&b.0, &b.1.id)));
         for (address, obs) in found {
             adoptions.push(Adoption {
                 address,

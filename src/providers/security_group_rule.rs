@@ -325,8 +325,8 @@ impl Provider for SecurityGroupRule {
         &self,
         _cx: &Cx,
         _addresses: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
-        Ok(HashMap::new())
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        Ok(Vec::new())
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

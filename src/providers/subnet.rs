@@ -173,7 +173,7 @@ impl Provider for Subnet {
         &self,
         cx: &Cx,
         addresses: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
