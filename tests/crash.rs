@@ -57,99 +57,10 @@ ingress = [{{ protocol = "tcp", from_port = 8080, to_port = 8080, cidr_block = "
 
 const DECLARED: usize = 9;
 
-/// Ids of everything in AWS tagged with the stack.
-async fn tagged_ids(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<String> {
-    let f = || {
-        Filter::builder()
-            .name("tag:reconcile:stack")
-            .values(stack)
-            .build()
-    };
-    let mut ids = Vec::new();
-    for v in ec2
-        .describe_vpcs()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .vpcs()
-    {
-        ids.push(v.vpc_id().unwrap().to_string());
-    }
-    for s in ec2
-        .describe_subnets()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .subnets()
-    {
-        ids.push(s.subnet_id().unwrap().to_string());
-    }
-    for g in ec2
-        .describe_internet_gateways()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .internet_gateways()
-    {
-        ids.push(g.internet_gateway_id().unwrap().to_string());
-    }
-    for a in ec2
-        .describe_addresses()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .addresses()
-    {
-        ids.push(a.allocation_id().unwrap().to_string());
-    }
-    // moto ignores tag filters on NAT gateways: check the tags here.
-    for n in ec2
-        .describe_nat_gateways()
-        .send()
-        .await
-        .unwrap()
-        .nat_gateways()
-    {
-        let ours = n
-            .tags()
-            .iter()
-            .any(|t| t.key() == Some("reconcile:stack") && t.value() == Some(stack));
-        if ours && n.state().map(|s| s.as_str()) != Some("deleted") {
-            ids.push(n.nat_gateway_id().unwrap().to_string());
-        }
-    }
-    for t in ec2
-        .describe_route_tables()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .route_tables()
-    {
-        ids.push(t.route_table_id().unwrap().to_string());
-    }
-    for g in ec2
-        .describe_security_groups()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .security_groups()
-    {
-        ids.push(g.group_id().unwrap().to_string());
-    }
-    ids.sort();
-    ids
-}
-
 /// Exactly the declared resources exist, each once, all tracked; a plan is clean.
 async fn assert_converged(moto: &Moto, p: &Project, name: &str) {
     let ec2 = moto.ec2().await;
-    let live = tagged_ids(&ec2, name).await;
+    let live = common::tagged_ids(&ec2, name).await;
     let state = p.state_json(name);
     let tracked: BTreeSet<String> = state["resources"]
         .as_object()

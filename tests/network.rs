@@ -522,65 +522,8 @@ async fn destroy_leaves_nothing_tagged_and_refuses_protected_stacks() {
     let run = p.run(Some(&moto), &["destroy", "--auto-approve"]);
     run.expect_code(0);
     assert!(run.stdout.contains("to delete"), "{}", run.stdout);
-    let f = || tag_filter("gone");
-    assert!(ec2
-        .describe_vpcs()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .vpcs()
-        .is_empty());
-    assert!(ec2
-        .describe_subnets()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .subnets()
-        .is_empty());
-    assert!(ec2
-        .describe_internet_gateways()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .internet_gateways()
-        .is_empty());
-    assert!(ec2
-        .describe_route_tables()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .route_tables()
-        .is_empty());
-    assert!(ec2
-        .describe_security_groups()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .security_groups()
-        .is_empty());
-    assert!(ec2
-        .describe_addresses()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .addresses()
-        .is_empty());
-    let nats = ec2
-        .describe_nat_gateways()
-        .filter(f())
-        .send()
-        .await
-        .unwrap();
-    assert!(nats
-        .nat_gateways()
-        .iter()
-        .all(|n| n.state().map(|s| s.as_str()) == Some("deleted")));
+    let left = common::tagged_ids(&ec2, "gone").await;
+    assert!(left.is_empty(), "still tagged with the stack: {left:?}");
     assert!(p.state_json("gone")["resources"]
         .as_object()
         .unwrap()
