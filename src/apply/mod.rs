@@ -4,8 +4,8 @@
 pub mod progress;
 
 use crate::model::{Fields, Reference, Value};
-use crate::plan::{Action, Plan, Step};
-use crate::providers::{Cx, Desired, ProviderError, Registry};
+use crate::plan::{tags_value, Action, Plan, Step};
+use crate::providers::{Cx, Desired, Registry};
 use crate::state::{JournalEntry, JournalOp, State, StateError, StateResource, StateStore};
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -547,7 +547,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 }
                 Err(e) => {
                     let _ = sh.save(settle);
-                    fail(aws_error(&e))
+                    fail(e.to_string())
                 }
             }
         }
@@ -616,7 +616,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 }
                 Err(e) => {
                     let _ = sh.save(settle);
-                    fail(aws_error(&e))
+                    fail(e.to_string())
                 }
             }
         }
@@ -646,7 +646,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                 }
                 Err(e) => {
                     let _ = sh.save(settle);
-                    fail(aws_error(&e))
+                    fail(e.to_string())
                 }
             }
         }
@@ -659,19 +659,6 @@ fn crash_point(addr: &str) {
     if std::env::var("RECONCILE_TEST_CRASH_AFTER_CREATE").as_deref() == Ok(addr) {
         std::process::abort();
     }
-}
-
-fn aws_error(e: &ProviderError) -> String {
-    e.to_string()
-}
-
-fn tags_value(t: &IndexMap<String, String>) -> Value {
-    Value::Map(
-        t.iter()
-            .filter(|(k, _)| !k.starts_with("aws:"))
-            .map(|(k, v)| (k.clone(), Value::str(v.clone())))
-            .collect(),
-    )
 }
 
 #[cfg(test)]

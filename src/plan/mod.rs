@@ -504,7 +504,8 @@ fn force_destroy_before_create(steps: &mut [Step]) {
     }
 }
 
-fn tags_value(t: &IndexMap<String, String>) -> Value {
+/// Tags as a field value for diffing; AWS-owned `aws:*` tags are not ours to compare.
+pub fn tags_value(t: &IndexMap<String, String>) -> Value {
     Value::Map(
         t.iter()
             .filter(|(k, _)| !k.starts_with("aws:"))
