@@ -272,3 +272,71 @@ async fn crash_between_the_halves_of_a_replacement_leaves_one_copy() {
     p.run(Some(&moto), &["plan", "--detailed-exitcode"])
         .expect_code(0);
 }
+
+/// A create killed while its request is still on the wire is retried with the
+/// same idempotency token, so an API that honours tokens (CreateRouteTable,
+/// CreateNatGateway) returns the resource the first attempt made.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_create_is_retried_with_its_journalled_token() {
+    use common::proxy::Proxy;
+    let moto = Moto::start();
+    // The first CreateRouteTable is held long enough to kill the apply and
+    // run the next one; moto ignores the token, so only the requests are checked.
+    let proxy = Proxy::start_with_delay(
+        &moto,
+        |_, _| None,
+        |action, nth| {
+            if action == "CreateRouteTable" && nth == 1 {
+                Duration::from_secs(10)
+            } else {
+                Duration::ZERO
+            }
+        },
+    );
+    let p = Project::new();
+    p.write(
+        "net.toml",
+        "[stack]\nname = \"token\"\nregion = \"us-east-1\"\n\n[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+         [route_table.main]\nvpc_id = \"${vpc.main.id}\"\n",
+    );
+    let mut cmd = p.cmd(None, &["apply", "--auto-approve"]);
+    cmd.env("AWS_ENDPOINT_URL", &proxy.url)
+        .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let path = p.state_dir().join("token.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let token = loop {
+        let journalled = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|s| {
+                s["journal"]
+                    .as_array()?
+                    .iter()
+                    .find(|j| j["address"] == "route_table.main")
+                    .and_then(|j| j["token"].as_str().map(str::to_string))
+            });
+        if let (Some(t), 1) = (&journalled, proxy.count("CreateRouteTable")) {
+            break t.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the route table create never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    child.kill().unwrap(); // SIGKILL while the request is held
+    child.wait().unwrap();
+
+    p.run_at(&proxy.url, &["apply", "--auto-approve"])
+        .expect_code(0);
+    let bodies = proxy.bodies("CreateRouteTable");
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    for b in &bodies {
+        assert!(b.contains(&format!("ClientToken={token}")), "{b}");
+    }
+    assert!(p.state_json("token")["journal"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}

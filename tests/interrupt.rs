@@ -57,7 +57,7 @@ async fn sigterm_finishes_the_step_in_flight_and_starts_nothing_new() {
     let proxy = Proxy::start_with_delay(
         &moto,
         |_, _| None,
-        |action| {
+        |action, _| {
             if action == "CreateSubnet" {
                 Duration::from_millis(1500)
             } else {

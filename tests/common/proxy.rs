@@ -4,7 +4,6 @@
 //! tested end to end with the real binary.
 
 use super::Moto;
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,34 +44,37 @@ impl Fault {
 /// action's requests so far (1 for the first). `Some` injects, `None` forwards.
 pub type Rule = fn(action: &str, nth: u64) -> Option<Fault>;
 
-/// How long to hold a forwarded request of this `Action`.
-pub type Delay = fn(action: &str) -> Duration;
+/// How long to hold a forwarded request (`nth` as for [`Rule`]).
+pub type Delay = fn(action: &str, nth: u64) -> Duration;
 
-/// A loopback HTTP proxy to moto, one request per connection, counting
-/// requests per `Action`. Stops (and joins its threads) when dropped.
+/// Every request seen, in arrival order: its `Action` and its form body.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A loopback HTTP proxy to moto, one request per connection, recording each
+/// request's `Action` and body. Stops (and joins its threads) when dropped.
 pub struct Proxy {
     pub url: String,
     addr: SocketAddr,
-    counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    seen: Seen,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
     pub fn start(moto: &Moto, rule: Rule) -> Proxy {
-        Proxy::start_with_delay(moto, rule, |_| Duration::ZERO)
+        Proxy::start_with_delay(moto, rule, |_, _| Duration::ZERO)
     }
 
-    /// As `start`, and holds each forwarded request for `delay(action)` first,
+    /// As `start`, and holds each forwarded request for `delay(action, nth)` first,
     /// to make an apply slow enough to interrupt in the middle.
     pub fn start_with_delay(moto: &Moto, rule: Rule, delay: Delay) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let upstream: SocketAddr = ([127, 0, 0, 1], moto.port).into();
-        let counts = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let accept = {
-            let (counts, stop) = (counts.clone(), stop.clone());
+            let (seen, stop) = (seen.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut workers: Vec<JoinHandle<()>> = Vec::new();
                 for conn in listener.incoming() {
@@ -80,10 +82,10 @@ impl Proxy {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let counts = counts.clone();
+                    let seen = seen.clone();
                     workers.retain(|w| !w.is_finished());
                     workers.push(std::thread::spawn(move || {
-                        let _ = serve(conn, upstream, &counts, rule, delay);
+                        let _ = serve(conn, upstream, &seen, rule, delay);
                     }));
                 }
                 for w in workers {
@@ -94,7 +96,7 @@ impl Proxy {
         Proxy {
             url: format!("http://{addr}"),
             addr,
-            counts,
+            seen,
             stop,
             accept: Some(accept),
         }
@@ -102,12 +104,18 @@ impl Proxy {
 
     /// Requests seen for `action`, injected or forwarded.
     pub fn count(&self, action: &str) -> u64 {
-        self.counts
+        self.bodies(action).len() as u64
+    }
+
+    /// The form bodies of the requests seen for `action`, in arrival order.
+    pub fn bodies(&self, action: &str) -> Vec<String> {
+        self.seen
             .lock()
             .unwrap()
-            .get(action)
-            .copied()
-            .unwrap_or(0)
+            .iter()
+            .filter(|(a, _)| a == action)
+            .map(|(_, b)| b.clone())
+            .collect()
     }
 }
 
@@ -122,11 +130,11 @@ impl Drop for Proxy {
     }
 }
 
-/// One request: count it, then inject a fault or relay moto's answer.
+/// One request: record it, then inject a fault or relay moto's answer.
 fn serve(
     mut client: TcpStream,
     upstream: SocketAddr,
-    counts: &Mutex<BTreeMap<String, u64>>,
+    seen: &Mutex<Vec<(String, String)>>,
     rule: Rule,
     delay: Delay,
 ) -> io::Result<()> {
@@ -135,15 +143,14 @@ fn serve(
     let (head, body) = read_request(&mut client)?;
     let action = form_value(&body, "Action").unwrap_or_default();
     let nth = {
-        let mut c = counts.lock().unwrap();
-        let n = c.entry(action.clone()).or_default();
-        *n += 1;
-        *n
+        let mut seen = seen.lock().unwrap();
+        seen.push((action.clone(), String::from_utf8_lossy(&body).into_owned()));
+        seen.iter().filter(|(a, _)| *a == action).count() as u64
     };
     let reply = match rule(&action, nth) {
         Some(fault) => fault.response(),
         None => {
-            std::thread::sleep(delay(&action));
+            std::thread::sleep(delay(&action, nth));
             forward(upstream, &head, &body)?
         }
     };
