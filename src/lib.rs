@@ -7,4 +7,5 @@ pub mod graph;
 pub mod model;
 pub mod plan;
 pub mod providers;
+pub mod sensitive;
 pub mod state;

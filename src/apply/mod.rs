@@ -222,6 +222,9 @@ pub async fn execute(
         return Err(ApplyError::Cycle(format!("{:?}", graph[c.node_id()])));
     }
 
+    let mut cx = cx;
+    let sink = progress.clone();
+    cx.status = crate::providers::StatusSink::new(move |addr, status| sink.status(addr, status));
     let shared = Arc::new(Shared {
         cx,
         registry,
@@ -629,7 +632,15 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
             let result = if step.already_gone && step.action == Action::Delete {
                 Ok(())
             } else {
-                provider.delete(&sh.cx, id).await
+                let applied = {
+                    let st = sh.state.lock().unwrap();
+                    st.resources
+                        .get(addr)
+                        .filter(|r| &r.id == id)
+                        .or_else(|| st.deposed.iter().find(|r| &r.id == id))
+                        .map(|r| r.inputs.clone())
+                };
+                provider.delete_applied(&sh.cx, id, applied.as_ref()).await
             };
             match result {
                 Ok(()) => {

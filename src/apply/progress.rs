@@ -11,6 +11,7 @@ pub struct Progress {
     live: Option<MultiProgress>,
     bars: Mutex<HashMap<String, (ProgressBar, Instant)>>,
     started: Mutex<HashMap<String, Instant>>,
+    last_status: Mutex<HashMap<String, String>>,
 }
 
 impl Progress {
@@ -20,6 +21,7 @@ impl Progress {
             live,
             bars: Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
+            last_status: Mutex::new(HashMap::new()),
         }
     }
 
@@ -44,6 +46,25 @@ impl Progress {
                     .lock()
                     .unwrap()
                     .insert(key.to_string(), Instant::now());
+            }
+        }
+    }
+
+    /// What AWS says about an operation still in flight (a database "modifying").
+    /// Printed once per change of status when not on a terminal.
+    pub fn status(&self, key: &str, status: &str) {
+        match &self.live {
+            Some(_) => {
+                if let Some((pb, _)) = self.bars.lock().unwrap().get(key) {
+                    pb.set_message(format!("{key}: {status}"));
+                }
+            }
+            None => {
+                let mut last = self.last_status.lock().unwrap();
+                if last.get(key).map(String::as_str) != Some(status) {
+                    last.insert(key.to_string(), status.to_string());
+                    println!("  {key}: {status}");
+                }
             }
         }
     }

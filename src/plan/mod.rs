@@ -26,6 +26,11 @@ pub struct Observed {
     pub tags: IndexMap<String, String>,
 }
 
+/// Whether AWS itself would refuse to delete this resource (RDS, ELBv2).
+fn live_deletion_protection(obs: &Observed) -> bool {
+    obs.fields.get("deletion_protection") == Some(&Value::Bool(true))
+}
+
 /// What the planner needs from each kind beyond its schema.
 pub trait KindCatalog {
     fn schema(&self, kind: &str) -> Option<&'static Schema>;
@@ -312,6 +317,15 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                         step.action = Action::Replace;
                         step.create_before_destroy =
                             catalog.create_before_destroy(&r.kind, &changes);
+                        if live_deletion_protection(&obs) {
+                            errors.push(PlanError {
+                                address: addr.clone(),
+                                message: format!(
+                                    "has deletion_protection on in AWS but {} would force its replacement, which deletes it; reconcile never switches deletion protection off on its own: revert that change, or apply `deletion_protection = false` first if you really mean it",
+                                    forcing.join(", ")
+                                ),
+                            });
+                        }
                         if r.protect {
                             errors.push(PlanError {
                                 address: addr.clone(),
@@ -343,6 +357,19 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             s.protect || (destroy && stack.resources.get(&s.address).is_some_and(|r| r.protect));
         let gone = observed.get(&s.address).is_some_and(Option::is_none);
         // Already gone from AWS: dropping the state entry deletes nothing.
+        let guarded = observed
+            .get(&s.address)
+            .and_then(Option::as_ref)
+            .is_some_and(live_deletion_protection);
+        if guarded && !protect {
+            errors.push(PlanError {
+                address: s.address.clone(),
+                message: format!(
+                    "has deletion_protection on in AWS, so {} would fail half-way; reconcile never switches deletion protection off on its own: apply `deletion_protection = false` first if you really mean to delete it",
+                    if destroy { "destroy" } else { "deleting it" }
+                ),
+            });
+        }
         if protect && !gone {
             errors.push(PlanError {
                 address: s.address.clone(),

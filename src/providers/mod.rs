@@ -74,6 +74,18 @@ pub trait Provider: Send + Sync {
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError>;
 
+    /// Fills in live fields that can only be judged against the desired
+    /// configuration, for resources that state tracks and the stack declares:
+    /// whether a secret's value still matches its environment variable, say.
+    /// Compared in memory; only the verdict lands in `Observed`. Batched per kind.
+    async fn observe_against_desired(
+        &self,
+        _cx: &Cx,
+        _items: &mut [(&crate::model::Resource, &mut Observed)],
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Pure: field differences between desired and live.
     fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
         crate::plan::diff_fields(self.schema(), desired, live)
@@ -108,6 +120,18 @@ pub trait Provider: Send + Sync {
 
     /// Deletes; a resource that is already gone is success.
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError>;
+
+    /// Deletes with the last applied inputs at hand (`None` for a copy state
+    /// never recorded), for kinds whose delete takes options such as a final
+    /// snapshot or a recovery window.
+    async fn delete_applied(
+        &self,
+        cx: &Cx,
+        id: &str,
+        _applied: Option<&Fields>,
+    ) -> Result<(), ProviderError> {
+        self.delete(cx, id).await
+    }
 }
 
 /// Typed provider errors: callers tell these apart (retry, report, skip).
@@ -232,9 +256,34 @@ impl Intercept for CountCalls {
 #[derive(Clone)]
 pub struct Cx {
     pub ec2: aws_sdk_ec2::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
     pub stack: String,
     pub region: String,
     pub calls: CallCounter,
+    /// Where long waits report what AWS says meanwhile ("modifying", ...).
+    pub status: StatusSink,
+}
+
+/// Receives `(address, status)` while a provider waits on AWS; a no-op by default.
+#[derive(Clone)]
+pub struct StatusSink(Arc<StatusFn>);
+
+type StatusFn = dyn Fn(&str, &str) + Send + Sync;
+
+impl StatusSink {
+    pub fn new(f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        StatusSink(Arc::new(f))
+    }
+    pub fn report(&self, address: &str, status: &str) {
+        (self.0)(address, status)
+    }
+}
+
+impl std::default::Default for StatusSink {
+    fn default() -> Self {
+        StatusSink::new(|_, _| {})
+    }
 }
 
 /// Where and how to reach AWS.
@@ -258,11 +307,20 @@ impl Cx {
         let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
             .interceptor(CountCalls(calls.clone()))
             .build();
+        let rds = aws_sdk_rds::config::Builder::from(&shared)
+            .interceptor(CountCalls(calls.clone()))
+            .build();
+        let secrets = aws_sdk_secretsmanager::config::Builder::from(&shared)
+            .interceptor(CountCalls(calls.clone()))
+            .build();
         Cx {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            rds: aws_sdk_rds::Client::from_conf(rds),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
             stack: stack.to_string(),
             region: opts.region.clone(),
             calls,
+            status: StatusSink::default(),
         }
     }
 }

@@ -59,11 +59,14 @@ pub async fn observe_stack(
     for r in results {
         live_by_id.extend(r?);
     }
-    let observed: HashMap<String, Option<Observed>> = state
+    let mut observed: HashMap<String, Option<Observed>> = state
         .resources
         .values()
         .map(|r| (r.address.clone(), live_by_id.get(&r.id).cloned()))
         .collect();
+    if let Some(stack) = stack {
+        observe_against_desired(cx, registry, stack, &mut observed).await?;
+    }
 
     // Addresses that will need a create: look for a tagged leftover first.
     let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -127,4 +130,37 @@ pub async fn observe_stack(
         observed,
         adoptions,
     })
+}
+
+/// Lets each kind judge live values that only make sense next to the desired
+/// configuration (a secret's value against its environment variable), one
+/// batch per kind, kinds in parallel.
+async fn observe_against_desired(
+    cx: &Cx,
+    registry: &Registry,
+    stack: &Stack,
+    observed: &mut HashMap<String, Option<Observed>>,
+) -> Result<(), ObserveError> {
+    type Pairs<'a> = Vec<(&'a crate::model::Resource, &'a mut Observed)>;
+    let mut by_kind: BTreeMap<&str, Pairs> = BTreeMap::new();
+    for (address, live) in observed.iter_mut() {
+        if let (Some(r), Some(live)) = (stack.resources.get(address), live.as_mut()) {
+            by_kind.entry(r.kind.as_str()).or_default().push((r, live));
+        }
+    }
+    let runs = by_kind.into_iter().filter_map(|(kind, mut items)| {
+        let p = registry.get(kind)?;
+        Some(async move {
+            p.observe_against_desired(cx, &mut items)
+                .await
+                .map_err(|source| ObserveError {
+                    kind: kind.to_string(),
+                    source,
+                })
+        })
+    });
+    for r in join_all(runs).await {
+        r?;
+    }
+    Ok(())
 }
