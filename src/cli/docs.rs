@@ -233,7 +233,14 @@ fn field_table(out: &mut String, fields: &[Field], top: bool) {
         };
         let _ = write!(out, "| `{}` | {} | {} |", f.name, cell(&ty), presence);
         if top {
-            let _ = write!(out, " {} |", if f.force_new { "yes" } else { "no" });
+            let replaces = if f.local {
+                "no (reconcile setting, not sent to AWS)"
+            } else if f.force_new {
+                "yes"
+            } else {
+                "no"
+            };
+            let _ = write!(out, " {replaces} |");
         }
         let _ = writeln!(out, " {} |", cell(f.doc));
     }

@@ -71,6 +71,11 @@ pub struct Field {
     pub force_new: bool,
     /// A list whose order does not matter (compared as a set).
     pub set: bool,
+    /// Not an AWS property but how reconcile acts on the resource
+    /// (`apply_immediately`, `skip_final_snapshot`, wait timeouts). Compared
+    /// with the last applied value instead of live AWS; a change is an update
+    /// that only records the new setting.
+    pub local: bool,
     pub doc: &'static str,
 }
 
@@ -83,6 +88,7 @@ impl Field {
             default: None,
             force_new: false,
             set: false,
+            local: false,
             doc,
         }
     }
@@ -96,6 +102,10 @@ impl Field {
     }
     pub const fn force_new(mut self) -> Self {
         self.force_new = true;
+        self
+    }
+    pub const fn local(mut self) -> Self {
+        self.local = true;
         self
     }
     pub const fn set(mut self) -> Self {

@@ -288,6 +288,16 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                 }
                 let mut live_fields = obs.fields.clone();
                 let mut want = resolved.clone();
+                // Settings of reconcile itself are compared with what was last applied.
+                for f in schema.fields.iter().filter(|f| f.local) {
+                    let last = in_state
+                        .and_then(|s| s.inputs.get(f.name))
+                        .or_else(|| want.get(f.name));
+                    match last {
+                        Some(v) => live_fields.insert(f.name.to_string(), v.clone()),
+                        None => live_fields.shift_remove(f.name),
+                    };
+                }
                 if schema.taggable {
                     live_fields.insert("tags".into(), tags_value(&obs.tags));
                     want.insert("tags".into(), tags_value(&tags));
