@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod graph;
 pub mod model;
 pub mod plan;

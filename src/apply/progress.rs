@@ -12,6 +12,8 @@ pub struct Progress {
     bars: Mutex<HashMap<String, (ProgressBar, Instant)>>,
     started: Mutex<HashMap<String, Instant>>,
     last_status: Mutex<HashMap<String, String>>,
+    /// The watch daemon reports remediation as its own events instead.
+    silent: bool,
 }
 
 impl Progress {
@@ -22,10 +24,23 @@ impl Progress {
             bars: Mutex::new(HashMap::new()),
             started: Mutex::new(HashMap::new()),
             last_status: Mutex::new(HashMap::new()),
+            silent: false,
+        }
+    }
+
+    /// Prints nothing.
+    pub fn silent() -> Self {
+        Progress {
+            live: None,
+            silent: true,
+            ..Progress::new()
         }
     }
 
     pub fn start(&self, key: &str, verb: &str) {
+        if self.silent {
+            return;
+        }
         match &self.live {
             Some(m) => {
                 let pb = m.add(ProgressBar::new_spinner());
@@ -53,6 +68,9 @@ impl Progress {
     /// What AWS says about an operation still in flight (a database "modifying").
     /// Printed once per change of status when not on a terminal.
     pub fn status(&self, key: &str, status: &str) {
+        if self.silent {
+            return;
+        }
         match &self.live {
             Some(_) => {
                 if let Some((pb, _)) = self.bars.lock().unwrap().get(key) {
@@ -78,6 +96,9 @@ impl Progress {
     }
 
     pub fn note(&self, line: &str) {
+        if self.silent {
+            return;
+        }
         match &self.live {
             Some(m) => {
                 let _ = m.println(format!("  {line}"));
@@ -87,6 +108,9 @@ impl Progress {
     }
 
     fn end(&self, key: &str, line: &str) {
+        if self.silent {
+            return;
+        }
         match &self.live {
             Some(m) => {
                 if let Some((pb, t)) = self.bars.lock().unwrap().remove(key) {

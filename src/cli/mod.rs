@@ -87,6 +87,9 @@ pub enum Command {
         #[arg(long)]
         timings: bool,
     },
+    /// Keep watching for drift: observe every stack each interval, report
+    /// differences as events, optionally repair them. Runs until SIGTERM/SIGINT.
+    Watch(WatchArgs),
     /// Print the dependency graph as Graphviz DOT.
     Graph { path: Option<PathBuf> },
     /// Inspect or edit state.
@@ -143,6 +146,49 @@ pub struct ApplyArgs {
     pub targets: Vec<String>,
     #[arg(long)]
     pub timings: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// A stack, or a directory of stacks (default ./desired-state/).
+    pub path: Option<PathBuf>,
+    /// Time between cycles (`30s`, `5m`, `1h`), 10% jitter either way.
+    #[arg(long, default_value = "5m", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
+    /// Repair differences through the same engine as `apply --auto-approve`;
+    /// protected resources are never deleted or replaced.
+    #[arg(long)]
+    pub remediate: bool,
+    /// Where to serve /metrics, /healthz and /readyz (`none` to turn it off; port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+    /// One cycle, then exit: 0 no differences, 2 differences, 1 error.
+    #[arg(long)]
+    pub once: bool,
+    /// Operations run at once when remediating.
+    #[arg(long, default_value_t = 10)]
+    pub parallelism: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct MetricsAddr(pub Option<std::net::SocketAddr>);
+
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}`: {e}; write a duration such as 30s, 5m or 1h"))?;
+    if d < std::time::Duration::from_millis(100) {
+        return Err(format!("`{s}` is too short; use at least 100ms"));
+    }
+    Ok(d)
+}
+
+fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s == "none" {
+        return Ok(MetricsAddr(None));
+    }
+    s.parse()
+        .map(|a| MetricsAddr(Some(a)))
+        .map_err(|e| format!("`{s}`: {e}; write HOST:PORT such as 127.0.0.1:9464, or `none`"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +292,17 @@ pub async fn run(cli: Cli) -> u8 {
             }
             worst
         }
+        Command::Watch(args) => {
+            let opts = crate::daemon::WatchArgs {
+                path: args.path,
+                interval: args.interval,
+                remediate: args.remediate,
+                metrics_addr: args.metrics_addr.0,
+                once: args.once,
+                parallelism: args.parallelism,
+            };
+            return crate::daemon::run(g, registry, opts).await;
+        }
         Command::State { command, stack } => state_cmd(&g, stack, command),
         Command::Import {
             address,
@@ -297,6 +354,15 @@ fn for_each_stack(path: Option<PathBuf>, mut f: impl FnMut(&Path) -> Outcome) ->
 }
 
 fn load(g: &Global, registry: &Registry, path: &Path) -> Result<(Stack, Graph), Reported> {
+    load_stack(g, registry, path).map_err(|d| report_diags(&d))
+}
+
+/// Reads, type-checks and graphs one stack; every problem found, at once.
+pub fn load_stack(
+    g: &Global,
+    registry: &Registry,
+    path: &Path,
+) -> Result<(Stack, Graph), Vec<Diagnostic>> {
     let inputs = InputValues::from_env(g.inputs.iter().cloned().collect());
     let (stack, mut diags) = model::load_all(
         path,
@@ -313,7 +379,7 @@ fn load(g: &Global, registry: &Registry, path: &Path) -> Result<(Stack, Graph), 
     }
     match (stack, graph) {
         (Some(stack), Some(Ok(graph))) if diags.is_empty() => Ok((stack, graph)),
-        _ => Err(report_diags(&diags)),
+        _ => Err(diags),
     }
 }
 
@@ -334,7 +400,7 @@ fn graph(g: &Global, registry: &Registry, path: &Path) -> Outcome {
     Ok(EXIT_OK)
 }
 
-async fn connect(g: &Global, region: &str, stack: &str, calls: &CallCounter) -> Cx {
+pub async fn connect(g: &Global, region: &str, stack: &str, calls: &CallCounter) -> Cx {
     let opts = AwsOptions {
         region: region.to_string(),
         endpoint_url: g.endpoint_url.clone(),

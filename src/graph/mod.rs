@@ -8,6 +8,7 @@ use petgraph::Direction;
 use std::collections::{BTreeSet, HashMap};
 
 /// Edges point from a dependency to its dependent (`vpc.main -> subnet.a`).
+#[derive(Clone)]
 pub struct Graph {
     pub g: DiGraph<String, ()>,
     pub index: HashMap<String, NodeIndex>,
