@@ -1230,3 +1230,56 @@ fn desired_tags_merge_stack_resource_and_reconcile_tags() {
     assert_eq!(t[TAG_ADDRESS], "subnet.a");
     assert_eq!(t.len(), 4);
 }
+
+#[test]
+fn live_deletion_protection_refuses_a_delete_and_a_destroy() {
+    let fx = fixture(BASE);
+    let mut w = World::applied();
+    w.put(
+        "subnet.old",
+        "subnet",
+        "subnet-9",
+        subnet_fields("10.0.9.0/24", "us-east-1c"),
+        &["vpc.main"],
+        &[],
+    );
+    w.live_mut("subnet.old")
+        .fields
+        .insert("deletion_protection".into(), Value::Bool(true));
+    let errs = errors(w.plan(&fx));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].address, "subnet.old");
+    assert!(errs[0].message.contains("deletion_protection on in AWS"));
+    assert!(errs[0]
+        .message
+        .contains("never switches deletion protection off"));
+
+    let errs = errors(w.plan_with(&fx, true, &[]));
+    assert!(errs
+        .iter()
+        .any(|e| e.address == "subnet.old" && e.message.contains("destroy")));
+
+    // Switched off (the deliberate way): the delete goes ahead.
+    w.live_mut("subnet.old")
+        .fields
+        .insert("deletion_protection".into(), Value::Bool(false));
+    assert_eq!(
+        step(&w.plan(&fx).unwrap(), "subnet.old").action,
+        Action::Delete
+    );
+}
+
+#[test]
+fn live_deletion_protection_refuses_a_replacement_naming_the_field() {
+    let fx = base_with(r#""10.0.1.0/24""#, r#""10.0.2.0/24""#);
+    let mut w = World::applied();
+    w.live_mut("subnet.a")
+        .fields
+        .insert("deletion_protection".into(), Value::Bool(true));
+    let errs = errors(w.plan(&fx));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].address, "subnet.a");
+    assert!(errs[0]
+        .message
+        .contains("cidr_block would force its replacement"));
+}
