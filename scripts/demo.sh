@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end demo: the Proxy Smart network tier, planned and applied against a
 # local AWS emulator (moto), then changed behind reconcile's back with boto3, the
-# drift caught by `plan` and repaired by `apply`.
+# drift caught by `watch --once` and `plan`, and repaired by `apply`.
 #
 #   bash scripts/demo.sh
 #
@@ -173,6 +173,9 @@ print(f"  {sg['GroupId']} (security_group.db): + ingress tcp 22 from 0.0.0.0/0")
 ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": False})
 print(f"  {vpc['VpcId']} (vpc.main): enable_dns_hostnames -> false")
 PY
+
+section "The drift daemon, one cycle: reconcile watch --once reports it (exit 2)"
+expect 2 watch "$STACK" --once
 
 section "Plan: the drift is caught (exit 2)"
 PLAN_OUT="$WORK/drift-plan.txt"
