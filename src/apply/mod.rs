@@ -637,7 +637,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                     st.resources
                         .get(addr)
                         .filter(|r| &r.id == id)
-                        .or_else(|| st.deposed.iter().find(|r| &r.id == id))
+                        .or_else(|| st.deposed.iter().find(|r| &r.id == id && r.kind == step.kind))
                         .map(|r| r.inputs.clone())
                 };
                 provider.delete_applied(&sh.cx, id, applied.as_ref()).await
@@ -648,7 +648,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                         if st.resources.get(addr).is_some_and(|r| &r.id == id) {
                             st.resources.shift_remove(addr);
                         }
-                        st.deposed.retain(|r| &r.id != id);
+                        st.deposed.retain(|r| &r.id != id || r.kind != step.kind);
                         settle(st);
                     })
                     .map_err(|e| e.to_string())?;

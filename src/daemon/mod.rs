@@ -442,11 +442,11 @@ impl Daemon {
             .map(|r| r.kind.as_str())
             .chain(state.resources.values().map(|r| r.kind.as_str()))
             .collect();
-        let tracked: HashSet<&str> = state
+        let tracked: HashSet<(&str, &str)> = state
             .resources
             .values()
             .chain(state.deposed.iter())
-            .map(|r| r.id.as_str())
+            .map(|r| (r.kind.as_str(), r.id.as_str()))
             .collect();
         let finds = kinds.iter().filter_map(|k| {
             let p = self.registry.get(k)?;
@@ -460,7 +460,7 @@ impl Daemon {
         for r in futures::future::join_all(finds).await {
             let (kind, found) = r?;
             for (address, o) in found {
-                if !tracked.contains(o.id.as_str()) {
+                if !tracked.contains(&(kind.as_str(), o.id.as_str())) {
                     unmanaged.push(Unmanaged {
                         kind: kind.clone(),
                         id: o.id,

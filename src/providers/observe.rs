@@ -49,20 +49,28 @@ pub async fn observe_stack(
         let mut ids: Vec<String> = items.iter().map(|(_, id)| id.clone()).collect();
         ids.sort();
         ids.dedup();
-        p.observe(cx, &ids).await.map_err(|source| ObserveError {
-            kind: kind.to_string(),
-            source,
-        })
+        p.observe(cx, &ids)
+            .await
+            .map(|found| (kind.to_string(), found))
+            .map_err(|source| ObserveError {
+                kind: kind.to_string(),
+                source,
+            })
     });
     let results = join_all(reads).await;
-    let mut live_by_id: HashMap<String, Observed> = HashMap::new();
+    // Keyed by kind too: RDS names a subnet group and an instance alike.
+    let mut live_by_id: HashMap<(String, String), Observed> = HashMap::new();
     for r in results {
-        live_by_id.extend(r?);
+        let (kind, found) = r?;
+        live_by_id.extend(found.into_iter().map(|(id, o)| ((kind.clone(), id), o)));
     }
     let mut observed: HashMap<String, Option<Observed>> = state
         .resources
         .values()
-        .map(|r| (r.address.clone(), live_by_id.get(&r.id).cloned()))
+        .map(|r| {
+            let live = live_by_id.get(&(r.kind.clone(), r.id.clone())).cloned();
+            (r.address.clone(), live)
+        })
         .collect();
     if let Some(stack) = stack {
         observe_against_desired(cx, registry, stack, &mut observed).await?;
@@ -107,16 +115,16 @@ pub async fn observe_stack(
     });
     // Copies state already tracks (the current one, or an old one kept for
     // deletion) are not leftovers, whatever their tags say.
-    let tracked: std::collections::HashSet<&str> = state
+    let tracked: std::collections::HashSet<(&str, &str)> = state
         .resources
         .values()
         .chain(state.deposed.iter())
-        .map(|r| r.id.as_str())
+        .map(|r| (r.kind.as_str(), r.id.as_str()))
         .collect();
     let mut adoptions = Vec::new();
     for r in join_all(finds).await {
         let (kind, mut found) = r?;
-        found.retain(|(_, o)| !tracked.contains(o.id.as_str()));
+        found.retain(|(_, o)| !tracked.contains(&(kind.as_str(), o.id.as_str())));
         found.sort_by(|a, b| (&a.0, &a.1.id).cmp(&(&b.0, &b.1.id)));
         for (address, obs) in found {
             adoptions.push(Adoption {
