@@ -951,6 +951,17 @@ impl<'c> Loader<'c> {
             (Ty::Str, DeValue::String(s)) => Some(Value::str(s.to_string())),
             (Ty::Bool, DeValue::Boolean(b)) => Some(Value::Bool(*b)),
             (Ty::Int, DeValue::Integer(i)) => self.int(idx, v, i).map(Value::Int),
+            (Ty::Float, DeValue::Integer(i)) => self.int(idx, v, i).map(|n| Value::Float(n as f64)),
+            (Ty::Float, DeValue::Float(x)) => match x
+                .as_str()
+                .replace('_', "")
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+            {
+                Some(x) => Some(Value::Float(x)),
+                None => wrong(self, "a number that is not finite"),
+            },
             (Ty::Cidr, DeValue::String(s)) => match schema::check_cidr(s) {
                 Ok(()) => Some(Value::str(s.to_string())),
                 Err(e) => {

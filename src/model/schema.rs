@@ -11,6 +11,8 @@ pub enum Ty {
     Str,
     Bool,
     Int,
+    /// A number that may have a fraction (`0.5`); an integer is accepted too.
+    Float,
     /// An IPv4 CIDR block such as `10.0.0.0/16`.
     Cidr,
     /// An availability zone name such as `us-east-1a`.
@@ -32,6 +34,7 @@ impl Ty {
             Ty::Str | Ty::Pattern(_) => "a string".into(),
             Ty::Bool => "true or false".into(),
             Ty::Int => "an integer".into(),
+            Ty::Float => "a number".into(),
             Ty::Cidr => "a CIDR block string like \"10.0.0.0/16\"".into(),
             Ty::Az => "an availability zone name like \"us-east-1a\"".into(),
             Ty::Enum(opts) => format!("one of {}", opts.join(", ")),

@@ -13,6 +13,8 @@ pub type Fields = IndexMap<String, Value>;
 pub enum Value {
     Bool(bool),
     Int(i64),
+    /// A fractional number (Aurora capacity units); only for fields typed `Ty::Float`.
+    Float(f64),
     Str(String),
     List(Vec<Value>),
     Map(IndexMap<String, Value>),
@@ -40,6 +42,14 @@ impl Value {
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    /// A number, integers included (a `Ty::Float` field written `8`).
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
             _ => None,
         }
     }
@@ -129,6 +139,7 @@ fn resolve_string(s: &str, lookup: &dyn Fn(&Reference) -> Value) -> Value {
             TemplatePart::Ref(r) => match lookup(&r) {
                 Value::Str(v) => out.push_str(&v),
                 Value::Int(i) => out.push_str(&i.to_string()),
+                Value::Float(x) => out.push_str(&x.to_string()),
                 Value::Bool(b) => out.push_str(&b.to_string()),
                 _ => return Value::Unknown,
             },
@@ -231,6 +242,8 @@ impl fmt::Display for Value {
         match self {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
+            // `{:?}` keeps the point (8.0), so a float never reads as an integer.
+            Value::Float(x) => write!(f, "{x:?}"),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::Unknown => write!(f, "(known after apply)"),
             Value::List(l) => {
@@ -262,6 +275,7 @@ impl Serialize for Value {
         match self {
             Value::Bool(b) => s.serialize_bool(*b),
             Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(x) => s.serialize_f64(*x),
             Value::Str(v) => s.serialize_str(v),
             Value::List(l) => l.serialize(s),
             Value::Map(m) => m.serialize(s),
@@ -285,9 +299,12 @@ impl Value {
     pub fn from_json(j: serde_json::Value) -> Result<Value, String> {
         Ok(match j {
             serde_json::Value::Bool(b) => Value::Bool(b),
-            serde_json::Value::Number(n) => {
-                Value::Int(n.as_i64().ok_or_else(|| format!("{n} is not an integer"))?)
-            }
+            // serde_json writes a float with its point (8.0), so it reads back as a float.
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Value::Int(i),
+                (None, Some(x)) if !n.is_u64() => Value::Float(x),
+                _ => return Err(format!("{n} is not a 64-bit integer")),
+            },
             serde_json::Value::String(s) => Value::Str(s),
             serde_json::Value::Array(a) => Value::List(
                 a.into_iter()
@@ -349,6 +366,16 @@ mod tests {
             Value::str("id=${x.y.other}").resolve(&lookup),
             Value::Unknown
         );
+    }
+
+    #[test]
+    fn floats_round_trip_through_json_as_floats() {
+        let v = Value::List(vec![Value::Float(0.5), Value::Float(8.0), Value::Int(8)]);
+        let j = serde_json::to_string(&v).unwrap();
+        assert_eq!(j, "[0.5,8.0,8]");
+        let back: Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(Value::Float(8.0).to_string(), "8.0");
     }
 
     #[test]
