@@ -234,7 +234,7 @@ fn field_table(out: &mut String, fields: &[Field], top: bool) {
         let _ = write!(out, "| `{}` | {} | {} |", f.name, cell(&ty), presence);
         if top {
             let replaces = if f.local {
-                "no (reconcile setting, not sent to AWS)"
+                "no (a reconcile setting, compared with the last apply, not with AWS)"
             } else if f.force_new {
                 "yes"
             } else {

@@ -1,12 +1,17 @@
 //! Providers: one module per AWS resource kind behind the [`Provider`] trait, plus
 //! the shared AWS clients, call counting, retry policy and error typing.
 
+pub mod db_cluster;
+pub mod db_instance;
+pub mod db_subnet_group;
 pub mod ec2;
 pub mod elastic_ip;
 pub mod internet_gateway;
 pub mod nat_gateway;
 pub mod observe;
+pub mod rds;
 pub mod route_table;
+pub mod secret;
 pub mod security_group;
 pub mod security_group_rule;
 pub mod subnet;
@@ -39,6 +44,10 @@ pub const KINDS: &[&str] = &[
     "route_table",
     "security_group",
     "security_group_rule",
+    "db_subnet_group",
+    "db_cluster",
+    "db_instance",
+    "secret",
 ];
 
 /// What a create or update is asked to make real. Fields are fully resolved.
@@ -348,6 +357,10 @@ impl Default for Registry {
             Arc::new(route_table::RouteTable),
             Arc::new(security_group::SecurityGroup),
             Arc::new(security_group_rule::SecurityGroupRule),
+            Arc::new(db_subnet_group::DbSubnetGroup),
+            Arc::new(db_cluster::DbCluster),
+            Arc::new(db_instance::DbInstance),
+            Arc::new(secret::Secret),
         ];
         Registry {
             providers: list.into_iter().map(|p| (p.schema().kind, p)).collect(),
