@@ -566,6 +566,21 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
             };
             let mut want_all = fields.clone();
             let mut have_all = live.fields.clone();
+            {
+                let last = sh
+                    .state
+                    .lock()
+                    .unwrap()
+                    .resources
+                    .get(addr)
+                    .map(|r| r.inputs.clone());
+                crate::plan::local_settings_as_live(
+                    provider.schema(),
+                    &mut have_all,
+                    last.as_ref(),
+                    &want_all,
+                );
+            }
             if !step.tags.is_empty() {
                 want_all.insert("tags".into(), tags_value(&step.tags));
                 have_all.insert("tags".into(), tags_value(&live.tags));
@@ -637,7 +652,11 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), String> {
                     st.resources
                         .get(addr)
                         .filter(|r| &r.id == id)
-                        .or_else(|| st.deposed.iter().find(|r| &r.id == id && r.kind == step.kind))
+                        .or_else(|| {
+                            st.deposed
+                                .iter()
+                                .find(|r| &r.id == id && r.kind == step.kind)
+                        })
                         .map(|r| r.inputs.clone())
                 };
                 provider.delete_applied(&sh.cx, id, applied.as_ref()).await

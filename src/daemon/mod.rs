@@ -450,7 +450,7 @@ impl Daemon {
             .collect();
         let finds = kinds.iter().filter_map(|k| {
             let p = self.registry.get(k)?;
-            p.schema().taggable.then(|| async move {
+            p.schema().taggable.then_some(async move {
                 p.find_tagged(cx, &[])
                     .await
                     .map(|found| (k.to_string(), found))

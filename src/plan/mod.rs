@@ -26,6 +26,26 @@ pub struct Observed {
     pub tags: IndexMap<String, String>,
 }
 
+/// Settings of reconcile itself (`Field::local`) are compared with what was
+/// last applied, not with AWS: puts those values into `live` (the desired ones
+/// when nothing was applied yet, so a fresh adoption shows no change).
+pub fn local_settings_as_live(
+    schema: &Schema,
+    live: &mut Fields,
+    last_applied: Option<&Fields>,
+    want: &Fields,
+) {
+    for f in schema.fields.iter().filter(|f| f.local) {
+        match last_applied
+            .and_then(|l| l.get(f.name))
+            .or_else(|| want.get(f.name))
+        {
+            Some(v) => live.insert(f.name.to_string(), v.clone()),
+            None => live.shift_remove(f.name),
+        };
+    }
+}
+
 /// Whether AWS itself would refuse to delete this resource (RDS, ELBv2).
 fn live_deletion_protection(obs: &Observed) -> bool {
     obs.fields.get("deletion_protection") == Some(&Value::Bool(true))
@@ -288,16 +308,12 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                 }
                 let mut live_fields = obs.fields.clone();
                 let mut want = resolved.clone();
-                // Settings of reconcile itself are compared with what was last applied.
-                for f in schema.fields.iter().filter(|f| f.local) {
-                    let last = in_state
-                        .and_then(|s| s.inputs.get(f.name))
-                        .or_else(|| want.get(f.name));
-                    match last {
-                        Some(v) => live_fields.insert(f.name.to_string(), v.clone()),
-                        None => live_fields.shift_remove(f.name),
-                    };
-                }
+                local_settings_as_live(
+                    schema,
+                    &mut live_fields,
+                    in_state.map(|s| &s.inputs),
+                    &want,
+                );
                 if schema.taggable {
                     live_fields.insert("tags".into(), tags_value(&obs.tags));
                     want.insert("tags".into(), tags_value(&tags));
