@@ -186,8 +186,9 @@ async fn seed_network_stack_applies_from_nothing_and_replans_clean() {
 
     // Everything is tracked, and a second plan finds nothing to do.
     let state = p.state_json("proxy-smart");
-    // vpc, 6 subnets, igw, eip, nat, 3 route tables, 4 security groups.
-    assert_eq!(state["resources"].as_object().unwrap().len(), 17);
+    // vpc, 6 subnets, igw, eip, nat, 3 route tables, 4 security groups, and
+    // the database tier: 3 secrets, a subnet group, the instance.
+    assert_eq!(state["resources"].as_object().unwrap().len(), 22);
     assert!(state["journal"].as_array().unwrap().is_empty());
     let run = p.run(Some(&moto), &["plan", "--detailed-exitcode", "--timings"]);
     run.expect_code(0);

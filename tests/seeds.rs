@@ -1,0 +1,309 @@
+//! The seed stacks under `desired-state/` applied from nothing against moto and
+//! checked with independent SDK clients: what exists, that a second plan is
+//! clean, and that out-of-band damage to the data tier is caught and repaired.
+
+mod common;
+use common::{Moto, Project, REGION};
+use std::path::Path;
+
+async fn conf(moto: &Moto) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(&moto.url)
+        .load()
+        .await
+}
+
+/// Copies `desired-state/<name>` of the repository into the project.
+fn seed(p: &Project, name: &str) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("desired-state")
+        .join(name);
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        p.write(
+            &format!("{name}/{}", path.file_name().unwrap().to_str().unwrap()),
+            &text,
+        );
+    }
+}
+
+/// Applies the seed from nothing, then checks that a second plan is clean.
+fn apply_and_replan(p: &Project, moto: &Moto, name: &str) {
+    let stack = format!("desired-state/{name}");
+    let r = p.run(Some(moto), &["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "apply {name}:\n{}", r.all());
+    let r = p.run(Some(moto), &["plan", &stack, "--detailed-exitcode"]);
+    assert_eq!(
+        r.code,
+        0,
+        "second plan of {name} is not clean:\n{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("No changes"), "{}", r.stdout);
+}
+
+async fn secret_names(sm: &aws_sdk_secretsmanager::Client) -> Vec<String> {
+    let mut names: Vec<String> = sm
+        .list_secrets()
+        .send()
+        .await
+        .unwrap()
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.name().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+async fn secret_json(sm: &aws_sdk_secretsmanager::Client, name: &str) -> serde_json::Value {
+    let v = sm.get_secret_value().secret_id(name).send().await.unwrap();
+    serde_json::from_str(v.secret_string().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_smart_network_database_and_secrets() {
+    let moto = Moto::start();
+    let p = Project::new();
+    seed(&p, "proxy-smart");
+    apply_and_replan(&p, &moto, "proxy-smart");
+
+    let c = conf(&moto).await;
+    let rds = aws_sdk_rds::Client::new(&c);
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    let db = rds
+        .describe_db_instances()
+        .db_instance_identifier("proxy-smart-keycloak")
+        .send()
+        .await
+        .unwrap();
+    let db = &db.db_instances()[0];
+    assert_eq!(db.engine(), Some("postgres"));
+    assert!(db.engine_version().unwrap().starts_with("16"));
+    assert_eq!(db.db_instance_class(), Some("db.t4g.micro"));
+    assert_eq!(db.allocated_storage(), Some(20));
+    assert_eq!(db.max_allocated_storage(), Some(100));
+    assert_eq!(db.multi_az(), Some(true));
+    assert_eq!(db.storage_encrypted(), Some(true));
+    assert_eq!(db.deletion_protection(), Some(true));
+    assert_eq!(db.publicly_accessible(), Some(false));
+    assert_eq!(db.backup_retention_period(), Some(7));
+    assert_eq!(db.db_name(), Some("keycloak"));
+    assert_eq!(db.master_username(), Some("keycloak"));
+    let group = db.db_subnet_group().unwrap();
+    assert_eq!(group.db_subnet_group_name(), Some("proxy-smart-keycloak"));
+    assert_eq!(group.subnets().len(), 2);
+
+    assert_eq!(
+        secret_names(&sm).await,
+        [
+            "proxy-smart/backend-keycloak-admin",
+            "proxy-smart/db-credentials",
+            "proxy-smart/keycloak-admin"
+        ]
+    );
+    let creds = secret_json(&sm, "proxy-smart/db-credentials").await;
+    assert_eq!(creds["username"], "keycloak");
+    let pw = creds["password"].as_str().unwrap();
+    assert_eq!(pw.len(), 32);
+    assert!(
+        pw.chars().all(|c| c.is_ascii_alphanumeric()),
+        "no punctuation"
+    );
+    let backend = secret_json(&sm, "proxy-smart/backend-keycloak-admin").await;
+    assert_eq!(backend["clientId"], "admin-cli");
+    assert_eq!(backend["clientSecret"].as_str().unwrap().len(), 32);
+
+    // The password in Secrets Manager never reached the state directory.
+    for entry in std::fs::read_dir(p.state_dir()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        assert!(!text.contains(pw), "the database password is in state");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
+    let moto = Moto::start();
+    let p = Project::new();
+    seed(&p, "mentalspace-ehr");
+    apply_and_replan(&p, &moto, "mentalspace-ehr");
+
+    let c = conf(&moto).await;
+    let rds = aws_sdk_rds::Client::new(&c);
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    let out = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("mentalspace-ehr")
+        .send()
+        .await
+        .unwrap();
+    let cl = &out.db_clusters()[0];
+    assert_eq!(cl.engine(), Some("aurora-postgresql"));
+    assert_eq!(cl.engine_version(), Some("15.3"));
+    assert_eq!(cl.database_name(), Some("mentalspaceehr"));
+    assert_eq!(cl.master_username(), Some("postgres"));
+    assert_eq!(cl.storage_encrypted(), Some(true));
+    assert_eq!(cl.backup_retention_period(), Some(30));
+    assert_eq!(cl.deletion_protection(), Some(true));
+    assert_eq!(cl.enabled_cloudwatch_logs_exports(), ["postgresql"]);
+    let scaling = cl.serverless_v2_scaling_configuration().unwrap();
+    assert_eq!(scaling.min_capacity(), Some(0.5));
+    assert_eq!(scaling.max_capacity(), Some(8.0));
+    let mut members: Vec<(String, bool)> = cl
+        .db_cluster_members()
+        .iter()
+        .map(|m| {
+            (
+                m.db_instance_identifier().unwrap().to_string(),
+                m.is_cluster_writer().unwrap_or(false),
+            )
+        })
+        .collect();
+    members.sort();
+    assert_eq!(
+        members,
+        [
+            ("mentalspace-ehr-reader".to_string(), false),
+            ("mentalspace-ehr-writer".to_string(), true)
+        ]
+    );
+    let inst = rds
+        .describe_db_instances()
+        .db_instance_identifier("mentalspace-ehr-reader")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        inst.db_instances()[0].db_instance_class(),
+        Some("db.serverless")
+    );
+    assert_eq!(secret_names(&sm).await, ["mentalspace-ehr-db-credentials"]);
+    assert_eq!(
+        secret_json(&sm, "mentalspace-ehr-db-credentials").await["username"],
+        "postgres"
+    );
+    let state = p.state_json("mentalspace-ehr");
+    let outputs = &state["outputs"];
+    assert!(outputs["database_reader_endpoint"]
+        .as_str()
+        .unwrap()
+        .contains(".cluster-ro-"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn carebow_postgres_16_and_its_api_secrets() {
+    let moto = Moto::start();
+    let p = Project::new();
+    seed(&p, "carebow");
+    apply_and_replan(&p, &moto, "carebow");
+
+    let c = conf(&moto).await;
+    let rds = aws_sdk_rds::Client::new(&c);
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    let db = rds
+        .describe_db_instances()
+        .db_instance_identifier("carebow-db")
+        .send()
+        .await
+        .unwrap();
+    let db = &db.db_instances()[0];
+    assert_eq!(db.engine_version(), Some("16.3"));
+    assert_eq!(db.db_instance_class(), Some("db.t4g.medium"));
+    assert_eq!(db.allocated_storage(), Some(50));
+    assert_eq!(db.multi_az(), Some(true));
+    assert_eq!(db.storage_encrypted(), Some(true));
+    assert_eq!(db.backup_retention_period(), Some(7));
+    assert_eq!(db.db_subnet_group().unwrap().subnets().len(), 3);
+    assert_eq!(
+        secret_names(&sm).await,
+        [
+            "carebow/db-credentials",
+            "carebow/jwt-secret",
+            "carebow/openai-api-key",
+            "carebow/stripe-secret-key"
+        ]
+    );
+    // Keys set by hand: reconcile made the containers, with no value in them.
+    let none = sm
+        .get_secret_value()
+        .secret_id("carebow/openai-api-key")
+        .send()
+        .await;
+    assert!(none.is_err(), "an unmanaged secret got a value: {none:?}");
+
+    // A person sets the Stripe key; that is not drift.
+    sm.put_secret_value()
+        .secret_id("carebow/stripe-secret-key")
+        .secret_string("sk_live_set_by_a_person")
+        .send()
+        .await
+        .unwrap();
+    let r = p.run(
+        Some(&moto),
+        &["plan", "desired-state/carebow", "--detailed-exitcode"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
+    let moto = Moto::start();
+    let p = Project::new();
+    seed(&p, "vivale");
+    apply_and_replan(&p, &moto, "vivale");
+
+    let c = conf(&moto).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    assert_eq!(
+        secret_names(&sm).await,
+        ["vivale/database-encryption-key", "vivale/jwt-secret"]
+    );
+    let key = secret_json(&sm, "vivale/database-encryption-key").await;
+    assert_eq!(key["keyType"], "AES256");
+    let k = key["key"].as_str().unwrap();
+    assert_eq!(k.len(), 32);
+    assert!(!k.contains(['"', '@', '/', '\\']));
+    let jwt = secret_json(&sm, "vivale/jwt-secret").await;
+    assert_eq!(jwt["username"], "admin");
+
+    // Someone deletes the JWT secret (scheduled for deletion, recoverable).
+    sm.delete_secret()
+        .secret_id("vivale/jwt-secret")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let r = p.run(
+        Some(&moto),
+        &["plan", "desired-state/vivale", "--detailed-exitcode"],
+    );
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("secret.jwt"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("deleted outside reconcile"),
+        "{}",
+        r.stdout
+    );
+
+    let r = p.run(
+        Some(&moto),
+        &["apply", "desired-state/vivale", "--auto-approve"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    let d = sm
+        .describe_secret()
+        .secret_id("vivale/jwt-secret")
+        .send()
+        .await
+        .unwrap();
+    assert!(d.deleted_date().is_none(), "still scheduled for deletion");
+    // Restored, not regenerated: the value the application signs with is kept.
+    assert_eq!(secret_json(&sm, "vivale/jwt-secret").await, jwt);
+    let r = p.run(
+        Some(&moto),
+        &["plan", "desired-state/vivale", "--detailed-exitcode"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
