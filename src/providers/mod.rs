@@ -267,6 +267,13 @@ pub struct Cx {
     pub ec2: aws_sdk_ec2::Client,
     pub rds: aws_sdk_rds::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub ecs: aws_sdk_ecs::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub ecr: aws_sdk_ecr::Client,
+    pub acm: aws_sdk_acm::Client,
     pub stack: String,
     pub region: String,
     pub calls: CallCounter,
@@ -313,19 +320,27 @@ impl Cx {
             loader = loader.endpoint_url(url.clone());
         }
         let shared = loader.load().await;
-        let ec2 = aws_sdk_ec2::config::Builder::from(&shared)
-            .interceptor(CountCalls(calls.clone()))
-            .build();
-        let rds = aws_sdk_rds::config::Builder::from(&shared)
-            .interceptor(CountCalls(calls.clone()))
-            .build();
-        let secrets = aws_sdk_secretsmanager::config::Builder::from(&shared)
-            .interceptor(CountCalls(calls.clone()))
-            .build();
+        // Every client counts its calls; clients are cheap and share one HTTP pool.
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&shared)
+                        .interceptor(CountCalls(calls.clone()))
+                        .build(),
+                )
+            };
+        }
         Cx {
-            ec2: aws_sdk_ec2::Client::from_conf(ec2),
-            rds: aws_sdk_rds::Client::from_conf(rds),
-            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets),
+            ec2: client!(aws_sdk_ec2),
+            rds: client!(aws_sdk_rds),
+            secrets: client!(aws_sdk_secretsmanager),
+            ecs: client!(aws_sdk_ecs),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            wafv2: client!(aws_sdk_wafv2),
+            iam: client!(aws_sdk_iam),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            ecr: client!(aws_sdk_ecr),
+            acm: client!(aws_sdk_acm),
             stack: stack.to_string(),
             region: opts.region.clone(),
             calls,

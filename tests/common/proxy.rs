@@ -107,6 +107,11 @@ impl Proxy {
         self.bodies(action).len() as u64
     }
 
+    /// Every operation seen, in arrival order (for checking the order of deletes).
+    pub fn actions(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().map(|(a, _)| a.clone()).collect()
+    }
+
     /// The form bodies of the requests seen for `action`, in arrival order.
     pub fn bodies(&self, action: &str) -> Vec<String> {
         self.seen
@@ -141,7 +146,11 @@ fn serve(
     client.set_read_timeout(Some(IO_TIMEOUT))?;
     client.set_write_timeout(Some(IO_TIMEOUT))?;
     let (head, body) = read_request(&mut client)?;
-    let action = form_value(&body, "Action").unwrap_or_default();
+    // Query protocols (EC2, RDS, ELBv2, IAM) name the operation in the form;
+    // JSON protocols (ECS, WAFv2, Logs, ECR, ACM, Secrets Manager) in X-Amz-Target.
+    let action = form_value(&body, "Action")
+        .or_else(|| target_operation(&head))
+        .unwrap_or_default();
     let nth = {
         let mut seen = seen.lock().unwrap();
         seen.push((action.clone(), String::from_utf8_lossy(&body).into_owned()));
@@ -189,6 +198,14 @@ fn read_request(s: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
     }
     body.truncate(len);
     Ok((head, body))
+}
+
+/// `DeleteService` of `X-Amz-Target: AmazonEC2ContainerServiceV20141113.DeleteService`.
+fn target_operation(head: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("x-amz-target"))
+        .and_then(|(_, v)| v.trim().rsplit('.').next().map(str::to_string))
 }
 
 /// A value of a form-encoded body (`Action` values need no decoding).
