@@ -4,8 +4,8 @@
 //! it last; the cluster owns storage, credentials and backups.
 
 use super::rds::{
-    self, bool_of, changes_field, i32_of, named, str_list, str_of, strs_of, Backoff, Goal, Phase,
-    Timeouts, Wait,
+    self, bool_of, changes_field, i32_of, named, str_list, str_of, strs_of, timeouts, waiting,
+    Goal, Phase,
 };
 use super::{Cx, Desired, Provider, ProviderError};
 use crate::model::schema::{Field, Schema, Ty};
@@ -336,25 +336,6 @@ async fn observe_one(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderErro
         .iter()
         .find(|c| c.db_cluster_identifier() == Some(id))
         .and_then(observed))
-}
-
-fn waiting<'a>(cx: &'a Cx, address: &'a str, goal: Goal, phase: Phase, t: &Timeouts) -> Wait<'a> {
-    Wait {
-        address,
-        goal,
-        phase,
-        timeout: match phase {
-            Phase::Create => t.create,
-            Phase::Update => t.update,
-            Phase::Delete => t.delete,
-        },
-        backoff: Backoff::PRODUCTION,
-        status: &cx.status,
-    }
-}
-
-fn timeouts(address: &str, f: Option<&Fields>) -> Result<Timeouts, ProviderError> {
-    Timeouts::of(f).map_err(|e| ProviderError::InvalidInput(format!("{address}: {e}")))
 }
 
 #[async_trait]

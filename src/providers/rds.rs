@@ -775,6 +775,33 @@ pub fn log_changes(have: &[String], want: &[String]) -> (Vec<String>, Vec<String
     (enable, disable)
 }
 
+/// How a kind waits for its resource in one phase, with that phase's timeout.
+pub fn waiting<'a>(
+    cx: &'a Cx,
+    address: &'a str,
+    goal: Goal,
+    phase: Phase,
+    t: &Timeouts,
+) -> Wait<'a> {
+    Wait {
+        address,
+        goal,
+        phase,
+        timeout: match phase {
+            Phase::Create => t.create,
+            Phase::Update => t.update,
+            Phase::Delete => t.delete,
+        },
+        backoff: Backoff::PRODUCTION,
+        status: &cx.status,
+    }
+}
+
+/// The resource's `timeouts`, or Terraform's defaults; a bad value names the address.
+pub fn timeouts(address: &str, f: Option<&Fields>) -> Result<Timeouts, ProviderError> {
+    Timeouts::of(f).map_err(|e| ProviderError::InvalidInput(format!("{address}: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
