@@ -109,7 +109,12 @@ impl Proxy {
 
     /// Every operation seen, in arrival order (for checking the order of deletes).
     pub fn actions(&self) -> Vec<String> {
-        self.seen.lock().unwrap().iter().map(|(a, _)| a.clone()).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(a, _)| a.clone())
+            .collect()
     }
 
     /// The form bodies of the requests seen for `action`, in arrival order.
