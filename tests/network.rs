@@ -78,12 +78,7 @@ async fn subnet_of(
 async fn seed_network_stack_applies_from_nothing_and_replans_clean() {
     let moto = Moto::start();
     let p = Project::new();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("desired-state/proxy-smart");
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        let name = format!("proxy-smart/{}", e.file_name().to_string_lossy());
-        p.write(&name, &std::fs::read_to_string(e.path()).unwrap());
-    }
+    p.copy_seed("proxy-smart");
     let run = p.run(Some(&moto), &["apply", "--auto-approve", "--timings"]);
     run.expect_code(0);
     assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);

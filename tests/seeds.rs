@@ -4,7 +4,6 @@
 
 mod common;
 use common::{Moto, Project, REGION};
-use std::path::Path;
 
 async fn conf(moto: &Moto) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -12,21 +11,6 @@ async fn conf(moto: &Moto) -> aws_config::SdkConfig {
         .endpoint_url(&moto.url)
         .load()
         .await
-}
-
-/// Copies `desired-state/<name>` of the repository into the project.
-fn seed(p: &Project, name: &str) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("desired-state")
-        .join(name);
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        p.write(
-            &format!("{name}/{}", path.file_name().unwrap().to_str().unwrap()),
-            &text,
-        );
-    }
 }
 
 /// Applies the seed from nothing, then checks that a second plan is clean.
@@ -67,7 +51,7 @@ async fn secret_json(sm: &aws_sdk_secretsmanager::Client, name: &str) -> serde_j
 async fn proxy_smart_network_database_and_secrets() {
     let moto = Moto::start();
     let p = Project::new();
-    seed(&p, "proxy-smart");
+    p.copy_seed("proxy-smart");
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = conf(&moto).await;
@@ -127,7 +111,7 @@ async fn proxy_smart_network_database_and_secrets() {
 async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
     let moto = Moto::start();
     let p = Project::new();
-    seed(&p, "mentalspace-ehr");
+    p.copy_seed("mentalspace-ehr");
     apply_and_replan(&p, &moto, "mentalspace-ehr");
 
     let c = conf(&moto).await;
@@ -196,7 +180,7 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
 async fn carebow_postgres_16_and_its_api_secrets() {
     let moto = Moto::start();
     let p = Project::new();
-    seed(&p, "carebow");
+    p.copy_seed("carebow");
     apply_and_replan(&p, &moto, "carebow");
 
     let c = conf(&moto).await;
@@ -251,7 +235,7 @@ async fn carebow_postgres_16_and_its_api_secrets() {
 async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
     let moto = Moto::start();
     let p = Project::new();
-    seed(&p, "vivale");
+    p.copy_seed("vivale");
     apply_and_replan(&p, &moto, "vivale");
 
     let c = conf(&moto).await;

@@ -337,14 +337,17 @@ pub async fn execute(
         report.not_started = rest;
     }
 
-    // Outputs from what now exists; unknown ones (a failed dependency) are left out.
+    // Outputs from what now exists; unknown ones (a failed dependency) are left
+    // out, and a destroy leaves none (what they named is gone).
     let lookup = |r: &Reference| shared.lookup(r);
-    report.outputs = plan
-        .outputs
-        .iter()
-        .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
-        .filter(|(_, v)| !v.is_unknown())
-        .collect();
+    if !plan.destroy {
+        report.outputs = plan
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(&lookup)))
+            .filter(|(_, v)| !v.is_unknown())
+            .collect();
+    }
     let outputs = report.outputs.clone();
     shared.save(|st| {
         if st.outputs != outputs {

@@ -90,6 +90,9 @@ pub async fn run(g: Global, registry: Arc<Registry>, args: WatchArgs) -> u8 {
         last_good: HashMap::new(),
         metrics: metrics.clone(),
         events: events.clone(),
+        scan_every: scan_every(args.interval),
+        cycle_no: 0,
+        last_unmanaged: HashMap::new(),
     };
     let mut failures = 0u32;
     let mut throttles = 0u32;
@@ -97,6 +100,7 @@ pub async fn run(g: Global, registry: Arc<Registry>, args: WatchArgs) -> u8 {
     let code = loop {
         cycle += 1;
         let started = Instant::now();
+        daemon.cycle_no = cycle;
         let out = daemon.cycle(args.path.as_deref(), &stop).await;
         metrics.record_calls(&daemon.calls.snapshot());
         if out.interrupted {
@@ -200,6 +204,20 @@ struct Daemon {
     last_good: HashMap<PathBuf, (Stack, Graph)>,
     metrics: Arc<Metrics>,
     events: Events,
+    /// The search for unmanaged copies lists every tagged resource of each
+    /// kind, which costs more than the cycle's own observation: it runs on the
+    /// first cycle and then every this many cycles (about once an hour).
+    scan_every: u64,
+    /// The cycle being run, counted from 1.
+    cycle_no: u64,
+    /// Unmanaged resources found by the last scan, by stack.
+    last_unmanaged: HashMap<String, usize>,
+}
+
+/// Cycles between two searches for unmanaged copies: about an hour's worth.
+fn scan_every(interval: Duration) -> u64 {
+    let per_hour = Duration::from_secs(3600).as_secs_f64() / interval.as_secs_f64().max(0.001);
+    (per_hour.ceil() as u64).max(1)
 }
 
 impl Daemon {
@@ -311,6 +329,8 @@ impl Daemon {
                 return o;
             }
         };
+        let scanned = unmanaged.is_some();
+        let unmanaged = unmanaged.unwrap_or_default();
         for u in &unmanaged {
             self.events.emit(
                 "unmanaged",
@@ -320,12 +340,16 @@ impl Daemon {
                 }),
             );
         }
-        self.metrics
-            .unmanaged
-            .get_or_create(&StackLabel {
-                stack: name.clone(),
-            })
-            .set(unmanaged.len() as i64);
+        if scanned {
+            self.last_unmanaged.insert(name.clone(), unmanaged.len());
+            self.metrics
+                .unmanaged
+                .get_or_create(&StackLabel {
+                    stack: name.clone(),
+                })
+                .set(unmanaged.len() as i64);
+        }
+        let unmanaged_count = self.last_unmanaged.get(&name).copied().unwrap_or(0);
 
         let plan = match plan::compute(PlanInput {
             stack: &stack,
@@ -370,7 +394,7 @@ impl Daemon {
             .iter()
             .filter(|s| s.action != Action::NoOp)
             .count()
-            + unmanaged.len();
+            + unmanaged_count;
 
         if !self.remediate || !plan.has_changes() {
             return out;
@@ -432,10 +456,19 @@ impl Daemon {
         cx: &Cx,
         stack: &Stack,
         state: &crate::state::State,
-    ) -> Result<(crate::providers::observe::Observation, Vec<Unmanaged>), ProviderError> {
+    ) -> Result<
+        (
+            crate::providers::observe::Observation,
+            Option<Vec<Unmanaged>>,
+        ),
+        ProviderError,
+    > {
         let obs = observe_stack(cx, &self.registry, Some(stack), state)
             .await
             .map_err(|e| e.source)?;
+        if (self.cycle_no - 1) % self.scan_every != 0 {
+            return Ok((obs, None));
+        }
         let kinds: BTreeSet<&str> = stack
             .resources
             .values()
@@ -470,7 +503,7 @@ impl Daemon {
             }
         }
         unmanaged.sort_by(|a, b| (&a.address, &a.id).cmp(&(&b.address, &b.id)));
-        Ok((obs, unmanaged))
+        Ok((obs, Some(unmanaged)))
     }
 
     fn failed(&self, stack: &str, message: String) -> StackOutcome {
@@ -688,6 +721,13 @@ mod tests {
             next_wait(&failed, &mut f, &mut t, i),
             Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn unmanaged_copies_are_searched_about_once_an_hour() {
+        assert_eq!(scan_every(Duration::from_secs(300)), 12);
+        assert_eq!(scan_every(Duration::from_secs(1)), 3600);
+        assert_eq!(scan_every(Duration::from_secs(7200)), 1);
     }
 
     #[test]

@@ -50,6 +50,8 @@ impl Moto {
             .port();
         let mut child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // AWS-managed IAM policies exist in every real account; moto loads them on request.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -118,6 +120,20 @@ impl Project {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         p
+    }
+    /// Copies the repository's `desired-state/<name>` seed stack into the project.
+    pub fn copy_seed(&self, name: &str) {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("desired-state")
+            .join(name);
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let file = path.file_name().unwrap().to_string_lossy().into_owned();
+            self.write(
+                &format!("{name}/{file}"),
+                &std::fs::read_to_string(&path).unwrap(),
+            );
+        }
     }
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")

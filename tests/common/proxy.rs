@@ -117,6 +117,11 @@ impl Proxy {
             .collect()
     }
 
+    /// Every request seen, in arrival order: its operation and its body.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+
     /// The form bodies of the requests seen for `action`, in arrival order.
     pub fn bodies(&self, action: &str) -> Vec<String> {
         self.seen
