@@ -466,7 +466,7 @@ impl Daemon {
         let obs = observe_stack(cx, &self.registry, Some(stack), state)
             .await
             .map_err(|e| e.source)?;
-        if (self.cycle_no - 1) % self.scan_every != 0 {
+        if !(self.cycle_no - 1).is_multiple_of(self.scan_every) {
             return Ok((obs, None));
         }
         let kinds: BTreeSet<&str> = stack
