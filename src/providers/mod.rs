@@ -1,12 +1,24 @@
 //! Providers: one module per AWS resource kind behind the [`Provider`] trait, plus
 //! the shared AWS clients, call counting, retry policy and error typing.
 
+pub mod certificate;
 pub mod db_cluster;
 pub mod db_instance;
 pub mod db_subnet_group;
 pub mod ec2;
+pub mod ecr_repository;
+pub mod ecs;
+pub mod ecs_cluster;
+pub mod ecs_service;
+pub mod ecs_task_definition;
 pub mod elastic_ip;
+pub mod elbv2;
+pub mod iam_role;
 pub mod internet_gateway;
+pub mod listener;
+pub mod listener_rule;
+pub mod load_balancer;
+pub mod log_group;
 pub mod nat_gateway;
 pub mod observe;
 pub mod rds;
@@ -15,7 +27,10 @@ pub mod secret;
 pub mod security_group;
 pub mod security_group_rule;
 pub mod subnet;
+pub mod target_group;
 pub mod vpc;
+pub mod web_acl;
+pub mod web_acl_association;
 
 use crate::model::{Fields, Schema};
 use crate::plan::{FieldChange, KindCatalog, Observed};
@@ -45,9 +60,22 @@ pub const KINDS: &[&str] = &[
     "security_group",
     "security_group_rule",
     "db_subnet_group",
-    "db_cluster",
     "db_instance",
+    "db_cluster",
     "secret",
+    "ecs_cluster",
+    "ecs_task_definition",
+    "ecs_service",
+    "load_balancer",
+    "target_group",
+    "listener",
+    "listener_rule",
+    "web_acl",
+    "web_acl_association",
+    "iam_role",
+    "log_group",
+    "ecr_repository",
+    "certificate",
 ];
 
 /// What a create or update is asked to make real. Fields are fully resolved.
@@ -376,6 +404,19 @@ impl Default for Registry {
             Arc::new(db_cluster::DbCluster),
             Arc::new(db_instance::DbInstance),
             Arc::new(secret::Secret),
+            Arc::new(web_acl::WebAcl),
+            Arc::new(web_acl_association::WebAclAssociation),
+            Arc::new(certificate::Certificate),
+            Arc::new(ecs_cluster::EcsCluster),
+            Arc::new(ecs_task_definition::EcsTaskDefinition),
+            Arc::new(ecs_service::EcsService),
+            Arc::new(load_balancer::LoadBalancer),
+            Arc::new(target_group::TargetGroup),
+            Arc::new(listener::Listener),
+            Arc::new(listener_rule::ListenerRule),
+            Arc::new(iam_role::IamRole),
+            Arc::new(log_group::LogGroup),
+            Arc::new(ecr_repository::EcrRepository),
         ];
         Registry {
             providers: list.into_iter().map(|p| (p.schema().kind, p)).collect(),
