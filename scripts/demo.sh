@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The end-to-end demo: the Proxy Smart network tier, planned and applied against a
+# The end-to-end demo: the Proxy Smart seed (network, database and secrets, Keycloak
+# and the backend on Fargate behind HTTPS load balancers with WAF), planned and applied against a
 # local AWS emulator (moto), then changed behind reconcile's back with boto3, the
 # drift caught by `watch --once` and `plan`, and repaired by `apply`.
 #
@@ -125,7 +126,7 @@ expect 0 validate "$STACK"
 section "Plan: everything is to be created"
 expect 0 plan "$STACK"
 
-section "Apply: create the network tier"
+section "Apply: create the whole Proxy Smart system"
 expect 0 apply "$STACK" --auto-approve --timings
 [ "$FAILURES" = 0 ] || die "apply failed; stopping"
 
@@ -221,7 +222,7 @@ expect 0 plan "$STACK" --detailed-exitcode
 
 echo
 if [ "$FAILURES" = 0 ]; then
-  printf '%sDemo complete: created the Proxy Smart network, caught the drift, repaired it.%s\n' "$BOLD$GREEN" "$RESET"
+  printf '%sDemo complete: created the Proxy Smart system, caught the drift, repaired it.%s\n' "$BOLD$GREEN" "$RESET"
 else
   printf '%sDemo FAILED: %d expectation(s) not met (see ✘ above).%s\n' "$BOLD$RED" "$FAILURES" "$RESET" >&2
   exit 1
