@@ -252,6 +252,12 @@ async fn secret_values_never_leave_secrets_manager() {
         .expect("a step for secret.stripe");
     assert_eq!(step["action"], "update", "{step}");
     assert_eq!(step["drift"], true, "{step}");
+    // The drift daemon reports the same drift as an event, without the value.
+    for format in ["json", "text"] {
+        let r = bin.run(env, &["watch", "--once", "--log-format", format]);
+        seen.run(&format!("watch --once ({format})"), r.expect_code(2));
+        assert!(r.stdout.contains("secret.stripe"), "{}", r.stdout);
+    }
 
     // Without the variable nothing can be compared or written: no false drift,
     // and an apply that must write it fails naming the variable.
