@@ -115,6 +115,14 @@ pub fn plan_text(plan: &Plan, observed_count: usize, seconds: f64, calls: u64) -
     out
 }
 
+/// One field change as the plan shows it, without indentation: one line, or
+/// one per added or removed list element (`ingress - { tcp 22 from 0.0.0.0/0 }`).
+pub fn change_lines(action: Action, c: &FieldChange) -> Vec<String> {
+    let mut out = String::new();
+    render_change(&mut out, action, c, c.field.len());
+    out.lines().map(|l| l.trim().to_string()).collect()
+}
+
 fn render_change(out: &mut String, action: Action, c: &FieldChange, width: usize) {
     let name = format!("{:<width$}", c.field);
     if action == Action::Create {

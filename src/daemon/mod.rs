@@ -548,6 +548,15 @@ fn step_event(stack: &str, s: &Step) -> Json {
             })
             .collect()
     };
+    // The same lines a plan shows, for people; `changes` is for machines.
+    let diff: Vec<String> = if changes.is_empty() {
+        vec![]
+    } else {
+        s.changes
+            .iter()
+            .flat_map(|c| crate::cli::render::change_lines(s.action, c))
+            .collect()
+    };
     json!({
         "stack": stack,
         "address": s.address,
@@ -556,6 +565,7 @@ fn step_event(stack: &str, s: &Step) -> Json {
         "action": s.action,
         "reason": s.reason.clone().unwrap_or_else(|| "the desired state changed and is not applied yet".into()),
         "changes": changes,
+        "diff": diff,
     })
 }
 
@@ -597,6 +607,8 @@ fn text_fields(fields: &Json) -> String {
             Json::Null => {}
             Json::String(s) if k == "message" || k == "reason" => tail.push(s.clone()),
             Json::String(s) => parts.push(format!("{k}={s}")),
+            // Shown through `diff`, the plan's own rendering, when there is one.
+            Json::Array(_) if k == "changes" && m.get("diff").is_some_and(|d| d != &json!([])) => {}
             Json::Array(items) if k == "changes" => {
                 for c in items {
                     let show = |x: &Json| match x {
@@ -765,6 +777,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stacks_under(d.path()).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn text_events_show_the_plans_rendering_when_there_is_one() {
+        let t = text_fields(&json!({
+            "address": "security_group.db",
+            "changes": [{"field": "ingress", "old": "[..]", "new": "[..]"}],
+            "diff": ["ingress   - { tcp 22 from 0.0.0.0/0 }"],
+        }));
+        assert_eq!(
+            t,
+            "address=security_group.db\n    ingress   - { tcp 22 from 0.0.0.0/0 }"
+        );
     }
 
     #[test]
