@@ -353,11 +353,7 @@ async fn sync_tags(
         .filter(|(k, _)| !want.contains_key(*k) && !k.starts_with("aws:"))
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
         .collect();
-    let changed: IndexMap<String, String> = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let changed = super::tags_to_set(have, want);
     if !stale.is_empty() {
         cx.acm
             .remove_tags_from_certificate()

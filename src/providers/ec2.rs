@@ -182,16 +182,11 @@ pub async fn sync_tags(
     have: &IndexMap<String, String>,
     want: &IndexMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let stale: Vec<Tag> = have
-        .keys()
-        .filter(|k| !want.contains_key(*k) && !k.starts_with("aws:"))
+    let stale: Vec<Tag> = super::tag_keys_to_remove(have, want)
+        .into_iter()
         .map(|k| Tag::builder().key(k).build())
         .collect();
-    let changed: IndexMap<String, String> = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let changed = super::tags_to_set(have, want);
     if !stale.is_empty() {
         cx.ec2
             .delete_tags()

@@ -488,12 +488,7 @@ impl EcrRepository {
                 .get("arn")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let stale: Vec<String> = live
-                .tags
-                .keys()
-                .filter(|k| !want.tags.contains_key(*k))
-                .cloned()
-                .collect();
+            let stale = super::tag_keys_to_remove(&live.tags, want.tags);
             if !stale.is_empty() {
                 cx.ecr
                     .untag_resource()
@@ -503,12 +498,7 @@ impl EcrRepository {
                     .await
                     .map_err(|e| at(a, "UntagResource", ProviderError::from_sdk(e)))?;
             }
-            let changed: IndexMap<String, String> = want
-                .tags
-                .iter()
-                .filter(|(k, v)| live.tags.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let changed = super::tags_to_set(&live.tags, want.tags);
             if !changed.is_empty() {
                 cx.ecr
                     .tag_resource()

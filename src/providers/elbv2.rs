@@ -162,16 +162,8 @@ pub async fn sync_tags(
     have: &IndexMap<String, String>,
     want: &IndexMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let stale: Vec<String> = have
-        .keys()
-        .filter(|k| !want.contains_key(*k) && !k.starts_with("aws:"))
-        .cloned()
-        .collect();
-    let changed: IndexMap<String, String> = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let stale = super::tag_keys_to_remove(have, want);
+    let changed = super::tags_to_set(have, want);
     if !stale.is_empty() {
         cx.elbv2
             .remove_tags()

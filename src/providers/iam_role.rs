@@ -1018,11 +1018,7 @@ async fn sync_tags(
     have: &IndexMap<String, String>,
     want: &IndexMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let stale: Vec<String> = have
-        .keys()
-        .filter(|k| !want.contains_key(*k) && !k.starts_with("aws:"))
-        .cloned()
-        .collect();
+    let stale = super::tag_keys_to_remove(have, want);
     if !stale.is_empty() {
         cx.iam
             .untag_role()
@@ -1032,11 +1028,7 @@ async fn sync_tags(
             .await
             .map_err(|e| at(address, "UntagRole", ProviderError::from_sdk(e)))?;
     }
-    let changed: IndexMap<String, String> = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let changed = super::tags_to_set(have, want);
     if !changed.is_empty() {
         cx.iam
             .tag_role()

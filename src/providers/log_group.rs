@@ -340,12 +340,7 @@ impl LogGroup {
                 .get("arn")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let stale: Vec<String> = live
-                .tags
-                .keys()
-                .filter(|k| !want.tags.contains_key(*k))
-                .cloned()
-                .collect();
+            let stale = super::tag_keys_to_remove(&live.tags, want.tags);
             if !stale.is_empty() {
                 cx.logs
                     .untag_resource()
@@ -355,11 +350,8 @@ impl LogGroup {
                     .await
                     .map_err(|e| at(a, "UntagResource", ProviderError::from_sdk(e)))?;
             }
-            let changed: HashMap<String, String> = want
-                .tags
-                .iter()
-                .filter(|(k, v)| live.tags.get(*k) != Some(*v))
-                .map(|(k, v)| (k.clone(), v.clone()))
+            let changed: HashMap<String, String> = super::tags_to_set(&live.tags, want.tags)
+                .into_iter()
                 .collect();
             if !changed.is_empty() {
                 cx.logs

@@ -171,6 +171,29 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// Tag keys to remove so that `have` becomes `want`. AWS's own `aws:` tags are
+/// never touched: AWS refuses to remove them.
+pub fn tag_keys_to_remove(
+    have: &IndexMap<String, String>,
+    want: &IndexMap<String, String>,
+) -> Vec<String> {
+    have.keys()
+        .filter(|k| !want.contains_key(*k) && !k.starts_with("aws:"))
+        .cloned()
+        .collect()
+}
+
+/// Tags to add or overwrite so that `have` becomes `want`.
+pub fn tags_to_set(
+    have: &IndexMap<String, String>,
+    want: &IndexMap<String, String>,
+) -> IndexMap<String, String> {
+    want.iter()
+        .filter(|(k, v)| have.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Typed provider errors: callers tell these apart (retry, report, skip).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
@@ -463,5 +486,28 @@ impl KindCatalog for Registry {
     fn create_before_destroy(&self, kind: &str, changes: &[FieldChange]) -> bool {
         self.get(kind)
             .is_some_and(|p| p.create_before_destroy(changes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tag_changes_leave_aws_tags_and_equal_values_alone() {
+        let have = tags(&[("a", "1"), ("b", "2"), ("aws:cloudformation:stack", "x")]);
+        let want = tags(&[("a", "1"), ("b", "3"), ("c", "4")]);
+        assert!(tag_keys_to_remove(&have, &want).is_empty());
+        assert_eq!(tags_to_set(&have, &want), tags(&[("b", "3"), ("c", "4")]));
+        let want = tags(&[("b", "2")]);
+        assert_eq!(tag_keys_to_remove(&have, &want), ["a"]);
+        assert!(tags_to_set(&have, &want).is_empty());
     }
 }

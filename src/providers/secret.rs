@@ -582,11 +582,7 @@ async fn sync_tags(
     have: &IndexMap<String, String>,
     want: &IndexMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let stale: Vec<String> = have
-        .keys()
-        .filter(|k| !want.contains_key(*k) && !k.starts_with("aws:"))
-        .cloned()
-        .collect();
+    let stale = super::tag_keys_to_remove(have, want);
     if !stale.is_empty() {
         cx.secrets
             .untag_resource()
@@ -596,11 +592,7 @@ async fn sync_tags(
             .await
             .map_err(|e| at(address, "UntagResource", ProviderError::from_sdk(e)))?;
     }
-    let changed: IndexMap<String, String> = want
-        .iter()
-        .filter(|(k, v)| have.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let changed = super::tags_to_set(have, want);
     if !changed.is_empty() {
         cx.secrets
             .tag_resource()
