@@ -1,0 +1,744 @@
+//! `certificate`: an ACM certificate requested with DNS (or email) validation.
+//!
+//! Reconcile requests the certificate and exports its validation records
+//! (`domain_validation_options`) as attributes; putting them into DNS is a
+//! person's (or a DNS kind's) job, so creates do not wait for ISSUED. ACM
+//! describes one certificate per call: observing costs one `ListCertificates`
+//! per page (which tells which certificates still exist) plus one
+//! `DescribeCertificate` and one `ListTagsForCertificate` per certificate.
+
+use crate::kit::error::at;
+use crate::kit::{Cx, Desired, Provider, ProviderError};
+use async_trait::async_trait;
+use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
+use futures::{StreamExt, TryStreamExt};
+use indexmap::IndexMap;
+use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
+use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+pub struct Certificate;
+
+pub const KEY_ALGORITHMS: &[&str] = &[
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "EC_prime256v1",
+    "EC_secp384r1",
+    "EC_secp521r1",
+];
+
+/// How many ACM reads run at once when describing many certificates one by one.
+const CONCURRENCY: usize = 8;
+
+/// How long a create waits for ACM to publish the DNS validation records.
+const RECORDS_WAIT: Duration = Duration::from_secs(60);
+
+pub static SCHEMA: Schema = Schema {
+    kind: "certificate",
+    doc: "A public ACM certificate. Reconcile requests it and exports the DNS records that \
+          validate it (`domain_validation_options`); it does not wait for ISSUED, since \
+          validation needs those records put into DNS. Tags are updated in place; every other \
+          field replaces the certificate. Observing costs one ListCertificates per page plus one \
+          DescribeCertificate and one ListTagsForCertificate per certificate (ACM describes one \
+          certificate per call). State tracks it by its ARN.",
+    fields: &[
+        Field::new(
+            "domain_name",
+            Ty::Pattern(check_domain),
+            "The fully qualified name to certify, like \"auth.example.com\" (\"*.example.com\" for \
+             a wildcard). Changing it replaces the certificate.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "subject_alternative_names",
+            Ty::List(&Ty::Pattern(check_domain)),
+            "More names the certificate covers (domain_name itself need not be repeated), \
+             compared as a set. Changing them replaces the certificate.",
+        )
+        .set()
+        .force_new(),
+        Field::new(
+            "validation_method",
+            Ty::Enum(&["DNS", "EMAIL"]),
+            "How ownership of the names is proven. Changing it replaces the certificate.",
+        )
+        .default(Default::Str("DNS"))
+        .force_new(),
+        Field::new(
+            "key_algorithm",
+            Ty::Enum(KEY_ALGORITHMS),
+            "The key's algorithm and size. Changing it replaces the certificate.",
+        )
+        .default(Default::Str("RSA_2048"))
+        .force_new(),
+    ],
+    attributes: &[
+        ("id", "The certificate's ARN."),
+        ("arn", "The certificate's ARN, as an HTTPS listener takes it."),
+        (
+            "status",
+            "ACM's status when last read: PENDING_VALIDATION until the DNS records are in place, then ISSUED.",
+        ),
+        (
+            "domain_validation_options",
+            "The DNS records that validate the certificate, one table per name: domain_name, \
+             resource_record_name, resource_record_type, resource_record_value.",
+        ),
+        (
+            "not_after",
+            "When the certificate expires (RFC 3339); empty until it is issued.",
+        ),
+    ],
+    taggable: true,
+};
+
+/// A DNS name ACM can certify: lowercase labels, an optional leading `*.`.
+pub fn check_domain(s: &str) -> Result<(), String> {
+    let name = s.strip_prefix("*.").unwrap_or(s);
+    let ok = !name.is_empty()
+        && s.len() <= 253
+        && name.contains('.')
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{s}\" is not a domain name ACM can certify; write it in lowercase like \"auth.example.com\" or \"*.example.com\""
+        ))
+    }
+}
+
+/// ACM's idempotency token is 1 to 32 word characters: the apply's token (a
+/// UUID) without its dashes, or a stable 128-bit FNV-1a hash of anything longer.
+pub fn idempotency_token(token: &str) -> String {
+    let word: String = token
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    if !word.is_empty() && word.len() <= 32 {
+        return word;
+    }
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in token.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    format!("{h:032x}")
+}
+
+fn str_of<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
+    f.get(k).and_then(Value::as_str)
+}
+
+/// The alternative names without the domain name itself, which ACM always lists too.
+fn extra_names(domain: Option<&str>, names: &[Value]) -> Value {
+    Value::List(
+        names
+            .iter()
+            .filter(|n| n.as_str().is_none() || n.as_str() != domain)
+            .cloned()
+            .collect(),
+    )
+}
+
+/// The desired fields in the shape observe reports them.
+fn canonical(desired: &Fields) -> Fields {
+    let mut want = desired.clone();
+    let domain = str_of(desired, "domain_name").map(str::to_string);
+    if let Some(Value::List(names)) = want.get("subject_alternative_names") {
+        let v = extra_names(domain.as_deref(), names);
+        want.insert("subject_alternative_names".into(), v);
+    }
+    want
+}
+
+fn key_algorithm(k: &KeyAlgorithm) -> String {
+    // ACM's documentation has written these with dashes ("RSA-2048") at times.
+    k.as_str().replace('-', "_")
+}
+
+fn observed(d: &CertificateDetail, tags: IndexMap<String, String>) -> Option<Observed> {
+    let arn = d.certificate_arn()?.to_string();
+    let domain = d.domain_name().unwrap_or_default();
+    let mut f = Fields::new();
+    f.insert("domain_name".into(), Value::str(domain));
+    let mut sans: Vec<Value> = d
+        .subject_alternative_names()
+        .iter()
+        .map(Value::str)
+        .collect();
+    sans.sort_by_key(|v| v.to_string());
+    f.insert(
+        "subject_alternative_names".into(),
+        extra_names(Some(domain), &sans),
+    );
+    let method = d
+        .domain_validation_options()
+        .iter()
+        .find_map(|o| o.validation_method())
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    f.insert("validation_method".into(), Value::str(method));
+    f.insert(
+        "key_algorithm".into(),
+        Value::str(d.key_algorithm().map(key_algorithm).unwrap_or_default()),
+    );
+
+    let mut options: Vec<(String, Value)> = d
+        .domain_validation_options()
+        .iter()
+        .map(|o| {
+            let rr = o.resource_record();
+            let mut m = Fields::new();
+            m.insert("domain_name".into(), Value::str(o.domain_name()));
+            m.insert(
+                "resource_record_name".into(),
+                Value::str(rr.map(|r| r.name()).unwrap_or_default()),
+            );
+            m.insert(
+                "resource_record_type".into(),
+                Value::str(rr.map(|r| r.r#type().as_str()).unwrap_or_default()),
+            );
+            m.insert(
+                "resource_record_value".into(),
+                Value::str(rr.map(|r| r.value()).unwrap_or_default()),
+            );
+            (o.domain_name().to_string(), Value::Map(m))
+        })
+        .collect();
+    options.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut a = Fields::new();
+    a.insert("id".into(), Value::str(&arn));
+    a.insert("arn".into(), Value::str(&arn));
+    a.insert(
+        "status".into(),
+        Value::str(d.status().map(|s| s.as_str()).unwrap_or_default()),
+    );
+    a.insert(
+        "domain_validation_options".into(),
+        Value::List(options.into_iter().map(|(_, v)| v).collect()),
+    );
+    a.insert(
+        "not_after".into(),
+        Value::str(
+            d.not_after()
+                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+                .unwrap_or_default(),
+        ),
+    );
+    Some(Observed {
+        id: arn,
+        fields: f,
+        attributes: a,
+        tags,
+    })
+}
+
+/// Whether ACM has published every DNS validation record yet.
+fn records_ready(d: &CertificateDetail) -> bool {
+    d.domain_validation_options().iter().all(|o| {
+        o.validation_method() != Some(&ValidationMethod::Dns) || o.resource_record().is_some()
+    })
+}
+
+/// Every certificate in the region, whatever its key type (ACM lists only RSA
+/// keys unless asked), as (ARN, domain name): one call per 1000.
+async fn list_certificates(cx: &Cx) -> Result<Vec<(String, String)>, ProviderError> {
+    let all_keys: Vec<KeyAlgorithm> = KEY_ALGORITHMS
+        .iter()
+        .chain(&["RSA_1024"])
+        .map(|k| KeyAlgorithm::from(*k))
+        .collect();
+    let mut out = Vec::new();
+    let mut pages = cx
+        .acm
+        .list_certificates()
+        .includes(Filters::builder().set_key_types(Some(all_keys)).build())
+        .max_items(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(ProviderError::from_sdk)?;
+        out.extend(page.certificate_summary_list().iter().filter_map(|s| {
+            Some((
+                s.certificate_arn()?.to_string(),
+                s.domain_name().unwrap_or_default().to_string(),
+            ))
+        }));
+    }
+    Ok(out)
+}
+
+async fn describe(cx: &Cx, arn: &str) -> Result<Option<CertificateDetail>, ProviderError> {
+    match cx
+        .acm
+        .describe_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .map_err(ProviderError::from_sdk)
+    {
+        Ok(out) => Ok(out.certificate().cloned()),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A certificate's tags, AWS's own (`aws:*`) left out; `None` when it is gone.
+async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>>, ProviderError> {
+    match cx
+        .acm
+        .list_tags_for_certificate()
+        .certificate_arn(arn)
+        .send()
+        .await
+        .map_err(ProviderError::from_sdk)
+    {
+        Ok(out) => {
+            let mut t: IndexMap<String, String> = out
+                .tags()
+                .iter()
+                .filter(|t| !t.key().starts_with("aws:"))
+                .map(|t| {
+                    (
+                        t.key().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            t.sort_keys();
+            Ok(Some(t))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
+    let Some(d) = describe(cx, arn).await? else {
+        return Ok(None);
+    };
+    let Some(tags) = list_tags(cx, arn).await? else {
+        return Ok(None);
+    };
+    Ok(observed(&d, tags))
+}
+
+fn sdk_tags(tags: &IndexMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect()
+}
+
+async fn sync_tags(
+    cx: &Cx,
+    arn: &str,
+    have: &IndexMap<String, String>,
+    want: &IndexMap<String, String>,
+    address: &str,
+) -> Result<(), ProviderError> {
+    let stale: Vec<Tag> = have
+        .iter()
+        .filter(|(k, _)| !want.contains_key(*k) && !k.starts_with("aws:"))
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    let changed = crate::kit::tags::tags_to_set(have, want);
+    if !stale.is_empty() {
+        cx.acm
+            .remove_tags_from_certificate()
+            .certificate_arn(arn)
+            .set_tags(Some(stale))
+            .send()
+            .await
+            .map_err(|e| {
+                at(
+                    address,
+                    "RemoveTagsFromCertificate",
+                    ProviderError::from_sdk(e),
+                )
+            })?;
+    }
+    if !changed.is_empty() {
+        cx.acm
+            .add_tags_to_certificate()
+            .certificate_arn(arn)
+            .set_tags(Some(sdk_tags(&changed)))
+            .send()
+            .await
+            .map_err(|e| at(address, "AddTagsToCertificate", ProviderError::from_sdk(e)))?;
+    }
+    Ok(())
+}
+
+/// Problems in one declaration: (field, message, help).
+pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    if let Some(Value::List(names)) = f.get("subject_alternative_names") {
+        let mut seen = BTreeSet::new();
+        for n in names.iter().filter_map(Value::as_str) {
+            if !seen.insert(n) {
+                out.push((
+                    "subject_alternative_names",
+                    format!("\"{n}\" is listed twice"),
+                    "list each name once".into(),
+                ));
+            }
+        }
+        // ACM's default quota: 10 names besides the domain name.
+        let domain = str_of(f, "domain_name");
+        if seen.iter().filter(|n| Some(**n) != domain).count() > 10 {
+            out.push((
+                "subject_alternative_names",
+                "more than 10 alternative names".into(),
+                "ACM allows 10 by default; split the names, or raise the quota first".into(),
+            ));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Provider for Certificate {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        problems(&r.fields)
+            .into_iter()
+            .map(|(field, msg, help)| {
+                Diagnostic::at(
+                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
+                    format!("`{}`: {msg}", r.address),
+                    help,
+                )
+            })
+            .collect()
+    }
+
+    /// The domain name repeated among the alternative names is no difference:
+    /// ACM always lists it there.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        reconcile_core::plan::diff_fields(&SCHEMA, &canonical(desired), live)
+    }
+
+    /// ACM holds any number of certificates for one name: the new one is always
+    /// requested before the old one goes (which listeners can then move to).
+    fn create_before_destroy(&self, _changes: &[FieldChange]) -> bool {
+        true
+    }
+
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let existing: BTreeSet<String> = list_certificates(cx)
+            .await?
+            .into_iter()
+            .map(|(arn, _)| arn)
+            .collect();
+        let present: Vec<String> = ids
+            .iter()
+            .filter(|id| existing.contains(*id))
+            .cloned()
+            .collect();
+        let found: Vec<Option<Observed>> = futures::stream::iter(present)
+            .map(|arn| async move { observe_one(cx, &arn).await })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found
+            .into_iter()
+            .flatten()
+            .map(|o| (o.id.clone(), o))
+            .collect())
+    }
+
+    /// One ListTagsForCertificate per certificate in the region (ACM cannot
+    /// search by tag), then DescribeCertificate for this stack's.
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        let all = list_certificates(cx).await?;
+        let tagged: Vec<Option<(String, String)>> = futures::stream::iter(all)
+            .map(|(arn, _)| async move {
+                let Some(tags) = list_tags(cx, &arn).await? else {
+                    return Ok::<_, ProviderError>(None);
+                };
+                Ok((tags.get(TAG_STACK) == Some(&cx.stack))
+                    .then(|| tags.get(TAG_ADDRESS).cloned())
+                    .flatten()
+                    .filter(|a| addresses.is_empty() || addresses.contains(a))
+                    .map(|a| (a, arn)))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut out = Vec::new();
+        for (address, arn) in tagged.into_iter().flatten() {
+            if let Some(o) = observe_one(cx, &arn).await? {
+                out.push((address, o));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+        let addr = want.address;
+        let f = canonical(want.fields);
+        let domain = str_of(&f, "domain_name")
+            .ok_or_else(|| {
+                ProviderError::InvalidInput(format!("{addr}: `domain_name` must be a known string"))
+            })?
+            .to_string();
+        check_domain(&domain).map_err(|e| ProviderError::InvalidInput(format!("{addr}: {e}")))?;
+        if let Some((field, msg, help)) = problems(want.fields).into_iter().next() {
+            return Err(ProviderError::InvalidInput(format!(
+                "{addr}: {field}: {msg}; {help}"
+            )));
+        }
+        let sans: Vec<String> = f
+            .get("subject_alternative_names")
+            .map(Value::str_list)
+            .unwrap_or_default();
+
+        // ACM allows many certificates per name, so a twin is no error; but one
+        // this stack requested for this address (an interrupted create past the
+        // token's one-hour life) is adopted rather than requested again.
+        for (arn, _) in list_certificates(cx)
+            .await?
+            .into_iter()
+            .filter(|(_, d)| *d == domain)
+        {
+            let Some(tags) = list_tags(cx, &arn).await? else {
+                continue;
+            };
+            if tags.get(TAG_STACK) == Some(&cx.stack)
+                && tags.get(TAG_ADDRESS).map(String::as_str) == Some(addr)
+            {
+                tracing::info!(address = addr, %arn, "adopting the certificate an interrupted apply requested");
+                if &tags != want.tags {
+                    sync_tags(cx, &arn, &tags, want.tags, addr).await?;
+                }
+                return self.read_back(cx, &arn, addr, want.tags).await;
+            }
+        }
+
+        // With the apply's token, a request retried after a crash returns the
+        // certificate made the first time instead of a second one.
+        let mut req = cx
+            .acm
+            .request_certificate()
+            .domain_name(&domain)
+            .validation_method(ValidationMethod::from(
+                str_of(&f, "validation_method").unwrap_or("DNS"),
+            ))
+            .key_algorithm(KeyAlgorithm::from(
+                str_of(&f, "key_algorithm").unwrap_or("RSA_2048"),
+            ))
+            .idempotency_token(idempotency_token(want.token))
+            // Tagged in the same call, so an interrupted create is found again by its tags.
+            .set_tags(Some(sdk_tags(want.tags)));
+        if !sans.is_empty() {
+            // ACM wants the domain name among the alternative names when any are given.
+            let mut all = vec![domain.clone()];
+            all.extend(sans);
+            req = req.set_subject_alternative_names(Some(all));
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| at(addr, "RequestCertificate", ProviderError::from_sdk(e)))?;
+        let arn = out
+            .certificate_arn()
+            .ok_or_else(|| {
+                ProviderError::Other(format!(
+                    "{addr}: RequestCertificate answered no ARN; run plan to see whether it exists"
+                ))
+            })?
+            .to_string();
+        self.read_back(cx, &arn, addr, want.tags).await
+    }
+
+    /// Only tags change in place; every other field replaces the certificate.
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        if changes.iter().any(|c| c.field == "tags") {
+            sync_tags(cx, &live.id, &live.tags, want.tags, want.address).await?;
+        }
+        Ok(Observed {
+            tags: want.tags.clone(),
+            ..live.clone()
+        })
+    }
+
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+        match cx
+            .acm
+            .delete_certificate()
+            .certificate_arn(id)
+            .send()
+            .await
+            .map_err(ProviderError::from_sdk)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e @ ProviderError::Conflict(_)) => {
+                Err(ProviderError::DependencyViolation(format!(
+                    "DeleteCertificate {id}: {e}; a listener or distribution still uses it: \
+                     move them to another certificate first, then apply again"
+                )))
+            }
+            Err(e) => Err(at(id, "DeleteCertificate", e)),
+        }
+    }
+}
+
+impl Certificate {
+    /// Reads a new certificate back, giving ACM a short while to publish its DNS
+    /// validation records (they are what a person needs next). ISSUED is not
+    /// awaited: it needs those records in DNS first.
+    async fn read_back(
+        &self,
+        cx: &Cx,
+        arn: &str,
+        address: &str,
+        tags: &IndexMap<String, String>,
+    ) -> Result<Observed, ProviderError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let d = describe(cx, arn).await?.ok_or_else(|| {
+                ProviderError::NotFound(format!(
+                    "{address}: certificate {arn} vanished right after it was requested; run plan again"
+                ))
+            })?;
+            if records_ready(&d) || started.elapsed() + pause > RECORDS_WAIT {
+                return observed(&d, tags.clone()).ok_or_else(|| {
+                    ProviderError::Other(format!("{address}: ACM described {arn} without its ARN"))
+                });
+            }
+            cx.status
+                .report(address, "waiting for ACM's DNS validation records");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_acm::types::{DomainValidation, RecordType, ResourceRecord};
+
+    #[test]
+    fn tokens_fit_acm() {
+        let t = idempotency_token("3f2a1b9c-1d2e-4f5a-8b7c-0123456789ab");
+        assert_eq!(t, "3f2a1b9c1d2e4f5a8b7c0123456789ab");
+        let long = idempotency_token(&"x-".repeat(40));
+        assert_eq!(long.len(), 32);
+        assert!(long.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(long, idempotency_token(&"x-".repeat(40)), "stable");
+        assert_ne!(long, idempotency_token(&"y-".repeat(40)));
+    }
+
+    #[test]
+    fn domains() {
+        assert!(check_domain("auth.example.com").is_ok());
+        assert!(check_domain("*.example.com").is_ok());
+        assert!(check_domain("Auth.example.com").is_err());
+        assert!(check_domain("localhost").is_err());
+        assert!(check_domain("a..b").is_err());
+    }
+
+    #[test]
+    fn observed_fields_and_records() {
+        let rr = ResourceRecord::builder()
+            .name("_x.auth.example.com.")
+            .r#type(RecordType::Cname)
+            .value("_y.acm-validations.aws.")
+            .build()
+            .unwrap();
+        let d = CertificateDetail::builder()
+            .certificate_arn("arn:aws:acm:us-east-1:1:certificate/c")
+            .domain_name("auth.example.com")
+            .subject_alternative_names("www.example.com")
+            .subject_alternative_names("auth.example.com")
+            .key_algorithm(KeyAlgorithm::Rsa2048)
+            .domain_validation_options(
+                DomainValidation::builder()
+                    .domain_name("auth.example.com")
+                    .validation_method(ValidationMethod::Dns)
+                    .resource_record(rr)
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let o = observed(&d, IndexMap::new()).unwrap();
+        let want: Fields = [
+            ("domain_name", Value::str("auth.example.com")),
+            (
+                "subject_alternative_names",
+                Value::List(vec![
+                    Value::str("www.example.com"),
+                    Value::str("auth.example.com"),
+                ]),
+            ),
+            ("validation_method", Value::str("DNS")),
+            ("key_algorithm", Value::str("RSA_2048")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert!(
+            Certificate.diff(&want, &o.fields).is_empty(),
+            "{:?}",
+            Certificate.diff(&want, &o.fields)
+        );
+        let dvo = &o.attributes["domain_validation_options"];
+        let first = dvo.as_list().unwrap()[0].as_map().unwrap();
+        assert_eq!(first["resource_record_type"], Value::str("CNAME"));
+        assert_eq!(
+            first["resource_record_name"],
+            Value::str("_x.auth.example.com.")
+        );
+        assert!(records_ready(&d));
+        assert_eq!(o.attributes["not_after"], Value::str(""));
+    }
+
+    #[test]
+    fn validation() {
+        let f: Fields = [(
+            "subject_alternative_names".to_string(),
+            Value::List(vec![
+                Value::str("a.example.com"),
+                Value::str("a.example.com"),
+            ]),
+        )]
+        .into_iter()
+        .collect();
+        assert!(problems(&f)[0].1.contains("twice"));
+    }
+}

@@ -1,0 +1,3 @@
+//! ACM: public certificates validated through DNS.
+
+pub mod certificate;

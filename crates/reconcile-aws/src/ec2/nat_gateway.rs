@@ -1,0 +1,340 @@
+//! `nat_gateway`: a NAT gateway in a subnet, created and deleted to completion so
+//! that routes, subnets and addresses depending on it can follow.
+
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
+use crate::kit::fields::changes_field;
+use crate::kit::{Cx, Desired, Provider, ProviderError};
+use async_trait::async_trait;
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::types::{
+    ConnectivityType, Filter, NatGateway as Nat, NatGatewayState, ResourceType,
+};
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::{Fields, Value};
+use reconcile_core::plan::{FieldChange, Observed};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub struct NatGateway;
+
+/// AWS takes one to five minutes either way; ten is the point where waiting
+/// longer will not help.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
+pub static SCHEMA: Schema = Schema {
+    kind: "nat_gateway",
+    doc: "A NAT gateway, giving private subnets outbound access.",
+    fields: &[
+        Field::new(
+            "subnet_id",
+            Ty::Str,
+            "The subnet the gateway lives in (a public one for a public gateway).",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "allocation_id",
+            Ty::Str,
+            "The Elastic IP allocation the gateway uses; public gateways need one.",
+        )
+        .force_new(),
+        Field::new(
+            "connectivity_type",
+            Ty::Enum(&["public", "private"]),
+            "Whether the gateway reaches the internet (public) or only other networks (private).",
+        )
+        .default(Default::Str("public"))
+        .force_new(),
+    ],
+    attributes: &[
+        ("id", "The NAT gateway id (nat-...)."),
+        (
+            "public_ip",
+            "The gateway's public IPv4 address (empty for a private gateway).",
+        ),
+        (
+            "private_ip",
+            "The gateway's private IPv4 address in its subnet.",
+        ),
+        ("network_interface_id", "The gateway's network interface."),
+    ],
+    taggable: true,
+};
+
+/// A gateway in any of these states is gone or going, and never comes back:
+/// AWS keeps listing it for about an hour.
+fn is_gone(n: &Nat) -> bool {
+    matches!(
+        n.state(),
+        Some(NatGatewayState::Deleted | NatGatewayState::Deleting | NatGatewayState::Failed)
+    )
+}
+
+fn observed(n: &Nat) -> Option<Observed> {
+    let id = n.nat_gateway_id()?;
+    let addrs = n.nat_gateway_addresses();
+    let primary = addrs
+        .iter()
+        .find(|a| a.is_primary() == Some(true))
+        .or_else(|| addrs.first());
+    let text = |v: Option<&str>| Value::str(v.unwrap_or_default());
+    let mut fields = Fields::new();
+    fields.insert("subnet_id".into(), text(n.subnet_id()));
+    // "" for a gateway without an address, so that a declared one shows as a change.
+    fields.insert(
+        "allocation_id".into(),
+        text(primary.and_then(|a| a.allocation_id())),
+    );
+    fields.insert(
+        "connectivity_type".into(),
+        Value::str(
+            n.connectivity_type()
+                .map(|c| c.as_str())
+                .unwrap_or("public"),
+        ),
+    );
+    let mut attributes = Fields::new();
+    attributes.insert("id".into(), Value::str(id));
+    attributes.insert(
+        "public_ip".into(),
+        text(primary.and_then(|a| a.public_ip())),
+    );
+    attributes.insert(
+        "private_ip".into(),
+        text(primary.and_then(|a| a.private_ip())),
+    );
+    attributes.insert(
+        "network_interface_id".into(),
+        text(primary.and_then(|a| a.network_interface_id())),
+    );
+    Some(Observed {
+        id: id.to_string(),
+        fields,
+        attributes,
+        tags: tags_of(Some(n.tags())),
+    })
+}
+
+/// A waiter that did not reach its goal, as a provider error naming the gateway.
+fn waiter_error<O, E>(
+    id: &str,
+    goal: &str,
+    e: WaiterError<O, E>,
+    failure: impl Fn(&O) -> Option<String>,
+) -> ProviderError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+{
+    match e {
+        WaiterError::OperationFailed(op) => ProviderError::from_sdk(op.into_error()),
+        WaiterError::ExceededMaxWait(w) => ProviderError::Other(format!(
+            "NAT gateway {id} did not become {goal} within {} s",
+            w.max_wait().as_secs()
+        )),
+        WaiterError::FailureState(f) => {
+            let why = match f.final_poll().as_result() {
+                Ok(out) => failure(out),
+                Err(err) => err.message().map(str::to_string),
+            };
+            ProviderError::Aws {
+                code: "NatGatewayFailed".into(),
+                message: format!(
+                    "NAT gateway {id} will not become {goal}: {}",
+                    why.unwrap_or_else(|| "AWS gave no reason".into())
+                ),
+            }
+        }
+        other => ProviderError::Other(format!(
+            "waiting for NAT gateway {id} to become {goal}: {other}"
+        )),
+    }
+}
+
+#[async_trait]
+impl ec2::Describe for NatGateway {
+    const ID_FILTER: &'static str = "nat-gateway-id";
+
+    async fn describe(
+        &self,
+        cx: &Cx,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        let mut out = Vec::new();
+        let mut pages = cx
+            .ec2
+            .describe_nat_gateways()
+            .set_filter(Some(filters))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(ProviderError::from_sdk)?;
+            out.extend(
+                page.nat_gateways()
+                    .iter()
+                    .filter(|n| !is_gone(n))
+                    .filter_map(observed),
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Provider for NatGateway {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        ec2::observe_by_id(self, cx, ids).await
+    }
+
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        ec2::find_by_tags(self, cx, addresses).await
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+        let f = want.fields;
+        let subnet = f
+            .get("subnet_id")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let allocation = f
+            .get("allocation_id")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty());
+        let connectivity = f
+            .get("connectivity_type")
+            .and_then(Value::as_str)
+            .unwrap_or("public");
+        let out = cx
+            .ec2
+            .create_nat_gateway()
+            .subnet_id(subnet)
+            .set_allocation_id(allocation.map(str::to_string))
+            .connectivity_type(ConnectivityType::from(connectivity))
+            // Same token, same gateway: a create retried after a crash does not make a second one.
+            .client_token(want.token)
+            .tag_specifications(tag_spec(ResourceType::Natgateway, want.tags))
+            .customize()
+            .config_override(eventual::<
+                aws_sdk_ec2::operation::create_nat_gateway::CreateNatGatewayError,
+            >())
+            .send()
+            .await
+            .map_err(ProviderError::from_sdk)?;
+        let id = out
+            .nat_gateway()
+            .and_then(|n| n.nat_gateway_id())
+            .ok_or_else(|| ProviderError::Other("CreateNatGateway returned no gateway id".into()))?
+            .to_string();
+        // Waited for by id, not by filter: AWS answers an id it has not propagated yet
+        // with NatGatewayNotFound, which the waiter retries, where a filter would
+        // answer an empty list that never satisfies it.
+        let done = cx
+            .ec2
+            .wait_until_nat_gateway_available()
+            .nat_gateway_ids(&id)
+            .wait(MAX_WAIT)
+            .await
+            .map_err(|e| {
+                waiter_error(&id, "available", e, |out| {
+                    out.nat_gateways()
+                        .iter()
+                        .find_map(|n| n.failure_message().map(str::to_string))
+                })
+            })?;
+        // The final poll describes the gateway as available, its addresses assigned:
+        // the create response, taken while pending, may lack the public IP.
+        let live = done
+            .as_result()
+            .ok()
+            .and_then(|o| {
+                o.nat_gateways()
+                    .iter()
+                    .find(|n| n.nat_gateway_id() == Some(id.as_str()))
+            })
+            .or(out.nat_gateway())
+            .and_then(observed)
+            .ok_or_else(|| {
+                ProviderError::Other(format!(
+                    "NAT gateway {id} vanished while becoming available"
+                ))
+            })?;
+        let mut fields = f.clone();
+        fields.insert(
+            "allocation_id".into(),
+            Value::str(allocation.unwrap_or_default()),
+        );
+        fields.insert("connectivity_type".into(), Value::str(connectivity));
+        Ok(Observed {
+            id,
+            fields,
+            attributes: live.attributes,
+            tags: want.tags.clone(),
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        // Every field forces a replacement: tags are all an update can change.
+        if changes_field(changes, "tags") {
+            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
+        }
+        let mut fields = live.fields.clone();
+        fields.extend(want.fields.clone());
+        Ok(Observed {
+            id: live.id.clone(),
+            fields,
+            attributes: live.attributes.clone(),
+            tags: want.tags.clone(),
+        })
+    }
+
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+        match cx
+            .ec2
+            .delete_nat_gateway()
+            .nat_gateway_id(id)
+            .customize()
+            .config_override(eventual_delete::<
+                aws_sdk_ec2::operation::delete_nat_gateway::DeleteNatGatewayError,
+            >())
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => match ProviderError::from_sdk(e) {
+                ProviderError::NotFound(_) => return Ok(()),
+                other => return Err(other),
+            },
+        }
+        // Its subnet and Elastic IP cannot be deleted while the gateway is still
+        // "deleting": finish here so that they can follow at once.
+        cx.ec2
+            .wait_until_nat_gateway_deleted()
+            .nat_gateway_ids(id)
+            .wait(MAX_WAIT)
+            .await
+            .map_err(|e| waiter_error(id, "deleted", e, |_| None))?;
+        Ok(())
+    }
+}

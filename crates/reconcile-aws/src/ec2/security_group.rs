@@ -1,0 +1,808 @@
+//! `security_group`: a VPC security group with its ingress and egress rules managed
+//! inline, plus the rule model (parse, normalise, authorize, revoke) that
+//! `security_group_rule` shares.
+//!
+//! A rule is written the way AWS stores it after flattening: one source per rule.
+//! All traffic is written `protocol = "-1", from_port = 0, to_port = 0`; AWS
+//! ignores ports for `-1`, so any ports given with it are read as 0 and 0.
+
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Describe};
+use crate::kit::fields::changes_field;
+use crate::kit::{Cx, Desired, Provider, ProviderError};
+use async_trait::async_trait;
+use aws_sdk_ec2::operation::authorize_security_group_egress::AuthorizeSecurityGroupEgressError;
+use aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressError;
+use aws_sdk_ec2::operation::create_security_group::CreateSecurityGroupError;
+use aws_sdk_ec2::operation::delete_security_group::DeleteSecurityGroupError;
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
+};
+use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::{Fields, Value};
+use reconcile_core::plan::{FieldChange, Observed};
+use std::collections::{BTreeSet, HashMap};
+
+pub struct SecurityGroup;
+
+/// The fields of one rule table in `ingress` / `egress`.
+pub const RULE_FIELDS: &[Field] = &[
+    Field::new(
+        "protocol",
+        Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
+        "tcp, udp, icmp, or -1 for all traffic.",
+    )
+    .required(),
+    Field::new(
+        "from_port",
+        Ty::Int,
+        "First port of the range (ICMP: the type; all traffic: 0).",
+    )
+    .required(),
+    Field::new(
+        "to_port",
+        Ty::Int,
+        "Last port of the range (ICMP: the code; all traffic: 0).",
+    )
+    .required(),
+    Field::new(
+        "cidr_block",
+        Ty::Cidr,
+        "The IPv4 range the rule allows; exclusive with source_security_group_id.",
+    ),
+    Field::new(
+        "source_security_group_id",
+        Ty::Str,
+        "The security group whose members the rule allows; exclusive with cidr_block.",
+    ),
+    Field::new(
+        "description",
+        Ty::Str,
+        "A note on the rule, up to 255 characters.",
+    ),
+];
+
+pub static SCHEMA: Schema = Schema {
+    kind: "security_group",
+    doc: "A VPC security group. `ingress` and `egress`, when declared, are the group's exact rule sets; \
+          when left out, that direction is not managed (AWS's default allow-all egress stays).",
+    fields: &[
+        Field::new("name", Ty::Pattern(check_sg_name), "The group name, unique within its VPC.")
+            .required()
+            .force_new(),
+        Field::new("description", Ty::Str, "What the group is for. AWS cannot change it in place.")
+            .default(Default::Str("Managed by reconcile"))
+            .force_new(),
+        Field::new("vpc_id", Ty::Str, "The VPC the group belongs to.")
+            .required()
+            .force_new(),
+        Field::new("ingress", Ty::List(&Ty::Object(RULE_FIELDS)), "Inbound rules, compared as a set.").set(),
+        Field::new("egress", Ty::List(&Ty::Object(RULE_FIELDS)), "Outbound rules, compared as a set.").set(),
+    ],
+    attributes: &[
+        ("id", "The security group id (sg-...)."),
+        ("arn", "The security group's ARN."),
+        ("name", "The group name."),
+        ("owner_id", "The AWS account that owns the group."),
+    ],
+    taggable: true,
+};
+
+/// Where a rule lets traffic come from (ingress) or go to (egress).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Cidr(String),
+    /// Not declarable, but observed so that an out-of-band IPv6 rule shows as drift.
+    Ipv6(String),
+    Group(String),
+    /// Not declarable, but observed so that an out-of-band prefix-list rule shows as drift.
+    PrefixList(String),
+}
+
+impl Source {
+    /// The rule key this source is written under, and its value.
+    pub fn key_value(&self) -> (&'static str, &str) {
+        match self {
+            Source::Cidr(c) | Source::Ipv6(c) => ("cidr_block", c),
+            Source::Group(g) => ("source_security_group_id", g),
+            Source::PrefixList(p) => ("prefix_list_id", p),
+        }
+    }
+
+    /// Reads a source back from its own text (as in a `security_group_rule` id).
+    pub fn parse(s: &str) -> Source {
+        if s.starts_with("sg-") {
+            Source::Group(s.to_string())
+        } else if s.starts_with("pl-") {
+            Source::PrefixList(s.to_string())
+        } else if s.contains(':') {
+            Source::Ipv6(s.to_string())
+        } else {
+            Source::Cidr(s.to_string())
+        }
+    }
+}
+
+/// Inbound or outbound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Direction> {
+        match s {
+            "ingress" => Some(Direction::Ingress),
+            "egress" => Some(Direction::Egress),
+            _ => None,
+        }
+    }
+}
+
+/// One flattened rule: one protocol and port range, one source.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rule {
+    pub protocol: String,
+    pub from_port: i64,
+    pub to_port: i64,
+    pub source: Source,
+    pub description: Option<String>,
+}
+
+impl Rule {
+    /// Reads a rule from rule fields: a declared rule table, an observed one, or
+    /// the fields of a `security_group_rule`. `what` names the rule in errors.
+    pub fn from_fields(m: &Fields, what: &str) -> Result<Rule, ProviderError> {
+        let bad = |msg: String| ProviderError::InvalidInput(format!("{what}: {msg}"));
+        let text = |k: &str| -> Result<Option<String>, ProviderError> {
+            match m.get(k) {
+                None => Ok(None),
+                Some(Value::Str(s)) => Ok(Some(s.clone())),
+                Some(Value::Unknown) => Err(bad(format!("`{k}` is not known yet"))),
+                Some(other) => Err(bad(format!("`{k}` must be a string, found {other}"))),
+            }
+        };
+        let port = |k: &str| -> Result<i64, ProviderError> {
+            match m.get(k) {
+                Some(Value::Int(i)) if (-1..=65535).contains(i) => Ok(*i),
+                Some(Value::Int(i)) => Err(bad(format!("`{k}` = {i} is outside -1..65535"))),
+                Some(Value::Unknown) => Err(bad(format!("`{k}` is not known yet"))),
+                Some(other) => Err(bad(format!("`{k}` must be an integer, found {other}"))),
+                None => Err(bad(format!("`{k}` is missing"))),
+            }
+        };
+        let protocol = text("protocol")?.ok_or_else(|| bad("`protocol` is missing".into()))?;
+        let protocol = normalise_protocol(&protocol);
+        let (from_port, to_port) = if protocol == "-1" {
+            (0, 0)
+        } else {
+            (port("from_port")?, port("to_port")?)
+        };
+        let sources = [
+            text("cidr_block")?.map(|c| Source::parse(&c)),
+            text("source_security_group_id")?.map(Source::Group),
+            text("prefix_list_id")?.map(Source::PrefixList),
+        ];
+        let mut given = sources.into_iter().flatten();
+        let source = match (given.next(), given.next()) {
+            (Some(s), None) => s,
+            _ => {
+                return Err(bad(
+                    "give exactly one of `cidr_block` or `source_security_group_id`".into(),
+                ))
+            }
+        };
+        Ok(Rule {
+            protocol,
+            from_port,
+            to_port,
+            source,
+            description: text("description")?.filter(|d| !d.is_empty()),
+        })
+    }
+
+    /// The rule as the user writes it: only the keys that are set.
+    pub fn to_fields(&self) -> Fields {
+        let mut m = Fields::new();
+        m.insert("protocol".into(), Value::str(&self.protocol));
+        m.insert("from_port".into(), Value::Int(self.from_port));
+        m.insert("to_port".into(), Value::Int(self.to_port));
+        let (k, v) = self.source.key_value();
+        m.insert(k.into(), Value::str(v));
+        if let Some(d) = &self.description {
+            m.insert("description".into(), Value::str(d));
+        }
+        m
+    }
+
+    /// The rule without its description: what AWS uses to tell rules apart.
+    pub fn same_target(&self, other: &Rule) -> bool {
+        self.protocol == other.protocol
+            && self.from_port == other.from_port
+            && self.to_port == other.to_port
+            && self.source == other.source
+    }
+
+    /// The rule as one IpPermission. The description is sent on revokes too:
+    /// AWS ignores it there, while moto only matches a group-sourced rule with it.
+    pub fn permission(&self) -> IpPermission {
+        let mut p = IpPermission::builder().ip_protocol(&self.protocol);
+        if self.protocol != "-1" {
+            // Ports were range-checked on parse, so they fit an i32.
+            p = p
+                .from_port(self.from_port as i32)
+                .to_port(self.to_port as i32);
+        }
+        let d = self.description.clone();
+        let p = match &self.source {
+            Source::Cidr(c) => {
+                p.ip_ranges(IpRange::builder().cidr_ip(c).set_description(d).build())
+            }
+            Source::Ipv6(c) => {
+                p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).set_description(d).build())
+            }
+            Source::Group(g) => p.user_id_group_pairs(
+                UserIdGroupPair::builder()
+                    .group_id(g)
+                    .set_description(d)
+                    .build(),
+            ),
+            Source::PrefixList(id) => p.prefix_list_ids(
+                PrefixListId::builder()
+                    .prefix_list_id(id)
+                    .set_description(d)
+                    .build(),
+            ),
+        };
+        p.build()
+    }
+
+    /// AWS's allow-all egress rules that every new VPC group starts with.
+    fn default_egress() -> [Rule; 2] {
+        let all = |source| Rule {
+            protocol: "-1".into(),
+            from_port: 0,
+            to_port: 0,
+            source,
+            description: None,
+        };
+        [
+            all(Source::Cidr("0.0.0.0/0".into())),
+            all(Source::Ipv6("::/0".into())),
+        ]
+    }
+}
+
+/// AWS answers with names for the common protocols but accepts numbers.
+pub fn normalise_protocol(p: &str) -> String {
+    match p.to_ascii_lowercase().as_str() {
+        "6" => "tcp".into(),
+        "17" => "udp".into(),
+        "1" => "icmp".into(),
+        "all" => "-1".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Flattens AWS's grouped permissions into one rule per source.
+pub fn rules_of(perms: &[IpPermission]) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for p in perms {
+        let protocol = normalise_protocol(p.ip_protocol().unwrap_or("-1"));
+        let (from_port, to_port) = if protocol == "-1" {
+            (0, 0)
+        } else {
+            (
+                i64::from(p.from_port().unwrap_or(0)),
+                i64::from(p.to_port().unwrap_or(0)),
+            )
+        };
+        let mut push = |source: Source, description: Option<&str>| {
+            out.push(Rule {
+                protocol: protocol.clone(),
+                from_port,
+                to_port,
+                source,
+                description: description.filter(|d| !d.is_empty()).map(str::to_string),
+            })
+        };
+        for r in p.ip_ranges() {
+            if let Some(c) = r.cidr_ip() {
+                push(Source::Cidr(c.to_string()), r.description());
+            }
+        }
+        for r in p.ipv6_ranges() {
+            if let Some(c) = r.cidr_ipv6() {
+                push(Source::Ipv6(c.to_string()), r.description());
+            }
+        }
+        for g in p.user_id_group_pairs() {
+            if let Some(id) = g.group_id() {
+                push(Source::Group(id.to_string()), g.description());
+            }
+        }
+        for pl in p.prefix_list_ids() {
+            if let Some(id) = pl.prefix_list_id() {
+                push(Source::PrefixList(id.to_string()), pl.description());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Reads a declared or observed rule list; `what` names the field in errors.
+pub fn rules_from_value(v: &Value, what: &str) -> Result<Vec<Rule>, ProviderError> {
+    let items = match v {
+        Value::List(l) => l,
+        Value::Unknown => {
+            return Err(ProviderError::InvalidInput(format!(
+                "{what} is not known yet"
+            )))
+        }
+        other => {
+            return Err(ProviderError::InvalidInput(format!(
+                "{what} must be a list of rules, found {other}"
+            )))
+        }
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match r {
+            Value::Map(m) => Rule::from_fields(m, &format!("{what}[{i}] {r}")),
+            other => Err(ProviderError::InvalidInput(format!(
+                "{what}[{i}] must be a rule table, found {other}"
+            ))),
+        })
+        .collect()
+}
+
+fn rules_value(rules: &[Rule]) -> Value {
+    Value::List(rules.iter().map(|r| Value::Map(r.to_fields())).collect())
+}
+
+/// A declared rule written the way AWS will report it, so equal rules compare
+/// equal: ports of an all-traffic rule read 0, an empty description is none.
+pub fn canonical_rule_fields(m: &Fields) -> Fields {
+    let mut m = m.clone();
+    if m.get("protocol").and_then(Value::as_str) == Some("-1") {
+        for k in ["from_port", "to_port"] {
+            if m.contains_key(k) {
+                m.insert(k.into(), Value::Int(0));
+            }
+        }
+    }
+    if m.get("description").and_then(Value::as_str) == Some("") {
+        m.shift_remove("description");
+    }
+    m
+}
+
+fn is_code(e: &ProviderError, code: &str) -> bool {
+    matches!(e, ProviderError::Aws { code: c, .. } if c == code)
+}
+
+async fn authorize_once(
+    cx: &Cx,
+    group: &str,
+    dir: Direction,
+    rules: &[Rule],
+) -> Result<(), ProviderError> {
+    let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
+    // The group or a source group may have been created a moment ago in this apply.
+    match dir {
+        Direction::Ingress => cx
+            .ec2
+            .authorize_security_group_ingress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .customize()
+            .config_override(eventual::<AuthorizeSecurityGroupIngressError>())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(ProviderError::from_sdk),
+        Direction::Egress => cx
+            .ec2
+            .authorize_security_group_egress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .customize()
+            .config_override(eventual::<AuthorizeSecurityGroupEgressError>())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(ProviderError::from_sdk),
+    }
+}
+
+async fn revoke_once(
+    cx: &Cx,
+    group: &str,
+    dir: Direction,
+    rules: &[Rule],
+) -> Result<(), ProviderError> {
+    let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
+    match dir {
+        Direction::Ingress => cx
+            .ec2
+            .revoke_security_group_ingress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(ProviderError::from_sdk),
+        Direction::Egress => cx
+            .ec2
+            .revoke_security_group_egress()
+            .group_id(group)
+            .set_ip_permissions(Some(perms))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(ProviderError::from_sdk),
+    }
+}
+
+/// Adds rules in one call. A rule that already exists is success (an earlier,
+/// interrupted apply made it); since one duplicate fails the whole batch, the
+/// batch is then retried rule by rule.
+pub async fn authorize(
+    cx: &Cx,
+    group: &str,
+    dir: Direction,
+    rules: &[Rule],
+) -> Result<(), ProviderError> {
+    const DUPLICATE: &str = "InvalidPermission.Duplicate";
+    if rules.is_empty() {
+        return Ok(());
+    }
+    match authorize_once(cx, group, dir, rules).await {
+        Err(e) if is_code(&e, DUPLICATE) && rules.len() > 1 => {
+            for r in rules {
+                match authorize_once(cx, group, dir, std::slice::from_ref(r)).await {
+                    Err(e) if is_code(&e, DUPLICATE) => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+        Err(e) if is_code(&e, DUPLICATE) => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes rules in one call. A rule already gone is success; since one
+/// missing rule can fail the whole batch, the batch is then retried rule by rule.
+pub async fn revoke(
+    cx: &Cx,
+    group: &str,
+    dir: Direction,
+    rules: &[Rule],
+) -> Result<(), ProviderError> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    match revoke_once(cx, group, dir, rules).await {
+        Err(e) if e.is_not_found() && rules.len() > 1 => {
+            for r in rules {
+                match revoke_once(cx, group, dir, std::slice::from_ref(r)).await {
+                    Err(e) if e.is_not_found() => {}
+                    other => other?,
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
+/// Describes security groups matching `filters`, every page.
+async fn describe_groups(
+    cx: &Cx,
+    filters: Vec<Filter>,
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
+    let mut out = Vec::new();
+    let mut pages = cx
+        .ec2
+        .describe_security_groups()
+        .set_filters(Some(filters))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(ProviderError::from_sdk)?;
+        out.extend(page.security_groups().iter().cloned());
+    }
+    Ok(out)
+}
+
+/// Describes security groups by id, the raw groups: one call per 200 ids.
+pub async fn describe_groups_by_id(
+    cx: &Cx,
+    ids: &[String],
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
+    let mut out = Vec::new();
+    for filters in ec2::id_filters(SecurityGroup::ID_FILTER, ids) {
+        out.extend(describe_groups(cx, filters).await?);
+    }
+    Ok(out)
+}
+
+fn attributes(cx: &Cx, id: &str, name: &str, owner: &str, arn: Option<&str>) -> Fields {
+    let mut a = Fields::new();
+    a.insert("id".into(), Value::str(id));
+    a.insert(
+        "arn".into(),
+        Value::str(
+            arn.map(str::to_string).unwrap_or_else(|| {
+                format!("arn:aws:ec2:{}:{owner}:security-group/{id}", cx.region)
+            }),
+        ),
+    );
+    a.insert("name".into(), Value::str(name));
+    a.insert("owner_id".into(), Value::str(owner));
+    a
+}
+
+fn observed(cx: &Cx, g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Observed> {
+    let id = g.group_id()?;
+    let name = g.group_name().unwrap_or_default();
+    let mut fields = Fields::new();
+    fields.insert("name".into(), Value::str(name));
+    fields.insert(
+        "description".into(),
+        Value::str(g.description().unwrap_or_default()),
+    );
+    fields.insert("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default()));
+    fields.insert("ingress".into(), rules_value(&rules_of(g.ip_permissions())));
+    fields.insert(
+        "egress".into(),
+        rules_value(&rules_of(g.ip_permissions_egress())),
+    );
+    Some(Observed {
+        id: id.to_string(),
+        attributes: attributes(
+            cx,
+            id,
+            name,
+            g.owner_id().unwrap_or_default(),
+            g.security_group_arn(),
+        ),
+        fields,
+        tags: tags_of(Some(g.tags())),
+    })
+}
+
+fn required_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str, ProviderError> {
+    f.get(key).and_then(Value::as_str).ok_or_else(|| {
+        ProviderError::InvalidInput(format!("{address}: `{key}` must be a known string"))
+    })
+}
+
+/// The declared rules of one direction; `None` when that direction is unmanaged.
+fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule>>, ProviderError> {
+    f.get(dir.as_str())
+        .map(|v| rules_from_value(v, &format!("{address}.{}", dir.as_str())))
+        .transpose()
+}
+
+#[async_trait]
+impl Describe for SecurityGroup {
+    const ID_FILTER: &'static str = "group-id";
+
+    async fn describe(
+        &self,
+        cx: &Cx,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        let groups = describe_groups(cx, filters).await?;
+        Ok(groups.iter().filter_map(|g| observed(cx, g)).collect())
+    }
+}
+
+#[async_trait]
+impl Provider for SecurityGroup {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    /// Declared rules are compared in the shape AWS reports them in.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        let mut want = desired.clone();
+        for k in ["ingress", "egress"] {
+            if let Some(Value::List(rules)) = want.get_mut(k) {
+                for r in rules.iter_mut() {
+                    if let Value::Map(m) = r {
+                        *m = canonical_rule_fields(m);
+                    }
+                }
+            }
+        }
+        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
+    }
+
+    /// A group name is unique per VPC: the new group can only exist beside the
+    /// old one when it has another name or lives in another VPC.
+    fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
+        changes_field(changes, "name") || changes_field(changes, "vpc_id")
+    }
+
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        ec2::observe_by_id(self, cx, ids).await
+    }
+
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        ec2::find_by_tags(self, cx, addresses).await
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+        let f = want.fields;
+        let name = required_str(f, "name", want.address)?;
+        let vpc_id = required_str(f, "vpc_id", want.address)?;
+        let description = f
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("Managed by reconcile");
+        // Every rule is checked before anything is created.
+        let ingress = declared(f, Direction::Ingress, want.address)?;
+        let egress = declared(f, Direction::Egress, want.address)?;
+
+        let out = cx
+            .ec2
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(vpc_id)
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, want.tags))
+            .customize()
+            .config_override(eventual::<CreateSecurityGroupError>())
+            .send()
+            .await
+            .map_err(ProviderError::from_sdk)?;
+        let id = out
+            .group_id()
+            .ok_or_else(|| ProviderError::Other("CreateSecurityGroup returned no group id".into()))?
+            .to_string();
+
+        if let Some(rules) = &ingress {
+            authorize(cx, &id, Direction::Ingress, rules).await?;
+        }
+        if let Some(rules) = &egress {
+            // A declared egress set is exact: AWS's allow-all defaults go unless declared.
+            let defaults: Vec<Rule> = Rule::default_egress()
+                .into_iter()
+                .filter(|d| !rules.contains(d))
+                .collect();
+            revoke(cx, &id, Direction::Egress, &defaults).await?;
+            let extra: Vec<Rule> = rules
+                .iter()
+                .filter(|r| !Rule::default_egress().contains(r))
+                .cloned()
+                .collect();
+            authorize(cx, &id, Direction::Egress, &extra).await?;
+        }
+
+        // The owner is part of the ARN; only when AWS leaves the ARN out is a describe needed.
+        let owner = out
+            .security_group_arn()
+            .and_then(|a| a.split(':').nth(4))
+            .map(str::to_string);
+        let attributes = match owner {
+            Some(owner) => attributes(cx, &id, name, &owner, out.security_group_arn()),
+            None => self
+                .observe(cx, std::slice::from_ref(&id))
+                .await?
+                .remove(&id)
+                .map(|o| o.attributes)
+                .ok_or_else(|| {
+                    ProviderError::Other(format!(
+                        "security group {id} vanished right after its creation"
+                    ))
+                })?,
+        };
+        Ok(Observed {
+            id,
+            fields: f.clone(),
+            attributes,
+            tags: want.tags.clone(),
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        let mut plans = Vec::new();
+        for dir in [Direction::Ingress, Direction::Egress] {
+            if !changes_field(changes, dir.as_str()) {
+                continue;
+            }
+            let Some(wanted) = declared(want.fields, dir, want.address)? else {
+                continue;
+            };
+            let have = match live.fields.get(dir.as_str()) {
+                Some(v) => rules_from_value(v, &format!("{} live {}", live.id, dir.as_str()))?,
+                None => vec![],
+            };
+            let wanted: BTreeSet<Rule> = wanted.into_iter().collect();
+            let have: BTreeSet<Rule> = have.into_iter().collect();
+            let stale: Vec<Rule> = have.difference(&wanted).cloned().collect();
+            let missing: Vec<Rule> = wanted.difference(&have).cloned().collect();
+            plans.push((dir, stale, missing));
+        }
+        for (dir, stale, missing) in &plans {
+            // Revoke first, as Terraform does: a rule whose description changed is
+            // the same rule to AWS, and authorizing it before the revoke is a duplicate.
+            revoke(cx, &live.id, *dir, stale).await?;
+            authorize(cx, &live.id, *dir, missing).await?;
+        }
+        if changes_field(changes, "tags") {
+            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
+        }
+        let mut fields = live.fields.clone();
+        fields.extend(want.fields.clone());
+        Ok(Observed {
+            id: live.id.clone(),
+            fields,
+            attributes: live.attributes.clone(),
+            tags: want.tags.clone(),
+        })
+    }
+
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+        match cx
+            .ec2
+            .delete_security_group()
+            .group_id(id)
+            .customize()
+            .config_override(eventual_delete::<DeleteSecurityGroupError>())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match ProviderError::from_sdk(e) {
+                ProviderError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+/// A security group name: 1 to 255 characters, not starting with `sg-`.
+pub fn check_sg_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 255 {
+        return Err("a security group name has 1 to 255 characters".into());
+    }
+    if s.to_ascii_lowercase().starts_with("sg-") {
+        return Err(format!(
+            "\"{s}\": a security group name may not start with \"sg-\"; choose another name"
+        ));
+    }
+    if !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return Err(format!(
+            "\"{s}\": use letters, digits, spaces and ._-:/()#,@[]+=&;{{}}!$* only"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! `security_group_rule`: one rule kept apart from its group, so that two groups
+//! can allow each other without a dependency cycle between them.
+//!
+//! The resource id is the rule's identity as AWS tells rules apart (the
+//! description is not part of it), joined by `|`:
+//! `GROUP_ID|TYPE|PROTOCOL|FROM_PORT|TO_PORT|SOURCE`, for example
+//! `sg-123|ingress|tcp|5432|5432|sg-456` or `sg-123|egress|-1|0|0|0.0.0.0/0`.
+//! That is also the id `reconcile import` takes for this kind.
+//!
+//! A group whose rules are managed here must leave that direction undeclared on
+//! its `security_group`, or the two would keep undoing each other.
+
+use crate::ec2::security_group::{
+    authorize, canonical_rule_fields, describe_groups_by_id, normalise_protocol, revoke, rules_of,
+    Direction, Rule, Source,
+};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::{Fields, Value};
+use reconcile_core::plan::{FieldChange, Observed};
+use std::collections::{BTreeSet, HashMap};
+
+pub struct SecurityGroupRule;
+
+pub static SCHEMA: Schema = Schema {
+    kind: "security_group_rule",
+    doc: "One ingress or egress rule of a security group, managed on its own. \
+          Rules have no tags: they are matched by content.",
+    fields: &[
+        Field::new(
+            "security_group_id",
+            Ty::Str,
+            "The group the rule belongs to.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "type",
+            Ty::Enum(&["ingress", "egress"]),
+            "Whether the rule allows inbound or outbound traffic.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "protocol",
+            Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
+            "tcp, udp, icmp, or -1 for all traffic.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "from_port",
+            Ty::Int,
+            "First port of the range (ICMP: the type; all traffic: 0).",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "to_port",
+            Ty::Int,
+            "Last port of the range (ICMP: the code; all traffic: 0).",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "cidr_block",
+            Ty::Cidr,
+            "The IPv4 range the rule allows; exclusive with source_security_group_id.",
+        )
+        .force_new(),
+        Field::new(
+            "source_security_group_id",
+            Ty::Str,
+            "The security group whose members the rule allows; exclusive with cidr_block.",
+        )
+        .force_new(),
+        Field::new(
+            "description",
+            Ty::Str,
+            "A note on the rule, up to 255 characters.",
+        )
+        .force_new(),
+    ],
+    attributes: &[(
+        "id",
+        "The rule's id: GROUP_ID|TYPE|PROTOCOL|FROM_PORT|TO_PORT|SOURCE.",
+    )],
+    taggable: false,
+};
+
+/// The fields that make up a rule's identity; changing one makes another rule.
+const IDENTITY: &[&str] = &[
+    "security_group_id",
+    "type",
+    "protocol",
+    "from_port",
+    "to_port",
+    "cidr_block",
+    "source_security_group_id",
+];
+
+/// A rule located by its id; the description is whatever AWS holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct RuleId {
+    group: String,
+    dir: Direction,
+    rule: Rule,
+}
+
+impl RuleId {
+    fn parse(id: &str) -> Result<RuleId, ProviderError> {
+        let bad = || {
+            ProviderError::InvalidInput(format!(
+                "`{id}` is not a security_group_rule id; write it as GROUP_ID|TYPE|PROTOCOL|FROM_PORT|TO_PORT|SOURCE, \
+                 e.g. sg-123|ingress|tcp|5432|5432|sg-456"
+            ))
+        };
+        let parts: Vec<&str> = id.split('|').collect();
+        let [group, dir, protocol, from, to, source] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let dir = Direction::parse(dir).ok_or_else(bad)?;
+        let mut from_port: i64 = from.parse().map_err(|_| bad())?;
+        let mut to_port: i64 = to.parse().map_err(|_| bad())?;
+        if group.is_empty() || protocol.is_empty() || source.is_empty() {
+            return Err(bad());
+        }
+        // An id typed by hand for `import` may spell the protocol or ports another way.
+        let protocol = normalise_protocol(protocol);
+        if protocol == "-1" {
+            (from_port, to_port) = (0, 0);
+        }
+        Ok(RuleId {
+            group: group.to_string(),
+            dir,
+            rule: Rule {
+                protocol,
+                from_port,
+                to_port,
+                source: Source::parse(source),
+                description: None,
+            },
+        })
+    }
+
+    fn render(&self) -> String {
+        let r = &self.rule;
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.group,
+            self.dir.as_str(),
+            r.protocol,
+            r.from_port,
+            r.to_port,
+            r.source.key_value().1
+        )
+    }
+
+    /// Reads the rule a desired resource declares.
+    fn from_desired(f: &Fields, address: &str) -> Result<RuleId, ProviderError> {
+        let group = f
+            .get("security_group_id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ProviderError::InvalidInput(format!(
+                    "{address}: `security_group_id` must be a known string"
+                ))
+            })?;
+        let dir = f
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(Direction::parse)
+            .ok_or_else(|| {
+                ProviderError::InvalidInput(format!(
+                    "{address}: `type` must be \"ingress\" or \"egress\""
+                ))
+            })?;
+        Ok(RuleId {
+            group: group.to_string(),
+            dir,
+            rule: Rule::from_fields(f, address)?,
+        })
+    }
+
+    fn fields(&self) -> Fields {
+        let mut f = Fields::new();
+        f.insert("security_group_id".into(), Value::str(&self.group));
+        f.insert("type".into(), Value::str(self.dir.as_str()));
+        f.extend(self.rule.to_fields());
+        f
+    }
+}
+
+fn observed(id: RuleId) -> Observed {
+    let rendered = id.render();
+    let mut attributes = Fields::new();
+    attributes.insert("id".into(), Value::str(&rendered));
+    Observed {
+        id: rendered,
+        fields: id.fields(),
+        attributes,
+        tags: IndexMap::new(),
+    }
+}
+
+/// The live rules of each requested group and direction, in one describe call.
+async fn live_rules(
+    cx: &Cx,
+    groups: BTreeSet<String>,
+) -> Result<HashMap<(String, Direction), Vec<Rule>>, ProviderError> {
+    let mut out = HashMap::new();
+    let groups: Vec<String> = groups.into_iter().collect();
+    for g in describe_groups_by_id(cx, &groups).await? {
+        let Some(id) = g.group_id() else { continue };
+        out.insert(
+            (id.to_string(), Direction::Ingress),
+            rules_of(g.ip_permissions()),
+        );
+        out.insert(
+            (id.to_string(), Direction::Egress),
+            rules_of(g.ip_permissions_egress()),
+        );
+    }
+    Ok(out)
+}
+
+/// The live rule with the same identity as `want`, description included.
+fn find_live(live: &HashMap<(String, Direction), Vec<Rule>>, want: &RuleId) -> Option<Rule> {
+    live.get(&(want.group.clone(), want.dir))?
+        .iter()
+        .find(|r| r.same_target(&want.rule))
+        .cloned()
+}
+
+#[async_trait]
+impl Provider for SecurityGroupRule {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    /// A rule added to a group that also lists its rules of that direction inline
+    /// would be revoked by the group and re-added by the rule on every apply.
+    fn validate(
+        &self,
+        stack: &reconcile_core::model::Stack,
+        r: &reconcile_core::model::Resource,
+    ) -> Vec<reconcile_core::model::Diagnostic> {
+        let direction = r
+            .fields
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("ingress");
+        let target = r
+            .fields
+            .get("security_group_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let Ok(parts) = reconcile_core::model::value::parse_template(target) else {
+            return vec![];
+        };
+        let [reconcile_core::model::value::TemplatePart::Ref(
+            reconcile_core::model::Reference::Resource { kind, name, .. },
+        )] = parts.as_slice()
+        else {
+            return vec![];
+        };
+        let group = format!("{kind}.{name}");
+        match stack.resources.get(&group) {
+            Some(g) if kind == "security_group" && g.fields.contains_key(direction) => {
+                vec![reconcile_core::model::Diagnostic::at(
+                    r.field_pos.get("security_group_id").cloned().unwrap_or(r.pos.clone()),
+                    format!(
+                        "`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other",
+                        r.address
+                    ),
+                    format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
+                )]
+            }
+            _ => vec![],
+        }
+    }
+
+    /// The rule is compared in the shape AWS reports it in.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        reconcile_core::plan::diff_fields(&SCHEMA, &canonical_rule_fields(desired), live)
+    }
+
+    /// Only a rule with another identity can exist beside the old one: with just
+    /// a new description the create would find the old rule and call it done,
+    /// and the delete that follows would then remove the only copy.
+    fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
+        changes.iter().any(|c| IDENTITY.contains(&c.field.as_str()))
+    }
+
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        let wanted: Vec<RuleId> = ids
+            .iter()
+            .map(|id| RuleId::parse(id))
+            .collect::<Result<_, _>>()?;
+        let live = live_rules(cx, wanted.iter().map(|w| w.group.clone()).collect()).await?;
+        let mut out = HashMap::new();
+        for (id, want) in ids.iter().zip(wanted) {
+            if let Some(rule) = find_live(&live, &want) {
+                // Keyed by the id asked for, which may spell the protocol differently.
+                let mut o = observed(RuleId { rule, ..want });
+                o.id.clone_from(id);
+                o.attributes.insert("id".into(), Value::str(id));
+                out.insert(id.clone(), o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rules carry no tags; a rule left by an interrupted create is found by
+    /// content instead, when the create sees it already exists.
+    async fn find_tagged(
+        &self,
+        _cx: &Cx,
+        _addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+        let id = RuleId::from_desired(want.fields, want.address)?;
+        authorize(cx, &id.group, id.dir, std::slice::from_ref(&id.rule)).await?;
+        let mut o = observed(id);
+        o.fields = want.fields.clone();
+        o.tags = want.tags.clone();
+        Ok(o)
+    }
+
+    /// Every field forces a replacement, so there is never anything to change in place.
+    async fn update(
+        &self,
+        _cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        _changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        let mut fields = live.fields.clone();
+        fields.extend(want.fields.clone());
+        Ok(Observed {
+            fields,
+            ..live.clone()
+        })
+    }
+
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+        let want = RuleId::parse(id)?;
+        // The revoke is sent exactly as the live rule reads, description included:
+        // moto only matches a group-sourced rule when the description matches too.
+        let live = live_rules(cx, BTreeSet::from([want.group.clone()])).await?;
+        let Some(rule) = find_live(&live, &want) else {
+            return Ok(());
+        };
+        revoke(cx, &want.group, want.dir, &[rule]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip() {
+        for id in [
+            "sg-123|ingress|tcp|5432|5432|sg-456",
+            "sg-123|egress|-1|0|0|0.0.0.0/0",
+            "sg-1|ingress|icmp|-1|-1|10.0.0.0/8",
+        ] {
+            assert_eq!(RuleId::parse(id).unwrap().render(), id);
+        }
+        assert!(RuleId::parse("sg-1|sideways|tcp|1|2|sg-2").is_err());
+        assert!(RuleId::parse("sg-1|ingress|tcp|1|2").is_err());
+        assert!(RuleId::parse("sg-1|ingress|tcp|one|2|sg-2").is_err());
+    }
+
+    #[test]
+    fn description_alone_is_deleted_before_it_is_created() {
+        let d = FieldChange::new("description", None, Some(Value::str("x")), true);
+        let p = FieldChange::new("from_port", Some(Value::Int(1)), Some(Value::Int(2)), true);
+        assert!(!SecurityGroupRule.create_before_destroy(std::slice::from_ref(&d)));
+        assert!(SecurityGroupRule.create_before_destroy(&[d, p]));
+    }
+
+    #[test]
+    fn desired_rule_reads_like_its_id() {
+        let mut f = Fields::new();
+        f.insert("security_group_id".into(), Value::str("sg-1"));
+        f.insert("type".into(), Value::str("egress"));
+        f.insert("protocol".into(), Value::str("-1"));
+        f.insert("from_port".into(), Value::Int(0));
+        f.insert("to_port".into(), Value::Int(65535));
+        f.insert("cidr_block".into(), Value::str("0.0.0.0/0"));
+        let id = RuleId::from_desired(&f, "security_group_rule.x").unwrap();
+        assert_eq!(id.render(), "sg-1|egress|-1|0|0|0.0.0.0/0");
+        f.insert("source_security_group_id".into(), Value::str("sg-2"));
+        assert!(matches!(
+            RuleId::from_desired(&f, "security_group_rule.x"),
+            Err(ProviderError::InvalidInput(_))
+        ));
+    }
+}

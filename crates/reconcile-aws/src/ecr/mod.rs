@@ -1,0 +1,3 @@
+//! ECR: image repositories with scanning and a lifecycle policy.
+
+pub mod ecr_repository;

@@ -1,0 +1,608 @@
+//! `listener_rule`: a rule of a listener: conditions on the request (host,
+//! path, header, method, source address) and the action for requests that
+//! match them.
+//!
+//! Observing costs one DescribeRules and one DescribeTags per 20 rules.
+
+use crate::elbv2::{self, canonicalise_action_field, elb_error, named, ACTION_FIELDS};
+use crate::kit::fields::{changes_field, i32_of, str_of};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::types::{
+    HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
+    PathPatternConditionConfig, Rule as AwsRule, RuleCondition, RulePriorityPair,
+    SourceIpConditionConfig,
+};
+use indexmap::IndexMap;
+use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
+use reconcile_core::plan::{FieldChange, Observed};
+use std::collections::HashMap;
+
+pub struct ListenerRule;
+
+const HTTP_HEADER_FIELDS: &[Field] = &[
+    Field::new(
+        "name",
+        Ty::Str,
+        "The header's name, like \"X-Environment\".",
+    )
+    .required(),
+    Field::new(
+        "values",
+        Ty::List(&Ty::Str),
+        "Values that match (any of them; * and ? are wildcards).",
+    )
+    .required(),
+];
+
+pub const CONDITION_FIELDS: &[Field] = &[
+    Field::new(
+        "host_header",
+        Ty::List(&Ty::Str),
+        "Host names that match, like [\"auth.example.com\"] (* and ? are wildcards).",
+    ),
+    Field::new(
+        "path_pattern",
+        Ty::List(&Ty::Str),
+        "Paths that match, like [\"/api/*\"] (case-sensitive; * and ? are wildcards).",
+    ),
+    Field::new(
+        "http_header",
+        Ty::List(&Ty::Object(HTTP_HEADER_FIELDS)),
+        "Header conditions, like [{ name = \"X-Env\", values = [\"blue\"] }].",
+    ),
+    Field::new(
+        "http_request_method",
+        Ty::List(&Ty::Str),
+        "Request methods that match, like [\"GET\", \"HEAD\"].",
+    ),
+    Field::new(
+        "source_ip",
+        Ty::List(&Ty::Str),
+        "Client address ranges that match, as CIDR blocks.",
+    ),
+];
+
+pub static SCHEMA: Schema = Schema {
+    kind: "listener_rule",
+    doc: "A listener rule: requests matching all its conditions get its action instead of the \
+          listener's default one; rules are evaluated by priority, lowest first. The priority \
+          (SetRulePriorities), conditions and action (ModifyRule) change in place. A create \
+          looks for a rule with the same priority on the listener first. Observing costs one \
+          DescribeRules and one DescribeTags per 20 rules.",
+    fields: &[
+        Field::new(
+            "listener_arn",
+            Ty::Str,
+            "The listener, like \"${listener.https.arn}\". Changing it replaces the rule.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "priority",
+            Ty::Int,
+            "1-50000, unique on the listener; lower is evaluated first. Changed in place.",
+        )
+        .required(),
+        Field::new(
+            "conditions",
+            Ty::Object(CONDITION_FIELDS),
+            "What a request must match, all of it: `{ host_header = [\"auth.example.com\"], \
+             path_pattern = [\"/admin/*\"] }`; also http_header, http_request_method, source_ip. \
+             Changed in place.",
+        )
+        .required(),
+        Field::new(
+            "action",
+            Ty::Object(ACTION_FIELDS),
+            "What matching requests get; the same table as a listener's default_action \
+             (forward, redirect or fixed-response). Changed in place.",
+        )
+        .required(),
+    ],
+    attributes: &[("id", "The rule's ARN."), ("arn", "The rule's ARN.")],
+    taggable: true,
+};
+
+fn strs(v: &[String]) -> Value {
+    crate::kit::fields::str_list(v.iter().cloned())
+}
+
+/// A rule's conditions as the `conditions` table: one key per condition type.
+pub fn conditions_value(conds: &[RuleCondition]) -> Value {
+    let mut hosts = Vec::new();
+    let mut paths = Vec::new();
+    let mut headers = Vec::new();
+    let mut methods = Vec::new();
+    let mut sources = Vec::new();
+    for c in conds {
+        // AWS answers both the config and the older `Values` for host and path.
+        let or_values = |config: Option<&[String]>| -> Vec<String> {
+            match config {
+                Some(v) if !v.is_empty() => v.to_vec(),
+                _ => c.values().to_vec(),
+            }
+        };
+        match c.field().unwrap_or_default() {
+            "host-header" => hosts.extend(or_values(c.host_header_config().map(|h| h.values()))),
+            "path-pattern" => paths.extend(or_values(c.path_pattern_config().map(|p| p.values()))),
+            "http-header" => {
+                if let Some(h) = c.http_header_config() {
+                    let mut m = Fields::new();
+                    m.insert(
+                        "name".into(),
+                        Value::str(h.http_header_name().unwrap_or_default()),
+                    );
+                    m.insert("values".into(), strs(h.values()));
+                    headers.push(Value::Map(m));
+                }
+            }
+            "http-request-method" => {
+                if let Some(h) = c.http_request_method_config() {
+                    methods.extend(h.values().iter().cloned());
+                }
+            }
+            "source-ip" => {
+                if let Some(s) = c.source_ip_config() {
+                    sources.extend(s.values().iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut m = Fields::new();
+    if !hosts.is_empty() {
+        m.insert("host_header".into(), strs(&hosts));
+    }
+    if !paths.is_empty() {
+        m.insert("path_pattern".into(), strs(&paths));
+    }
+    if !headers.is_empty() {
+        m.insert("http_header".into(), Value::List(headers));
+    }
+    if !methods.is_empty() {
+        m.insert("http_request_method".into(), strs(&methods));
+    }
+    if !sources.is_empty() {
+        m.insert("source_ip".into(), strs(&sources));
+    }
+    Value::Map(m)
+}
+
+/// The `conditions` table as the API's conditions.
+pub fn conditions_to_sdk(m: &Fields, what: &str) -> Result<Vec<RuleCondition>, ProviderError> {
+    if m.values().any(Value::is_unknown) {
+        return Err(ProviderError::InvalidInput(format!(
+            "{what}: a condition value is not known yet"
+        )));
+    }
+    let list = |k: &str| m.get(k).map(Value::str_list).filter(|l| !l.is_empty());
+    let mut out = Vec::new();
+    if let Some(v) = list("host_header") {
+        out.push(
+            RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    HostHeaderConditionConfig::builder()
+                        .set_values(Some(v))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if let Some(v) = list("path_pattern") {
+        out.push(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .path_pattern_config(
+                    PathPatternConditionConfig::builder()
+                        .set_values(Some(v))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if let Some(headers) = m.get("http_header").and_then(Value::as_list) {
+        for h in headers.iter().filter_map(Value::as_map) {
+            out.push(
+                RuleCondition::builder()
+                    .field("http-header")
+                    .http_header_config(
+                        HttpHeaderConditionConfig::builder()
+                            .set_http_header_name(str_of(h, "name").map(str::to_string))
+                            .set_values(h.get("values").map(Value::str_list))
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+    }
+    if let Some(v) = list("http_request_method") {
+        out.push(
+            RuleCondition::builder()
+                .field("http-request-method")
+                .http_request_method_config(
+                    HttpRequestMethodConditionConfig::builder()
+                        .set_values(Some(v))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if let Some(v) = list("source_ip") {
+        out.push(
+            RuleCondition::builder()
+                .field("source-ip")
+                .source_ip_config(
+                    SourceIpConditionConfig::builder()
+                        .set_values(Some(v))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    if out.is_empty() {
+        return Err(ProviderError::InvalidInput(format!(
+            "{what}: a rule needs at least one condition"
+        )));
+    }
+    Ok(out)
+}
+
+pub fn observed(r: &AwsRule, tags: IndexMap<String, String>) -> Option<Observed> {
+    if r.is_default() == Some(true) {
+        return None;
+    }
+    let arn = r.rule_arn()?.to_string();
+    let mut f = Fields::new();
+    f.insert(
+        "listener_arn".into(),
+        Value::str(elbv2::listener_of_rule(&arn).unwrap_or_default()),
+    );
+    f.insert(
+        "priority".into(),
+        Value::Int(r.priority().and_then(|p| p.parse().ok()).unwrap_or(0)),
+    );
+    f.insert("conditions".into(), conditions_value(r.conditions()));
+    f.insert("action".into(), elbv2::action_from_sdk(r.actions()));
+    let mut a = Fields::new();
+    a.insert("id".into(), Value::str(&arn));
+    a.insert("arn".into(), Value::str(&arn));
+    Some(Observed {
+        id: arn,
+        fields: f,
+        attributes: a,
+        tags,
+    })
+}
+
+async fn complete(cx: &Cx, rules: Vec<AwsRule>) -> Result<Vec<Observed>, ProviderError> {
+    let rules: Vec<AwsRule> = rules
+        .into_iter()
+        .filter(|r| r.is_default() != Some(true))
+        .collect();
+    let arns: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.rule_arn().map(str::to_string))
+        .collect();
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut tags = elbv2::describe_tags(cx, &arns).await?;
+    Ok(rules
+        .iter()
+        .filter_map(|r| observed(r, tags.remove(r.rule_arn()?).unwrap_or_default()))
+        .collect())
+}
+
+pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
+    let rules = elbv2::describe_rules(cx, &[arn.to_string()]).await?;
+    Ok(complete(cx, rules).await?.into_iter().next())
+}
+
+/// Problems visible in the declaration alone: `(field, message, help)`.
+fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    if let Some(p) = f.get("priority").and_then(Value::as_int) {
+        if !(1..=50000).contains(&p) {
+            out.push((
+                "priority",
+                format!("priority {p} is outside 1-50000"),
+                "use a priority from 1 (evaluated first) to 50000".into(),
+            ));
+        }
+    }
+    if let Some(c) = f.get("conditions").and_then(Value::as_map) {
+        let any = c
+            .values()
+            .any(|v| v.as_list().is_none_or(|l| !l.is_empty()));
+        if !any {
+            out.push((
+                "conditions",
+                "a rule needs at least one condition".into(),
+                "add `host_header = [...]` or `path_pattern = [...]` to conditions".into(),
+            ));
+        }
+    }
+    if let Some(m) = f.get("action").and_then(Value::as_map) {
+        for (_, msg, help) in elbv2::action_problems(m) {
+            out.push(("action", format!("action: {msg}"), help));
+        }
+    }
+    out
+}
+
+fn conditions_of(f: &Fields, address: &str) -> Result<Vec<RuleCondition>, ProviderError> {
+    let m = f.get("conditions").and_then(Value::as_map).ok_or_else(|| {
+        ProviderError::InvalidInput(format!("{address}: `conditions` must be a table"))
+    })?;
+    conditions_to_sdk(m, &format!("{address}.conditions"))
+}
+
+fn action_of(
+    f: &Fields,
+    address: &str,
+) -> Result<aws_sdk_elasticloadbalancingv2::types::Action, ProviderError> {
+    let m = f.get("action").and_then(Value::as_map).ok_or_else(|| {
+        ProviderError::InvalidInput(format!("{address}: `action` must be a table"))
+    })?;
+    elbv2::action_to_sdk(m, &format!("{address}.action"))
+}
+
+fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
+    let mut want = f.clone();
+    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
+    want
+}
+
+#[async_trait]
+impl Provider for ListenerRule {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        problems(&r.fields)
+            .into_iter()
+            .map(|(field, msg, help)| {
+                let pos = r
+                    .field_pos
+                    .get(field)
+                    .cloned()
+                    .unwrap_or_else(|| r.pos.clone());
+                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
+            })
+            .collect()
+    }
+
+    /// The action is compared the way AWS reports it.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        let mut want = desired.clone();
+        canonicalise_action_field(&mut want, "action");
+        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
+    }
+
+    /// A priority is unique on its listener: a new copy can only be made
+    /// beside the old one on another listener or at another priority.
+    fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
+        changes_field(changes, "listener_arn") || changes_field(changes, "priority")
+    }
+
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rules = elbv2::describe_rules(cx, ids).await?;
+        Ok(complete(cx, rules)
+            .await?
+            .into_iter()
+            .map(|o| (o.id.clone(), o))
+            .collect())
+    }
+
+    /// Every listener's rules are read: rules have no name to search by (one
+    /// DescribeListeners per load balancer and one DescribeRules per listener).
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        let mut all = Vec::new();
+        for lb in elbv2::describe_load_balancers(cx, None).await? {
+            let Some(lb) = lb.load_balancer_arn() else {
+                continue;
+            };
+            for l in elbv2::listeners_of(cx, lb).await? {
+                if let Some(arn) = l.listener_arn() {
+                    all.extend(elbv2::rules_of(cx, arn).await?);
+                }
+            }
+        }
+        Ok(complete(cx, all)
+            .await?
+            .into_iter()
+            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
+            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
+            .collect())
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+        let f = want.fields;
+        let addr = want.address;
+        if let Some((_, msg, help)) = problems(f).into_iter().next() {
+            return Err(ProviderError::InvalidInput(format!(
+                "{addr}: {msg}; {help}"
+            )));
+        }
+        let conditions = conditions_of(f, addr)?;
+        let action = action_of(f, addr)?;
+        let listener = str_of(f, "listener_arn").unwrap_or_default();
+        let priority = i32_of(f, "priority").unwrap_or_default();
+        let existing = elbv2::rules_of(cx, listener)
+            .await
+            .map_err(|e| named(addr, "looking for a rule with the priority", e))?
+            .into_iter()
+            .find(|r| r.priority() == Some(priority.to_string().as_str()));
+        if let Some(r) = existing {
+            let arn = r.rule_arn().unwrap_or_default().to_string();
+            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
+                .await?
+                .remove(&arn)
+                .unwrap_or_default();
+            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
+                return Err(elbv2::taken(
+                    addr,
+                    &format!("a rule with priority {priority} on {listener}"),
+                    &arn,
+                ));
+            }
+            let live = observed(&r, tags).ok_or_else(|| {
+                ProviderError::Other(format!(
+                    "{addr}: the rule with priority {priority} has no ARN"
+                ))
+            })?;
+            let changes = self.diff(
+                &with_tags(f, want.tags),
+                &with_tags(&live.fields, &live.tags),
+            );
+            if changes.is_empty() {
+                return Ok(live);
+            }
+            return self.update(cx, &live, want, &changes).await;
+        }
+        let out = cx
+            .elbv2
+            .create_rule()
+            .listener_arn(listener)
+            .priority(priority)
+            .set_conditions(Some(conditions))
+            .actions(action)
+            .set_tags(Some(elbv2::to_tags(want.tags)))
+            .send()
+            .await
+            .map_err(|e| named(addr, "creating", elb_error(e)))?;
+        let arn = out
+            .rules()
+            .first()
+            .and_then(|r| r.rule_arn())
+            .ok_or_else(|| ProviderError::Other(format!("{addr}: CreateRule returned no rule")))?
+            .to_string();
+        observe_one(cx, &arn).await?.ok_or_else(|| {
+            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        let f = want.fields;
+        let addr = want.address;
+        let arn = live.id.as_str();
+        let ch = |k: &str| changes_field(changes, k);
+        if ch("priority") {
+            cx.elbv2
+                .set_rule_priorities()
+                .rule_priorities(
+                    RulePriorityPair::builder()
+                        .rule_arn(arn)
+                        .set_priority(i32_of(f, "priority"))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| named(addr, "setting the priority", elb_error(e)))?;
+        }
+        if ch("conditions") || ch("action") {
+            cx.elbv2
+                .modify_rule()
+                .rule_arn(arn)
+                .set_conditions(Some(conditions_of(f, addr)?))
+                .actions(action_of(f, addr)?)
+                .send()
+                .await
+                .map_err(|e| named(addr, "modifying", elb_error(e)))?;
+        }
+        if ch("tags") {
+            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
+                .await
+                .map_err(|e| named(addr, "tagging", e))?;
+        }
+        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
+            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
+        })?;
+        o.tags = want.tags.clone();
+        Ok(o)
+    }
+
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+        match cx
+            .elbv2
+            .delete_rule()
+            .rule_arn(id)
+            .send()
+            .await
+            .map_err(elb_error)
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(named(&format!("listener_rule {id}"), "deleting", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_round_trip() {
+        let mut m = Fields::new();
+        m.insert(
+            "host_header".into(),
+            crate::kit::fields::str_list(["auth.example.com".to_string()]),
+        );
+        m.insert(
+            "path_pattern".into(),
+            crate::kit::fields::str_list(["/admin/*".to_string()]),
+        );
+        let mut h = Fields::new();
+        h.insert("name".into(), Value::str("X-Env"));
+        h.insert(
+            "values".into(),
+            crate::kit::fields::str_list(["blue".to_string()]),
+        );
+        m.insert("http_header".into(), Value::List(vec![Value::Map(h)]));
+        let sdk = conditions_to_sdk(&m, "r").unwrap();
+        assert_eq!(sdk.len(), 3);
+        assert_eq!(conditions_value(&sdk), Value::Map(m));
+        // The older `Values` form reads the same.
+        let old = RuleCondition::builder()
+            .field("path-pattern")
+            .values("/api/*")
+            .build();
+        let v = conditions_value(&[old]);
+        assert_eq!(
+            v.as_map().unwrap()["path_pattern"],
+            crate::kit::fields::str_list(["/api/*".to_string()])
+        );
+        assert!(conditions_to_sdk(&Fields::new(), "r").is_err());
+    }
+
+    #[test]
+    fn priorities_and_empty_conditions_are_refused() {
+        let mut f = Fields::new();
+        f.insert("priority".into(), Value::Int(0));
+        f.insert("conditions".into(), Value::Map(Fields::new()));
+        let p = problems(&f);
+        assert_eq!(p.len(), 2, "{p:?}");
+    }
+}

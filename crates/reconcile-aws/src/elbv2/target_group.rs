@@ -1,0 +1,854 @@
+//! `target_group`: an ELBv2 target group with its health check and
+//! deregistration delay.
+//!
+//! Observing costs one DescribeTargetGroups and one DescribeTags per 20 target
+//! groups, plus one DescribeTargetGroupAttributes per target group: AWS answers
+//! attributes for one target group a call.
+
+use crate::elbv2::{self, attribute_map, elb_error, named, Poll};
+use crate::kit::fields::{changes_field, i32_of, str_of};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
+use async_trait::async_trait;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetGroupAttribute, TargetTypeEnum,
+};
+use futures::future::try_join_all;
+use indexmap::IndexMap;
+use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
+use reconcile_core::plan::{FieldChange, Observed};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub struct TargetGroup;
+
+const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+
+/// The fields of `health_check`, with AWS's defaults for an HTTP(S) target group.
+pub const HEALTH_CHECK_FIELDS: &[Field] = &[
+    Field::new(
+        "enabled",
+        Ty::Bool,
+        "Whether health checks run (default true).",
+    )
+    .default(Default::Bool(true)),
+    Field::new(
+        "path",
+        Ty::Str,
+        "HTTP(S) checks: the path requested (default \"/\").",
+    )
+    .default(Default::Str("/")),
+    Field::new(
+        "matcher",
+        Ty::Str,
+        "HTTP(S) checks: the HTTP codes meaning healthy, like \"200\" (the default), \"200-399\" \
+         or \"200,302\".",
+    )
+    .default(Default::Str("200")),
+    Field::new(
+        "interval_seconds",
+        Ty::Int,
+        "Seconds between checks, 5-300 (default 30).",
+    )
+    .default(Default::Int(30)),
+    Field::new(
+        "timeout_seconds",
+        Ty::Int,
+        "Seconds without an answer that fail a check, 2-120, below the interval (default 5).",
+    )
+    .default(Default::Int(5)),
+    Field::new(
+        "healthy_threshold",
+        Ty::Int,
+        "Consecutive successes that make a target healthy, 2-10 (default 5).",
+    )
+    .default(Default::Int(5)),
+    Field::new(
+        "unhealthy_threshold",
+        Ty::Int,
+        "Consecutive failures that make a target unhealthy, 2-10 (default 2).",
+    )
+    .default(Default::Int(2)),
+    Field::new(
+        "protocol",
+        Ty::Enum(&["HTTP", "HTTPS", "TCP"]),
+        "The checks' protocol (default: the target group's own). With TCP, path and matcher do \
+         not apply.",
+    ),
+    Field::new(
+        "port",
+        Ty::Str,
+        "The port checked, as a string like \"8080\", or \"traffic-port\" (the default: each \
+         target's own port).",
+    )
+    .default(Default::Str("traffic-port")),
+];
+
+pub static SCHEMA: Schema = Schema {
+    kind: "target_group",
+    doc: "An Elastic Load Balancing v2 target group: where a listener or rule forwards \
+          requests (for Fargate services, target_type \"ip\"). The health check and the \
+          deregistration delay change in place. A create looks the name up first; a delete \
+          waits (briefly) for the load balancers that used it to be gone. Observing costs one \
+          DescribeTargetGroups and one DescribeTags per 20 target groups plus one \
+          DescribeTargetGroupAttributes per target group (AWS answers attributes one target \
+          group a call).",
+    fields: &[
+        Field::new(
+            "name",
+            Ty::Pattern(elbv2::check_elb_name),
+            "The target group's name, unique in the region: 1-32 letters, digits and hyphens. \
+             Changing it replaces the target group.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "port",
+            Ty::Int,
+            "The port targets receive traffic on. Changing it replaces the target group.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "protocol",
+            Ty::Enum(&["HTTP", "HTTPS", "TCP", "TLS", "UDP", "TCP_UDP"]),
+            "The protocol to the targets (HTTP or HTTPS behind an application load balancer). \
+             Changing it replaces the target group.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "vpc_id",
+            Ty::Str,
+            "The VPC of the targets. Changing it replaces the target group.",
+        )
+        .required()
+        .force_new(),
+        Field::new(
+            "target_type",
+            Ty::Enum(&["ip", "instance", "alb"]),
+            "How targets are registered: ip (the default; Fargate tasks), instance or alb. \
+             Changing it replaces the target group.",
+        )
+        .default(Default::Str("ip"))
+        .force_new(),
+        Field::new(
+            "protocol_version",
+            Ty::Enum(&["HTTP1", "HTTP2", "GRPC"]),
+            "HTTP(S) target groups: the protocol version to the targets (AWS's default HTTP1). \
+             Changing it replaces the target group.",
+        )
+        .force_new(),
+        Field::new(
+            "health_check",
+            Ty::Object(HEALTH_CHECK_FIELDS),
+            "The health check, like `{ path = \"/health\", matcher = \"200-399\" }`; parts left \
+             out take AWS's defaults. Changed in place (ModifyTargetGroup); left out entirely, \
+             not managed.",
+        ),
+        Field::new(
+            "deregistration_delay",
+            Ty::Int,
+            "Seconds a deregistering target keeps its connections, 0-3600 (attribute \
+             deregistration_delay.timeout_seconds; default 300). Changed in place.",
+        )
+        .default(Default::Int(300)),
+    ],
+    attributes: &[
+        ("id", "The target group's ARN."),
+        ("arn", "The target group's ARN."),
+        (
+            "arn_suffix",
+            "The ARN's last part (targetgroup/NAME/ID), as CloudWatch metrics name the target group.",
+        ),
+        ("name", "The target group's name."),
+    ],
+    taggable: true,
+};
+
+/// The health check's protocol when none is declared: the target group's own,
+/// as AWS decides (TLS, UDP and TCP_UDP groups are checked over TCP).
+fn default_check_protocol(tg_protocol: &str) -> &'static str {
+    match tg_protocol {
+        "HTTP" => "HTTP",
+        "HTTPS" => "HTTPS",
+        _ => "TCP",
+    }
+}
+
+/// A health check table the way AWS reports it: the protocol filled in, and
+/// without path and matcher when the check is plain TCP.
+pub fn canonical_health_check(hc: &Fields, tg_protocol: &str) -> Fields {
+    let mut m = hc.clone();
+    if !m.contains_key("protocol") {
+        m.insert(
+            "protocol".into(),
+            Value::str(default_check_protocol(tg_protocol)),
+        );
+    }
+    if str_of(&m, "protocol") == Some("TCP") {
+        m.shift_remove("path");
+        m.shift_remove("matcher");
+    }
+    m
+}
+
+pub fn observed(
+    tg: &AwsTargetGroup,
+    attrs: &HashMap<String, String>,
+    tags: IndexMap<String, String>,
+) -> Option<Observed> {
+    let arn = tg.target_group_arn()?.to_string();
+    let name = tg.target_group_name().unwrap_or_default();
+    let protocol = tg.protocol().map(|p| p.as_str()).unwrap_or_default();
+    let mut f = Fields::new();
+    f.insert("name".into(), Value::str(name));
+    f.insert("port".into(), Value::Int(tg.port().unwrap_or(0).into()));
+    f.insert("protocol".into(), Value::str(protocol));
+    f.insert("vpc_id".into(), Value::str(tg.vpc_id().unwrap_or_default()));
+    f.insert(
+        "target_type".into(),
+        Value::str(tg.target_type().map(|t| t.as_str()).unwrap_or("instance")),
+    );
+    if let Some(v) = tg.protocol_version() {
+        f.insert("protocol_version".into(), Value::str(v));
+    }
+    let mut hc = Fields::new();
+    hc.insert(
+        "enabled".into(),
+        Value::Bool(tg.health_check_enabled().unwrap_or(true)),
+    );
+    if let Some(p) = tg.health_check_path() {
+        hc.insert("path".into(), Value::str(p));
+    }
+    if let Some(m) = tg.matcher().and_then(|m| m.http_code()) {
+        hc.insert("matcher".into(), Value::str(m));
+    }
+    let int = |v: Option<i32>| Value::Int(v.unwrap_or(0).into());
+    hc.insert(
+        "interval_seconds".into(),
+        int(tg.health_check_interval_seconds()),
+    );
+    hc.insert(
+        "timeout_seconds".into(),
+        int(tg.health_check_timeout_seconds()),
+    );
+    hc.insert(
+        "healthy_threshold".into(),
+        int(tg.healthy_threshold_count()),
+    );
+    hc.insert(
+        "unhealthy_threshold".into(),
+        int(tg.unhealthy_threshold_count()),
+    );
+    hc.insert(
+        "protocol".into(),
+        Value::str(
+            tg.health_check_protocol()
+                .map(|p| p.as_str())
+                .unwrap_or(default_check_protocol(protocol)),
+        ),
+    );
+    hc.insert(
+        "port".into(),
+        Value::str(tg.health_check_port().unwrap_or("traffic-port")),
+    );
+    f.insert(
+        "health_check".into(),
+        Value::Map(canonical_health_check(&hc, protocol)),
+    );
+    f.insert(
+        "deregistration_delay".into(),
+        Value::Int(
+            attrs
+                .get(DEREGISTRATION_DELAY)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(300),
+        ),
+    );
+    let mut a = Fields::new();
+    a.insert("id".into(), Value::str(&arn));
+    a.insert("arn".into(), Value::str(&arn));
+    a.insert("arn_suffix".into(), Value::str(elbv2::arn_suffix(&arn)));
+    a.insert("name".into(), Value::str(name));
+    Some(Observed {
+        id: arn,
+        fields: f,
+        attributes: a,
+        tags,
+    })
+}
+
+async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, ProviderError> {
+    let r = cx
+        .elbv2
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map_err(elb_error)?;
+    Ok(attribute_map(
+        r.attributes().iter().map(|a| (a.key(), a.value())),
+    ))
+}
+
+/// Full observations: attributes (one call each, in parallel) and tags (one
+/// call per 20).
+async fn complete(cx: &Cx, tgs: Vec<AwsTargetGroup>) -> Result<Vec<Observed>, ProviderError> {
+    let arns: Vec<String> = tgs
+        .iter()
+        .filter_map(|t| t.target_group_arn().map(str::to_string))
+        .collect();
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut tags = elbv2::describe_tags(cx, &arns).await?;
+    let attrs = try_join_all(tgs.iter().map(|t| async move {
+        match attributes_of(cx, t.target_group_arn().unwrap_or_default()).await {
+            Ok(a) => Ok(Some(a)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }))
+    .await?;
+    Ok(tgs
+        .iter()
+        .zip(attrs)
+        .filter_map(|(t, a)| {
+            let arn = t.target_group_arn()?;
+            observed(t, &a?, tags.remove(arn).unwrap_or_default())
+        })
+        .collect())
+}
+
+pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
+    let tgs = elbv2::describe_target_groups(cx, Some(&[arn.to_string()])).await?;
+    Ok(complete(cx, tgs).await?.into_iter().next())
+}
+
+/// Problems visible in the declaration alone: `(field, message, help)`.
+fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let protocol = str_of(f, "protocol").unwrap_or("HTTP");
+    let http = protocol == "HTTP" || protocol == "HTTPS";
+    if f.contains_key("protocol_version") && !http {
+        out.push((
+            "protocol_version",
+            format!("protocol_version applies to HTTP and HTTPS target groups, not {protocol}"),
+            "remove it".into(),
+        ));
+    }
+    if let Some(p) = f.get("port").and_then(Value::as_int) {
+        if !(1..=65535).contains(&p) {
+            out.push((
+                "port",
+                format!("port {p} is outside 1-65535"),
+                "use the port the targets listen on".into(),
+            ));
+        }
+    }
+    if let Some(d) = f.get("deregistration_delay").and_then(Value::as_int) {
+        if !(0..=3600).contains(&d) {
+            out.push((
+                "deregistration_delay",
+                format!("deregistration_delay {d} is outside 0-3600 seconds"),
+                "use 0 to 3600 (AWS's default is 300)".into(),
+            ));
+        }
+    }
+    if let Some(hc) = f.get("health_check").and_then(Value::as_map) {
+        let hc = canonical_health_check(hc, protocol);
+        let int = |k: &str| hc.get(k).and_then(Value::as_int);
+        for (k, lo, hi) in [
+            ("interval_seconds", 5, 300),
+            ("timeout_seconds", 2, 120),
+            ("healthy_threshold", 2, 10),
+            ("unhealthy_threshold", 2, 10),
+        ] {
+            if let Some(v) = int(k) {
+                if !(lo..=hi).contains(&v) {
+                    out.push((
+                        "health_check",
+                        format!("health_check.{k} = {v} is outside {lo}-{hi}"),
+                        format!("use a value from {lo} to {hi}"),
+                    ));
+                }
+            }
+        }
+        if let (Some(t), Some(i)) = (int("timeout_seconds"), int("interval_seconds")) {
+            if t >= i {
+                out.push((
+                    "health_check",
+                    format!(
+                        "health_check.timeout_seconds ({t}) must be below interval_seconds ({i})"
+                    ),
+                    "shorten the timeout or lengthen the interval".into(),
+                ));
+            }
+        }
+        if let Some(m) = str_of(&hc, "matcher") {
+            let ok = !m.is_empty()
+                && m.split(',').all(|part| {
+                    let mut ends = part.splitn(2, '-');
+                    ends.all(|n| n.len() == 3 && n.chars().all(|c| c.is_ascii_digit()))
+                });
+            if !ok {
+                out.push((
+                    "health_check",
+                    format!("health_check.matcher \"{m}\" is not a list of HTTP codes"),
+                    "write it like \"200\", \"200-399\" or \"200,302\"".into(),
+                ));
+            }
+        }
+        if let Some(p) = str_of(&hc, "port") {
+            let ok =
+                p == "traffic-port" || p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+            if !ok {
+                out.push((
+                    "health_check",
+                    format!("health_check.port \"{p}\" is neither a port nor \"traffic-port\""),
+                    "write it like \"8080\", or leave it out for each target's own port".into(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The health check parameters to send, from the declared table.
+struct Check {
+    enabled: Option<bool>,
+    path: Option<String>,
+    matcher: Option<String>,
+    interval: Option<i32>,
+    timeout: Option<i32>,
+    healthy: Option<i32>,
+    unhealthy: Option<i32>,
+    protocol: Option<String>,
+    port: Option<String>,
+}
+
+fn check_of(f: &Fields) -> Option<Check> {
+    let hc = f.get("health_check")?.as_map()?;
+    let protocol = str_of(f, "protocol").unwrap_or("HTTP");
+    let hc = canonical_health_check(hc, protocol);
+    let s = |k: &str| str_of(&hc, k).map(str::to_string);
+    Some(Check {
+        enabled: hc.get("enabled").and_then(Value::as_bool),
+        path: s("path"),
+        matcher: s("matcher"),
+        interval: i32_of(&hc, "interval_seconds"),
+        timeout: i32_of(&hc, "timeout_seconds"),
+        healthy: i32_of(&hc, "healthy_threshold"),
+        unhealthy: i32_of(&hc, "unhealthy_threshold"),
+        protocol: s("protocol"),
+        port: s("port"),
+    })
+}
+
+async fn set_deregistration_delay(cx: &Cx, arn: &str, seconds: i32) -> Result<(), ProviderError> {
+    cx.elbv2
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key(DEREGISTRATION_DELAY)
+                .value(seconds.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(elb_error)?;
+    Ok(())
+}
+
+fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
+    let mut want = f.clone();
+    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
+    want
+}
+
+#[async_trait]
+impl Provider for TargetGroup {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        problems(&r.fields)
+            .into_iter()
+            .map(|(field, msg, help)| {
+                let pos = r
+                    .field_pos
+                    .get(field)
+                    .cloned()
+                    .unwrap_or_else(|| r.pos.clone());
+                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
+            })
+            .collect()
+    }
+
+    /// The declared health check is compared the way AWS reports it.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        let mut want = desired.clone();
+        let protocol = str_of(desired, "protocol")
+            .or_else(|| str_of(live, "protocol"))
+            .unwrap_or("HTTP")
+            .to_string();
+        if let Some(Value::Map(hc)) = want.get("health_check") {
+            let c = canonical_health_check(hc, &protocol);
+            want.insert("health_check".into(), Value::Map(c));
+        }
+        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
+    }
+
+    /// A name is unique in the region: only a renamed target group can exist
+    /// beside the old one.
+    fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
+        changes_field(changes, "name")
+    }
+
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let tgs = elbv2::describe_target_groups(cx, Some(ids)).await?;
+        Ok(complete(cx, tgs)
+            .await?
+            .into_iter()
+            .map(|o| (o.id.clone(), o))
+            .collect())
+    }
+
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        let tgs = elbv2::describe_target_groups(cx, None).await?;
+        let arns: Vec<String> = tgs
+            .iter()
+            .filter_map(|t| t.target_group_arn().map(str::to_string))
+            .collect();
+        let tags = elbv2::describe_tags(cx, &arns).await?;
+        let ours: Vec<AwsTargetGroup> = tgs
+            .into_iter()
+            .filter(|t| {
+                t.target_group_arn()
+                    .and_then(|a| tags.get(a))
+                    .and_then(|t| crate::kit::tags::stack_address(cx, t))
+                    .is_some_and(|a| addresses.is_empty() || addresses.contains(&a))
+            })
+            .collect();
+        Ok(complete(cx, ours)
+            .await?
+            .into_iter()
+            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
+            .collect())
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+        let f = want.fields;
+        let addr = want.address;
+        if let Some((_, msg, help)) = problems(f).into_iter().next() {
+            return Err(ProviderError::InvalidInput(format!(
+                "{addr}: {msg}; {help}"
+            )));
+        }
+        let name = str_of(f, "name").unwrap_or_default();
+        if let Some(tg) = elbv2::target_group_named(cx, name)
+            .await
+            .map_err(|e| named(addr, "looking up the name", e))?
+        {
+            let arn = tg.target_group_arn().unwrap_or_default().to_string();
+            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
+                .await?
+                .remove(&arn)
+                .unwrap_or_default();
+            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
+                return Err(elbv2::taken(
+                    addr,
+                    &format!("a target group named \"{name}\""),
+                    &arn,
+                ));
+            }
+            let live = observe_one(cx, &arn).await?.ok_or_else(|| {
+                ProviderError::NotFound(format!("{addr}: {arn} vanished while adopting it"))
+            })?;
+            let changes = self.diff(
+                &with_tags(f, want.tags),
+                &with_tags(&live.fields, &live.tags),
+            );
+            if changes.is_empty() {
+                return Ok(live);
+            }
+            if changes.iter().any(|c| c.forces_replace) {
+                return Err(elbv2::taken(
+                    addr,
+                    &format!("a target group named \"{name}\" (declared differently)"),
+                    &arn,
+                ));
+            }
+            return self.update(cx, &live, want, &changes).await;
+        }
+        let s = |k: &str| str_of(f, k).map(str::to_string);
+        let mut req = cx
+            .elbv2
+            .create_target_group()
+            .name(name)
+            .set_port(i32_of(f, "port"))
+            .set_protocol(s("protocol").map(|p| ProtocolEnum::from(p.as_str())))
+            .set_vpc_id(s("vpc_id"))
+            .set_target_type(s("target_type").map(|t| TargetTypeEnum::from(t.as_str())))
+            .set_protocol_version(s("protocol_version"))
+            .set_tags(Some(elbv2::to_tags(want.tags)));
+        if let Some(c) = check_of(f) {
+            req = req
+                .set_health_check_enabled(c.enabled)
+                .set_health_check_path(c.path)
+                .set_matcher(c.matcher.map(|m| Matcher::builder().http_code(m).build()))
+                .set_health_check_interval_seconds(c.interval)
+                .set_health_check_timeout_seconds(c.timeout)
+                .set_healthy_threshold_count(c.healthy)
+                .set_unhealthy_threshold_count(c.unhealthy)
+                .set_health_check_protocol(c.protocol.map(|p| ProtocolEnum::from(p.as_str())))
+                .set_health_check_port(c.port);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| named(addr, "creating", elb_error(e)))?;
+        let arn = out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .ok_or_else(|| {
+                ProviderError::Other(format!("{addr}: CreateTargetGroup returned no ARN"))
+            })?
+            .to_string();
+        // CreateTargetGroup takes no attributes; AWS's default is 300.
+        if let Some(d) = i32_of(f, "deregistration_delay").filter(|d| *d != 300) {
+            set_deregistration_delay(cx, &arn, d)
+                .await
+                .map_err(|e| named(addr, "setting deregistration_delay", e))?;
+        }
+        observe_one(cx, &arn).await?.ok_or_else(|| {
+            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
+        })
+    }
+
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError> {
+        let f = want.fields;
+        let addr = want.address;
+        let arn = live.id.as_str();
+        if changes_field(changes, "health_check") {
+            if let Some(c) = check_of(f) {
+                cx.elbv2
+                    .modify_target_group()
+                    .target_group_arn(arn)
+                    .set_health_check_enabled(c.enabled)
+                    .set_health_check_path(c.path)
+                    .set_matcher(c.matcher.map(|m| Matcher::builder().http_code(m).build()))
+                    .set_health_check_interval_seconds(c.interval)
+                    .set_health_check_timeout_seconds(c.timeout)
+                    .set_healthy_threshold_count(c.healthy)
+                    .set_unhealthy_threshold_count(c.unhealthy)
+                    .set_health_check_protocol(c.protocol.map(|p| ProtocolEnum::from(p.as_str())))
+                    .set_health_check_port(c.port)
+                    .send()
+                    .await
+                    .map_err(|e| named(addr, "changing the health check", elb_error(e)))?;
+            }
+        }
+        if changes_field(changes, "deregistration_delay") {
+            if let Some(d) = i32_of(f, "deregistration_delay") {
+                set_deregistration_delay(cx, arn, d)
+                    .await
+                    .map_err(|e| named(addr, "setting deregistration_delay", e))?;
+            }
+        }
+        if changes_field(changes, "tags") {
+            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
+                .await
+                .map_err(|e| named(addr, "tagging", e))?;
+        }
+        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
+            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
+        })?;
+        o.tags = want.tags.clone();
+        Ok(o)
+    }
+
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+        let what = format!("target_group {id}");
+        let Some(tg) = elbv2::describe_target_groups(cx, Some(&[id.to_string()]))
+            .await
+            .map_err(|e| named(&what, "reading it", e))?
+            .into_iter()
+            .next()
+        else {
+            return Ok(());
+        };
+        // AWS refuses the delete while a load balancer routes to the group. Its
+        // load balancers, when being deleted in the same apply, go first; the
+        // wait is short because moto keeps listing load balancers that no
+        // longer route here.
+        let lbs: Vec<String> = tg.load_balancer_arns().to_vec();
+        if !lbs.is_empty() {
+            let grace = Poll {
+                first: Duration::from_millis(500),
+                max: Duration::from_secs(5),
+                timeout: Duration::from_secs(20),
+            };
+            elbv2::poll_until(&grace, || async {
+                Ok(elbv2::describe_load_balancers(cx, Some(&lbs))
+                    .await?
+                    .is_empty())
+            })
+            .await
+            .map_err(|e| named(&what, "waiting for its load balancers", e))?;
+        }
+        // A listener deleted a moment ago may still hold it for a while.
+        let in_use = Poll {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
+        };
+        let last: std::sync::Mutex<Option<ProviderError>> = std::sync::Mutex::new(None);
+        let done = elbv2::poll_until(&in_use, || async {
+            match cx
+                .elbv2
+                .delete_target_group()
+                .target_group_arn(id)
+                .send()
+                .await
+                .map_err(elb_error)
+            {
+                Ok(_) => Ok(true),
+                Err(e) if e.is_not_found() => Ok(true),
+                Err(e @ ProviderError::DependencyViolation(_)) => {
+                    *last.lock().unwrap() = Some(e);
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| named(&what, "deleting", e))?;
+        match (done, last.into_inner().unwrap()) {
+            (true, _) => Ok(()),
+            (false, Some(e)) => Err(named(&what, "deleting (still in use after 2 minutes)", e)),
+            (false, None) => Err(ProviderError::Other(format!(
+                "{what}: could not be deleted within 2 minutes; apply again"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hc(pairs: &[(&str, Value)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn health_checks_compare_as_aws_reports_them() {
+        let declared = hc(&[
+            ("path", Value::str("/health")),
+            ("matcher", Value::str("200")),
+            ("port", Value::str("traffic-port")),
+        ]);
+        let c = canonical_health_check(&declared, "HTTPS");
+        assert_eq!(c["protocol"], Value::str("HTTPS"));
+        let tcp = canonical_health_check(&declared, "TCP");
+        assert_eq!(tcp["protocol"], Value::str("TCP"));
+        assert!(!tcp.contains_key("path") && !tcp.contains_key("matcher"));
+    }
+
+    #[test]
+    fn observed_fields_map_from_describe() {
+        let tg = AwsTargetGroup::builder()
+            .target_group_arn("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/app/abc")
+            .target_group_name("app")
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id("vpc-1")
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_enabled(true)
+            .health_check_path("/health")
+            .matcher(Matcher::builder().http_code("200-399").build())
+            .health_check_interval_seconds(30)
+            .health_check_timeout_seconds(5)
+            .healthy_threshold_count(5)
+            .unhealthy_threshold_count(2)
+            .health_check_protocol(ProtocolEnum::Http)
+            .health_check_port("traffic-port")
+            .build();
+        let o = observed(&tg, &HashMap::new(), IndexMap::new()).unwrap();
+        assert_eq!(o.fields["deregistration_delay"], Value::Int(300));
+        assert_eq!(
+            o.attributes["arn_suffix"],
+            Value::str("targetgroup/app/abc")
+        );
+        // A declaration with the path and matcher only, defaults filled as the model does.
+        let mut want = Fields::new();
+        for (k, v) in [
+            ("name", Value::str("app")),
+            ("port", Value::Int(8080)),
+            ("protocol", Value::str("HTTP")),
+            ("vpc_id", Value::str("vpc-1")),
+            ("target_type", Value::str("ip")),
+            ("deregistration_delay", Value::Int(300)),
+        ] {
+            want.insert(k.into(), v);
+        }
+        let mut check = hc(&[
+            ("path", Value::str("/health")),
+            ("matcher", Value::str("200-399")),
+        ]);
+        for f in HEALTH_CHECK_FIELDS {
+            if let Some(d) = f.default {
+                check.entry(f.name.to_string()).or_insert(d.value());
+            }
+        }
+        want.insert("health_check".into(), Value::Map(check));
+        let d = TargetGroup.diff(&want, &o.fields);
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn declarations_are_checked() {
+        let mut f = Fields::new();
+        f.insert("protocol".into(), Value::str("TCP"));
+        f.insert("protocol_version".into(), Value::str("HTTP2"));
+        f.insert(
+            "health_check".into(),
+            Value::Map(hc(&[
+                ("interval_seconds", Value::Int(5)),
+                ("timeout_seconds", Value::Int(5)),
+                ("matcher", Value::str("2xx")),
+                ("protocol", Value::str("HTTP")),
+            ])),
+        );
+        let p: Vec<String> = problems(&f).into_iter().map(|p| p.1).collect();
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].contains("protocol_version"));
+        assert!(p[1].contains("below"));
+        assert!(p[2].contains("matcher"));
+    }
+}

@@ -1,0 +1,3 @@
+//! IAM: the roles ECS tasks run as.
+
+pub mod iam_role;

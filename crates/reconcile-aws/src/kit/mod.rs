@@ -1,0 +1,118 @@
+//! The provider kit: what every kind is written on. The [`Provider`] trait, the
+//! shared clients with call counting and retry policy, typed AWS errors, tags,
+//! field helpers and durations.
+
+pub mod client;
+pub mod duration;
+pub mod error;
+pub mod fields;
+pub mod tags;
+
+pub use client::{retry_config, AwsOptions, CallCounter, Cx, StatusSink};
+pub use error::ProviderError;
+
+use async_trait::async_trait;
+use indexmap::IndexMap;
+use reconcile_core::model::{Fields, Schema};
+use reconcile_core::plan::{FieldChange, Observed};
+use std::collections::HashMap;
+
+/// What a create or update is asked to make real. Fields are fully resolved.
+pub struct Desired<'a> {
+    pub address: &'a str,
+    pub fields: &'a Fields,
+    /// The full tag set, `reconcile:stack` and `reconcile:address` included.
+    pub tags: &'a IndexMap<String, String>,
+    /// Idempotency token for APIs that take one (stable across a retried create).
+    pub token: &'a str,
+}
+
+/// One AWS resource kind: observe in batches, diff, create, update, delete.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn schema(&self) -> &'static Schema;
+
+    /// Observes many resources by id in as few calls as the API allows (one
+    /// describe per page). Ids that no longer exist are absent from the answer.
+    async fn observe(
+        &self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError>;
+
+    /// Resources of this kind tagged with the stack and one of `addresses`
+    /// (all of the stack's when empty), each with its `reconcile:address` tag.
+    /// One address may have several: an old and a new copy, say.
+    /// This is how a create interrupted before state recorded it is found again.
+    async fn find_tagged(
+        &self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError>;
+
+    /// Fills in live fields that can only be judged against the desired
+    /// configuration, for resources that state tracks and the stack declares:
+    /// whether a secret's value still matches its environment variable, say.
+    /// Compared in memory; only the verdict lands in `Observed`. Batched per kind.
+    async fn observe_against_desired(
+        &self,
+        _cx: &Cx,
+        _items: &mut [(&reconcile_core::model::Resource, &mut Observed)],
+    ) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    /// Pure: field differences between desired and live.
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        reconcile_core::plan::diff_fields(self.schema(), desired, live)
+    }
+
+    /// Pure: problems only visible with the whole stack at hand (two resources
+    /// that would undo each other, say). Reported with the other validation errors.
+    fn validate(
+        &self,
+        _stack: &reconcile_core::model::Stack,
+        _r: &reconcile_core::model::Resource,
+    ) -> Vec<reconcile_core::model::Diagnostic> {
+        vec![]
+    }
+
+    /// The field through which AWS itself refuses to delete the resource while
+    /// it is `true` (deletion protection), if the kind has one. The planner
+    /// refuses a delete or replacement up front rather than fail half-way.
+    fn deletion_guard(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Pure: whether a replacement with these changes can create the new
+    /// resource while the old one still exists.
+    fn create_before_destroy(&self, _changes: &[FieldChange]) -> bool {
+        true
+    }
+
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError>;
+
+    /// Applies `changes` (none of them replace-forcing) to the live resource.
+    async fn update(
+        &self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+    ) -> Result<Observed, ProviderError>;
+
+    /// Deletes; a resource that is already gone is success.
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError>;
+
+    /// Deletes with the last applied inputs at hand (`None` for a copy state
+    /// never recorded), for kinds whose delete takes options such as a final
+    /// snapshot or a recovery window.
+    async fn delete_applied(
+        &self,
+        cx: &Cx,
+        id: &str,
+        _applied: Option<&Fields>,
+    ) -> Result<(), ProviderError> {
+        self.delete(cx, id).await
+    }
+}

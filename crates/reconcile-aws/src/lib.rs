@@ -1,0 +1,21 @@
+//! reconcile-aws: every AWS kind reconcile knows, one folder per AWS service and
+//! one file per kind, written on the provider kit beside them (`kit`). Kinds are
+//! registered in one place, [`registry`].
+
+pub mod kit;
+pub mod observe;
+pub mod registry;
+
+pub mod acm;
+pub mod ec2;
+pub mod ecr;
+pub mod ecs;
+pub mod elbv2;
+pub mod iam;
+pub mod logs;
+pub mod rds;
+pub mod secretsmanager;
+pub mod wafv2;
+
+pub use kit::{AwsOptions, CallCounter, Cx, Desired, Provider, ProviderError, StatusSink};
+pub use registry::Registry;

@@ -1,0 +1,3 @@
+//! CloudWatch Logs: log groups with retention.
+
+pub mod log_group;

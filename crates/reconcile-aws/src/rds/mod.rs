@@ -1,0 +1,963 @@
+//! Shared RDS plumbing for `db_subnet_group`, `db_instance` and `db_cluster`: the
+//! status poller, batched describes, tags, error typing, the master password read
+//! from Secrets Manager, and the reconcile settings (timeouts, final snapshot).
+
+pub mod db_cluster;
+pub mod db_instance;
+pub mod db_subnet_group;
+
+use crate::kit::duration::{check_duration, fmt_duration, parse_duration};
+use crate::kit::{Cx, ProviderError, StatusSink};
+use aws_sdk_rds::types::{DbCluster, DbInstance, Filter, PendingModifiedValues, Tag};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use indexmap::IndexMap;
+use reconcile_core::model::schema::{Default, Field, Ty};
+use reconcile_core::model::{Fields, Value};
+use reconcile_core::plan::FieldChange;
+use reconcile_core::sensitive::Sensitive;
+use std::future::Future;
+use std::time::Duration;
+
+/// RDS refuses more values than this in one describe filter.
+pub const FILTER_VALUES_MAX: usize = 100;
+
+// ---------------------------------------------------------------------------
+// Reconcile settings shared by db_instance and db_cluster.
+
+/// Terraform's defaults for aws_db_instance / aws_rds_cluster, which users know.
+pub const DEFAULT_CREATE: Duration = Duration::from_secs(40 * 60);
+pub const DEFAULT_UPDATE: Duration = Duration::from_secs(80 * 60);
+pub const DEFAULT_DELETE: Duration = Duration::from_secs(60 * 60);
+
+pub const TIMEOUT_FIELDS: &[Field] = &[
+    Field::new(
+        "create",
+        Ty::Pattern(check_duration),
+        "How long a create may take to become available (default \"40m\").",
+    ),
+    Field::new(
+        "update",
+        Ty::Pattern(check_duration),
+        "How long an update may take to become available again (default \"80m\").",
+    ),
+    Field::new(
+        "delete",
+        Ty::Pattern(check_duration),
+        "How long a delete may take until the resource is gone (default \"60m\").",
+    ),
+];
+
+pub const APPLY_IMMEDIATELY: Field = Field::new(
+    "apply_immediately",
+    Ty::Bool,
+    "Reconcile setting: apply in-place changes now rather than in the next maintenance window. \
+     With false, AWS holds them as pending and the plan keeps showing them until they land.",
+)
+.default(Default::Bool(true))
+.local();
+
+pub const SKIP_FINAL_SNAPSHOT: Field = Field::new(
+    "skip_final_snapshot",
+    Ty::Bool,
+    "Reconcile setting: delete without a final snapshot. Read from the last applied inputs at \
+     delete time, so set it and apply before destroying.",
+)
+.default(Default::Bool(false))
+.local();
+
+pub const FINAL_SNAPSHOT_IDENTIFIER: Field = Field::new(
+    "final_snapshot_identifier",
+    Ty::Pattern(check_identifier),
+    "Reconcile setting: the name of the final snapshot taken on delete \
+     (default `<identifier>-final-<UTC timestamp>`).",
+)
+.local();
+
+pub const TIMEOUTS: Field = Field::new(
+    "timeouts",
+    Ty::Object(TIMEOUT_FIELDS),
+    "Reconcile setting: how long to wait for AWS, like `{ create = \"40m\", update = \"80m\", \
+     delete = \"60m\" }` (Terraform's defaults); units s, m, h.",
+)
+.local();
+
+pub const MASTER_PASSWORD_SECRET: Field = Field::new(
+    "master_password_secret",
+    Ty::Str,
+    "Reconcile setting: the Secrets Manager ARN holding the master password, like \
+     \"${secret.db.arn}\"; read at apply time, never stored. A new ARN or key sets the password \
+     in place; a new value inside the same secret is not seen (apply after changing the ARN or key).",
+)
+.local();
+
+pub const MASTER_PASSWORD_SECRET_KEY: Field = Field::new(
+    "master_password_secret_key",
+    Ty::Str,
+    "Reconcile setting: the JSON key inside `master_password_secret` holding the password \
+     (like \"password\"); absent, the whole secret string is the password.",
+)
+.local();
+
+/// How long each phase may wait, from the `timeouts` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub create: Duration,
+    pub update: Duration,
+    pub delete: Duration,
+}
+
+impl Timeouts {
+    /// Reads `timeouts` from fields (declared, or the last applied inputs).
+    pub fn of(fields: Option<&Fields>) -> Result<Timeouts, String> {
+        let mut t = Timeouts {
+            create: DEFAULT_CREATE,
+            update: DEFAULT_UPDATE,
+            delete: DEFAULT_DELETE,
+        };
+        let Some(m) = fields
+            .and_then(|f| f.get("timeouts"))
+            .and_then(Value::as_map)
+        else {
+            return Ok(t);
+        };
+        for (k, slot) in [
+            ("create", &mut t.create),
+            ("update", &mut t.update),
+            ("delete", &mut t.delete),
+        ] {
+            if let Some(v) = m.get(k) {
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| format!("timeouts.{k} must be a duration like \"40m\""))?;
+                *slot = parse_duration(s).map_err(|e| format!("timeouts.{k}: {e}"))?;
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// RDS identifiers (instances, clusters, snapshots): 1-63 characters, lowercase
+/// letters, digits and hyphens, starting with a letter, no `--`, no trailing `-`.
+/// Lowercase only, because AWS lowercases what it is given and a mixed-case name
+/// would then differ from AWS on every plan.
+pub fn check_identifier(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 63 {
+        return Err(format!("\"{s}\": an RDS identifier has 1 to 63 characters"));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(format!(
+            "\"{s}\": an RDS identifier starts with a lowercase letter"
+        ));
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!(
+            "\"{s}\": use lowercase letters, digits and hyphens only (AWS lowercases RDS identifiers)"
+        ));
+    }
+    if s.ends_with('-') || s.contains("--") {
+        return Err(format!(
+            "\"{s}\": an RDS identifier may not end with a hyphen or hold two in a row"
+        ));
+    }
+    Ok(())
+}
+
+/// The final snapshot's name: the declared one, or `<identifier>-final-<UTC timestamp>`.
+pub fn final_snapshot_id(
+    identifier: &str,
+    applied: Option<&Fields>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    if let Some(s) = applied
+        .and_then(|f| f.get("final_snapshot_identifier"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        return s.to_string();
+    }
+    format!("{identifier}-final-{}", now.format("%Y%m%d-%H%M%S"))
+}
+
+/// Whether the last applied inputs ask to delete without a final snapshot.
+/// No record at all means the snapshot is taken: the safe side for patient data.
+pub fn skip_final_snapshot(applied: Option<&Fields>) -> bool {
+    applied
+        .and_then(|f| f.get("skip_final_snapshot"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The major version AWS gates with `AllowMajorVersionUpgrade`: PostgreSQL 10 and
+/// later count the first number, older PostgreSQL and MySQL the first two.
+pub fn major_version(engine: &str, version: &str) -> String {
+    let parts: Vec<&str> = version.split('.').collect();
+    let first: u32 = parts[0].parse().unwrap_or(0);
+    if engine.contains("postgres") && first >= 10 {
+        parts[0].to_string()
+    } else {
+        parts.iter().take(2).copied().collect::<Vec<_>>().join(".")
+    }
+}
+
+/// AWS reports the full version ("16.3") where a major alone ("16") may be
+/// declared: that is no difference, as with Terraform's prefix matching.
+pub fn engine_version_matches(want: &str, live: &str) -> bool {
+    want == live || live.starts_with(&format!("{want}."))
+}
+
+/// Drops an `engine_version` change that is only a declared prefix of the live version.
+pub fn drop_version_prefix_changes(changes: &mut Vec<FieldChange>) {
+    changes.retain(|c| {
+        if c.field != "engine_version" {
+            return true;
+        }
+        match (
+            c.new.as_ref().and_then(Value::as_str),
+            c.old.as_ref().and_then(Value::as_str),
+        ) {
+            (Some(want), Some(live)) => !engine_version_matches(want, live),
+            _ => true,
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+/// Types an RDS error: RDS names its not-found errors `...NotFoundFault` as
+/// well as `...NotFound`, and both must read as "gone".
+pub fn rds_error<E, R>(e: SdkError<E, R>) -> ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match ProviderError::from_sdk(e) {
+        ProviderError::Aws { code, message } if code.ends_with("NotFoundFault") => {
+            ProviderError::NotFound(format!("{code}: {message}"))
+        }
+        other => other,
+    }
+}
+
+/// What to do about an RDS error, by its code, for the person reading it.
+fn hint(e: &ProviderError) -> &'static str {
+    let text = e.to_string();
+    let has = |c: &str| text.contains(c);
+    if has("AlreadyExists") {
+        "a resource with this name exists already outside this stack's state: choose another name, or adopt it with `reconcile import`"
+    } else if has("InvalidDBInstanceState") || has("InvalidDBClusterStateFault") {
+        "it is busy (modifying, backing up, ...): wait until it is available and apply again"
+    } else if has("InsufficientDBInstanceCapacity") || has("StorageQuotaExceeded") {
+        "AWS has no room for it: try another instance_class or ask AWS support for a higher quota"
+    } else if has("DBSubnetGroup") {
+        "check db_subnet_group_name and that the group's subnets span two availability zones"
+    } else if has("KMSKeyNotAccessible") {
+        "check kms_key_id: the key must exist, be enabled and usable by RDS"
+    } else if has("protect") {
+        "deletion protection is on in AWS: apply `deletion_protection = false` first if you really mean it"
+    } else if matches!(e, ProviderError::InvalidInput(_)) {
+        "AWS refused a field value: fix the field AWS names and apply again"
+    } else if matches!(e, ProviderError::Throttled(_)) {
+        "AWS throttled the call after the SDK's retries: apply again in a minute"
+    } else {
+        "see AWS's message; fix the declaration and apply again"
+    }
+}
+
+/// Names the resource and what to do in an error, keeping its type.
+pub fn named(address: &str, doing: &str, e: ProviderError) -> ProviderError {
+    let h = hint(&e);
+    crate::kit::error::at_with_hint(address, doing, h, e)
+}
+
+// ---------------------------------------------------------------------------
+// The master password.
+
+/// Reads the master password from Secrets Manager, at apply time only. The
+/// value lives in a `Sensitive` and goes straight into the RDS request; no error
+/// here can quote it (AWS's messages never hold the value, `json_key`'s neither).
+pub async fn master_password(
+    cx: &Cx,
+    address: &str,
+    fields: &Fields,
+) -> Result<Option<Sensitive>, ProviderError> {
+    let Some(arn) = fields.get("master_password_secret") else {
+        return Ok(None);
+    };
+    let arn = arn.as_str().filter(|s| !s.is_empty()).ok_or_else(|| {
+        ProviderError::InvalidInput(format!(
+            "{address}: master_password_secret must be a Secrets Manager ARN, like \"${{secret.db.arn}}\""
+        ))
+    })?;
+    let key = fields
+        .get("master_password_secret_key")
+        .and_then(Value::as_str);
+    let out = cx
+        .secrets
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            named(
+                address,
+                &format!("reading master_password_secret {arn}"),
+                ProviderError::from_sdk(e),
+            )
+        })?;
+    let Some(text) = out.secret_string() else {
+        return Err(ProviderError::InvalidInput(format!(
+            "{address}: master_password_secret {arn} holds no string value: set one (a person, or a `secret` kind) before apply"
+        )));
+    };
+    let whole = Sensitive::new(text);
+    let pw = whole.json_key(key).map_err(|e| {
+        ProviderError::InvalidInput(format!(
+            "{address}: master_password_secret {arn}: {e}; fix master_password_secret_key"
+        ))
+    })?;
+    if pw.expose().len() < 8 {
+        return Err(ProviderError::InvalidInput(format!(
+            "{address}: the password in master_password_secret {arn} is shorter than the 8 characters RDS requires"
+        )));
+    }
+    Ok(Some(pw))
+}
+
+// ---------------------------------------------------------------------------
+// Tags.
+
+pub fn to_tags(tags: &IndexMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+/// Tags as a map, leaving out the ones AWS owns (`aws:*`).
+pub fn tags_of(tags: &[Tag]) -> IndexMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .collect()
+}
+
+/// Makes the resource's tags exactly `want` (AWS-owned tags untouched).
+pub async fn sync_tags(
+    cx: &Cx,
+    arn: &str,
+    have: &IndexMap<String, String>,
+    want: &IndexMap<String, String>,
+) -> Result<(), ProviderError> {
+    let stale = crate::kit::tags::tag_keys_to_remove(have, want);
+    let changed = crate::kit::tags::tags_to_set(have, want);
+    if !stale.is_empty() {
+        cx.rds
+            .remove_tags_from_resource()
+            .resource_name(arn)
+            .set_tag_keys(Some(stale))
+            .send()
+            .await
+            .map_err(rds_error)?;
+    }
+    if !changed.is_empty() {
+        cx.rds
+            .add_tags_to_resource()
+            .resource_name(arn)
+            .set_tags(Some(to_tags(&changed)))
+            .send()
+            .await
+            .map_err(rds_error)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Batched describes.
+
+fn id_filter(name: &str, ids: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(ids.to_vec()))
+        .build()
+}
+
+/// DB instances by identifier: one call per 100 ids (and per page). A filter,
+/// not `DBInstanceIdentifier`, because that takes one id and fails when it is gone.
+/// Empty `ids` lists every instance of the region.
+pub async fn describe_instances(
+    cx: &Cx,
+    ids: Option<&[String]>,
+) -> Result<Vec<DbInstance>, ProviderError> {
+    let chunks: Vec<Option<Filter>> = match ids {
+        None => vec![None],
+        Some(ids) => ids
+            .chunks(FILTER_VALUES_MAX)
+            .map(|c| Some(id_filter("db-instance-id", c)))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for f in chunks {
+        let mut pages = cx
+            .rds
+            .describe_db_instances()
+            .set_filters(f.map(|f| vec![f]))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            out.extend(page.map_err(rds_error)?.db_instances().iter().cloned());
+        }
+    }
+    Ok(out)
+}
+
+/// DB clusters by identifier, as [`describe_instances`].
+pub async fn describe_clusters(
+    cx: &Cx,
+    ids: Option<&[String]>,
+) -> Result<Vec<DbCluster>, ProviderError> {
+    let chunks: Vec<Option<Filter>> = match ids {
+        None => vec![None],
+        Some(ids) => ids
+            .chunks(FILTER_VALUES_MAX)
+            .map(|c| Some(id_filter("db-cluster-id", c)))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for f in chunks {
+        let mut pages = cx
+            .rds
+            .describe_db_clusters()
+            .set_filters(f.map(|f| vec![f]))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            out.extend(page.map_err(rds_error)?.db_clusters().iter().cloned());
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Waiting.
+
+/// How often to poll: `first`, doubling up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// RDS changes take minutes; polling faster only spends the account's API budget.
+    pub const PRODUCTION: Backoff = Backoff {
+        first: Duration::from_secs(5),
+        max: Duration::from_secs(30),
+    };
+}
+
+/// What a wait ends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Goal {
+    Available,
+    Gone,
+}
+
+/// Which `timeouts` key bounds a wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Phase {
+    fn key(self) -> &'static str {
+        match self {
+            Phase::Create => "create",
+            Phase::Update => "update",
+            Phase::Delete => "delete",
+        }
+    }
+}
+
+/// One wait: whose, for what, how long, how often, where to report.
+pub struct Wait<'a> {
+    pub address: &'a str,
+    pub goal: Goal,
+    pub phase: Phase,
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    pub status: &'a StatusSink,
+}
+
+/// Statuses AWS will not leave by itself: waiting on is pointless.
+pub fn is_failed(status: &str) -> bool {
+    status == "failed"
+        || status.starts_with("incompatible-")
+        || status.starts_with("inaccessible-encryption-credentials")
+        || status == "restore-error"
+        || status == "storage-full"
+}
+
+/// Polls `describe` (the live status; `None` when gone) until the goal, with
+/// exponential backoff, reporting every new status. Fails at once on a status
+/// AWS will not leave, and after `timeout` with what to do.
+pub async fn wait<F, Fut>(w: &Wait<'_>, mut describe: F) -> Result<(), ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<String>, ProviderError>>,
+{
+    let deadline = tokio::time::Instant::now() + w.timeout;
+    let mut delay = w.backoff.first;
+    let mut last: Option<String> = None;
+    loop {
+        let now = match describe().await {
+            Ok(s) => s,
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(named(w.address, "waiting", e)),
+        };
+        match now {
+            None if w.goal == Goal::Gone => {
+                w.status.report(w.address, "deleted");
+                return Ok(());
+            }
+            None => {
+                return Err(ProviderError::NotFound(format!(
+                    "{}: it disappeared while reconcile waited for it to become available \
+                     (deleted outside reconcile?); run plan again",
+                    w.address
+                )))
+            }
+            Some(s) => {
+                if last.as_deref() != Some(s.as_str()) {
+                    w.status.report(w.address, &s);
+                }
+                if w.goal == Goal::Available && s == "available" {
+                    return Ok(());
+                }
+                if is_failed(&s) {
+                    return Err(ProviderError::Other(format!(
+                        "{}: AWS reports status `{s}`, which it does not leave by itself; \
+                         the resource still exists: look at its events in the RDS console, \
+                         fix the cause (parameters, network, KMS key), then apply again",
+                        w.address
+                    )));
+                }
+                last = Some(s);
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            let status = last.unwrap_or_default();
+            let after = match (w.phase, w.goal) {
+                (Phase::Create, _) => {
+                    "it is tagged with its address, so the next plan adopts it instead of creating another"
+                }
+                (Phase::Delete, _) => "the next apply deletes it if it is still there",
+                _ => "the next plan compares it again",
+            };
+            return Err(ProviderError::Other(format!(
+                "{}: timed out after {} (timeouts.{}) with status `{status}`; the resource still \
+                 exists in AWS and AWS carries on with it: raise `timeouts.{}` if it needs longer \
+                 and apply again ({after})",
+                w.address,
+                fmt_duration(w.timeout),
+                w.phase.key(),
+                w.phase.key(),
+            )));
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(w.backoff.max);
+    }
+}
+
+/// Whether an instance still has changes AWS accepted but has not applied.
+pub fn has_pending(p: Option<&PendingModifiedValues>) -> bool {
+    let Some(p) = p else { return false };
+    p.db_instance_class().is_some()
+        || p.allocated_storage().is_some()
+        || p.master_user_password().is_some()
+        || p.port().is_some()
+        || p.backup_retention_period().is_some()
+        || p.multi_az().is_some()
+        || p.engine_version().is_some()
+        || p.storage_type().is_some()
+        || p.iops().is_some()
+        || p.storage_throughput().is_some()
+        || p.db_subnet_group_name().is_some()
+        || p.db_instance_identifier().is_some()
+        || p.pending_cloudwatch_logs_exports().is_some_and(|l| {
+            !l.log_types_to_enable().is_empty() || !l.log_types_to_disable().is_empty()
+        })
+}
+
+/// One instance's status for a wait; `None` when gone. With `settle`, an
+/// instance that reads "available" while changes are still pending reads
+/// "modifying": AWS is slow to flip the status right after a ModifyDBInstance.
+pub async fn instance_status(
+    client: &aws_sdk_rds::Client,
+    id: &str,
+    settle: bool,
+) -> Result<Option<String>, ProviderError> {
+    let out = client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .map_err(rds_error);
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(out.db_instances().first().map(|d| {
+        let s = d.db_instance_status().unwrap_or("unknown").to_string();
+        if settle && s == "available" && has_pending(d.pending_modified_values()) {
+            "modifying".to_string()
+        } else {
+            s
+        }
+    }))
+}
+
+/// One cluster's status for a wait; `None` when gone. With `settle`, pending
+/// changes read "modifying", as for [`instance_status`].
+pub async fn cluster_status(
+    client: &aws_sdk_rds::Client,
+    id: &str,
+    settle: bool,
+) -> Result<Option<String>, ProviderError> {
+    let out = client
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+        .map_err(rds_error);
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(out.db_clusters().first().map(|c| {
+        let s = c.status().unwrap_or("unknown").to_string();
+        let pending = c.pending_modified_values().is_some_and(|p| {
+            p.engine_version().is_some()
+                || p.master_user_password().is_some()
+                || p.backup_retention_period().is_some()
+                || p.db_cluster_identifier().is_some()
+                || p.storage_type().is_some()
+                || p.allocated_storage().is_some()
+        });
+        if settle && s == "available" && pending {
+            "modifying".to_string()
+        } else {
+            s
+        }
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Field helpers.
+
+/// The log types to enable and to disable to go from `have` to `want`.
+pub fn log_changes(have: &[String], want: &[String]) -> (Vec<String>, Vec<String>) {
+    let enable = want.iter().filter(|w| !have.contains(w)).cloned().collect();
+    let disable = have.iter().filter(|h| !want.contains(h)).cloned().collect();
+    (enable, disable)
+}
+
+/// How a kind waits for its resource in one phase, with that phase's timeout.
+pub fn waiting<'a>(
+    cx: &'a Cx,
+    address: &'a str,
+    goal: Goal,
+    phase: Phase,
+    t: &Timeouts,
+) -> Wait<'a> {
+    Wait {
+        address,
+        goal,
+        phase,
+        timeout: match phase {
+            Phase::Create => t.create,
+            Phase::Update => t.update,
+            Phase::Delete => t.delete,
+        },
+        backoff: Backoff::PRODUCTION,
+        status: &cx.status,
+    }
+}
+
+/// The resource's `timeouts`, or Terraform's defaults; a bad value names the address.
+pub fn timeouts(address: &str, f: Option<&Fields>) -> Result<Timeouts, ProviderError> {
+    Timeouts::of(f).map_err(|e| ProviderError::InvalidInput(format!("{address}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::operation::describe_db_instances::{
+        DescribeDBInstancesError, DescribeDbInstancesOutput,
+    };
+    use aws_sdk_rds::types::error::DbInstanceNotFoundFault;
+    use aws_sdk_rds::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn timeouts_default_to_terraform_and_read_declared_values() {
+        let t = Timeouts::of(None).unwrap();
+        assert_eq!(
+            (t.create, t.update, t.delete),
+            (DEFAULT_CREATE, DEFAULT_UPDATE, DEFAULT_DELETE)
+        );
+        let mut f = Fields::new();
+        let mut m = IndexMap::new();
+        m.insert("create".to_string(), Value::str("2h"));
+        f.insert("timeouts".into(), Value::Map(m));
+        let t = Timeouts::of(Some(&f)).unwrap();
+        assert_eq!(t.create, Duration::from_secs(7200));
+        assert_eq!(t.delete, DEFAULT_DELETE);
+        let mut m = IndexMap::new();
+        m.insert("delete".to_string(), Value::str("soon"));
+        f.insert("timeouts".into(), Value::Map(m));
+        assert!(Timeouts::of(Some(&f))
+            .unwrap_err()
+            .contains("timeouts.delete"));
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(check_identifier("proxy-smart-keycloak").is_ok());
+        for bad in ["", "Upper", "1abc", "a--b", "a-", "a_b", &"a".repeat(64)] {
+            assert!(check_identifier(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn final_snapshot_names() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-03-04T05:06:07Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            final_snapshot_id("db1", None, now),
+            "db1-final-20250304-050607"
+        );
+        let mut f = Fields::new();
+        f.insert("final_snapshot_identifier".into(), Value::str("last"));
+        assert_eq!(final_snapshot_id("db1", Some(&f), now), "last");
+        assert!(check_identifier(&final_snapshot_id("db1", None, now)).is_ok());
+        assert!(!skip_final_snapshot(None));
+        f.insert("skip_final_snapshot".into(), Value::Bool(true));
+        assert!(skip_final_snapshot(Some(&f)));
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(major_version("postgres", "16.3"), "16");
+        assert_eq!(major_version("postgres", "9.6.24"), "9.6");
+        assert_eq!(major_version("mysql", "8.0.35"), "8.0");
+        assert_eq!(major_version("aurora-postgresql", "15.4"), "15");
+        assert!(engine_version_matches("16", "16.3"));
+        assert!(engine_version_matches("16.3", "16.3"));
+        assert!(!engine_version_matches("16", "15.3"));
+        assert!(!engine_version_matches("1", "16.3"));
+        let mut ch = vec![
+            FieldChange::new(
+                "engine_version",
+                Some(Value::str("16.3")),
+                Some(Value::str("16")),
+                false,
+            ),
+            FieldChange::new("port", Some(Value::Int(1)), Some(Value::Int(2)), false),
+        ];
+        drop_version_prefix_changes(&mut ch);
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].field, "port");
+    }
+
+    #[test]
+    fn log_exports() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (on, off) = log_changes(&s(&["postgresql"]), &s(&["upgrade", "postgresql"]));
+        assert_eq!((on, off), (s(&["upgrade"]), s(&[])));
+    }
+
+    fn instance(status: &str) -> DescribeDbInstancesOutput {
+        DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("db1")
+                    .db_instance_status(status)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// A client answering DescribeDBInstances with `statuses` in order (the
+    /// last one for ever), and a sink recording what was reported.
+    fn staged(statuses: &[&'static str]) -> (Client, StatusSink, Arc<Mutex<Vec<String>>>) {
+        let mut seq = mock!(Client::describe_db_instances).sequence();
+        for (i, s) in statuses.iter().enumerate() {
+            let s = *s;
+            seq = if i + 1 == statuses.len() {
+                seq.output(move || instance(s)).times(1000)
+            } else {
+                seq.output(move || instance(s))
+            };
+        }
+        let rule = seq.build();
+        let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&rule]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let sink = StatusSink::new(move |a, s| s2.lock().unwrap().push(format!("{a}={s}")));
+        (client, sink, seen)
+    }
+
+    fn fast(sink: &StatusSink, goal: Goal, phase: Phase, timeout: Duration) -> Wait<'_> {
+        Wait {
+            address: "db_instance.main",
+            goal,
+            phase,
+            timeout,
+            backoff: Backoff {
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(4),
+            },
+            status: sink,
+        }
+    }
+
+    #[tokio::test]
+    async fn waits_through_statuses_until_available_reporting_each_once() {
+        let (client, sink, seen) = staged(&["creating", "creating", "backing-up", "available"]);
+        let w = fast(
+            &sink,
+            Goal::Available,
+            Phase::Create,
+            Duration::from_secs(10),
+        );
+        wait(&w, || instance_status(&client, "db1", true))
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "db_instance.main=creating",
+                "db_instance.main=backing-up",
+                "db_instance.main=available"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_status_that_never_settles_times_out_naming_address_status_and_limit() {
+        let (client, sink, _) = staged(&["modifying"]);
+        let w = fast(
+            &sink,
+            Goal::Available,
+            Phase::Update,
+            Duration::from_millis(30),
+        );
+        let started = std::time::Instant::now();
+        let e = wait(&w, || instance_status(&client, "db1", true))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(e.contains("db_instance.main"), "{e}");
+        assert!(e.contains("`modifying`"), "{e}");
+        assert!(e.contains("timeouts.update"), "{e}");
+        assert!(e.contains("still exists"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_is_an_error_at_once() {
+        for bad in ["failed", "incompatible-parameters"] {
+            let (client, sink, seen) = staged(&["creating", bad, "available"]);
+            let w = fast(
+                &sink,
+                Goal::Available,
+                Phase::Create,
+                Duration::from_secs(60),
+            );
+            let e = wait(&w, || instance_status(&client, "db1", true))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad) && e.contains("db_instance.main"), "{e}");
+            assert_eq!(seen.lock().unwrap().len(), 2, "stopped at {bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn deletes_wait_until_not_found() {
+        let deleting = mock!(Client::describe_db_instances)
+            .sequence()
+            .output(|| instance("deleting"))
+            .times(2)
+            .error(|| {
+                DescribeDBInstancesError::DbInstanceNotFoundFault(
+                    DbInstanceNotFoundFault::builder()
+                        .message("DBInstance db1 not found.")
+                        .meta(
+                            aws_smithy_types::error::ErrorMetadata::builder()
+                                .code("DBInstanceNotFound")
+                                .message("DBInstance db1 not found.")
+                                .build(),
+                        )
+                        .build(),
+                )
+            })
+            .build();
+        let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&deleting]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let sink = StatusSink::new(move |_, s| s2.lock().unwrap().push(s.to_string()));
+        let w = fast(&sink, Goal::Gone, Phase::Delete, Duration::from_secs(10));
+        wait(&w, || instance_status(&client, "db1", false))
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["deleting", "deleted"]);
+    }
+
+    #[tokio::test]
+    async fn pending_modifications_read_as_modifying_until_applied() {
+        let pending = DescribeDbInstancesOutput::builder()
+            .db_instances(
+                DbInstance::builder()
+                    .db_instance_identifier("db1")
+                    .db_instance_status("available")
+                    .pending_modified_values(
+                        PendingModifiedValues::builder()
+                            .db_instance_class("db.t4g.small")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let rule = mock!(Client::describe_db_instances)
+            .sequence()
+            .output(move || pending.clone())
+            .output(|| instance("available"))
+            .build();
+        let client = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&rule]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let sink = StatusSink::new(move |_, s| s2.lock().unwrap().push(s.to_string()));
+        let w = fast(
+            &sink,
+            Goal::Available,
+            Phase::Update,
+            Duration::from_secs(10),
+        );
+        wait(&w, || instance_status(&client, "db1", true))
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["modifying", "available"]);
+    }
+}

@@ -1,0 +1,3 @@
+//! Secrets Manager: secrets whose values reconcile generates, reads from the environment or leaves to a person.
+
+pub mod secret;

@@ -1,0 +1,68 @@
+//! The kind catalog: the one interface through which validation and the planner
+//! learn every kind's schema, validation, diff, replacement rule and deletion guard.
+//! The AWS crate implements it; the planner's tests use a small fake one.
+
+use crate::diff::{diff_fields, FieldChange};
+use crate::model::{Diagnostic, Fields, Resource, Schemas, Stack, Value};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+/// Tag naming the stack that manages a resource; with [`TAG_ADDRESS`] it lets a
+/// create interrupted before state recorded it be found and adopted.
+pub const TAG_STACK: &str = "reconcile:stack";
+/// Tag naming the address (`KIND.NAME`) a resource was created for.
+pub const TAG_ADDRESS: &str = "reconcile:address";
+
+/// A resource as it really is in AWS, normalised to its kind's schema.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub id: String,
+    /// Values of the schema's fields as AWS reports them.
+    pub fields: Fields,
+    /// Attributes AWS decides (`id`, `arn`, ...).
+    pub attributes: Fields,
+    pub tags: IndexMap<String, String>,
+}
+
+/// Everything the pure layers need from the kinds beyond parsing.
+pub trait KindCatalog: Schemas + Send + Sync {
+    /// Problems only visible with the whole stack at hand (two resources that
+    /// would undo each other, a subnet outside its VPC's range, ...).
+    fn validate(&self, _stack: &Stack, _r: &Resource) -> Vec<Diagnostic> {
+        vec![]
+    }
+
+    /// Field-by-field differences between desired and live; schema-driven unless
+    /// the kind knows better.
+    fn diff(&self, kind: &str, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        match self.schema(kind) {
+            Some(s) => diff_fields(s, desired, live),
+            None => vec![],
+        }
+    }
+
+    /// Whether a replacement may create the new resource before deleting the old.
+    fn create_before_destroy(&self, kind: &str, changes: &[FieldChange]) -> bool;
+
+    /// The field through which AWS itself refuses to delete a resource of this
+    /// kind while it is `true` (deletion protection, say), if the kind has one.
+    fn deletion_guard(&self, _kind: &str) -> Option<&'static str> {
+        None
+    }
+
+    /// Every kind's whole-stack checks for every declared resource.
+    fn validate_stack(&self, stack: &Stack) -> Vec<Diagnostic> {
+        stack
+            .resources
+            .values()
+            .flat_map(|r| self.validate(stack, r))
+            .collect()
+    }
+
+    /// The guard field that is on in this live resource, if any: a delete or
+    /// replacement of it would fail half-way in AWS.
+    fn guarded_by(&self, kind: &str, live: &Observed) -> Option<&'static str> {
+        self.deletion_guard(kind)
+            .filter(|f| live.fields.get(*f) == Some(&Value::Bool(true)))
+    }
+}

@@ -1,0 +1,204 @@
+//! Per-kind field schemas: types, defaults, replace-forcing fields and exported attributes.
+//!
+//! Schemas are plain `const` data so the pure layers (`model`, `graph`, `plan`)
+//! can validate and diff without touching a provider's AWS code.
+
+use super::value::Value;
+
+/// The type of a field; validation checks declared values against it.
+#[derive(Debug)]
+pub enum Ty {
+    Str,
+    Bool,
+    Int,
+    /// A number that may have a fraction (`0.5`); an integer is accepted too.
+    Float,
+    /// An IPv4 CIDR block such as `10.0.0.0/16`.
+    Cidr,
+    /// An availability zone name such as `us-east-1a`.
+    Az,
+    /// One of a fixed set of strings.
+    Enum(&'static [&'static str]),
+    /// A string checked by a function that explains what is wrong.
+    Pattern(fn(&str) -> Result<(), String>),
+    List(&'static Ty),
+    /// A table of string keys to values of one type (tags, say).
+    Map(&'static Ty),
+    /// A table with its own fields (a route, a security group rule).
+    Object(&'static [Field]),
+}
+
+impl Ty {
+    pub fn describe(&self) -> String {
+        match self {
+            Ty::Str | Ty::Pattern(_) => "a string".into(),
+            Ty::Bool => "true or false".into(),
+            Ty::Int => "an integer".into(),
+            Ty::Float => "a number".into(),
+            Ty::Cidr => "a CIDR block string like \"10.0.0.0/16\"".into(),
+            Ty::Az => "an availability zone name like \"us-east-1a\"".into(),
+            Ty::Enum(opts) => format!("one of {}", opts.join(", ")),
+            Ty::List(t) => format!("a list of {}", t.describe()),
+            Ty::Map(t) => format!("a table of {}", t.describe()),
+            Ty::Object(_) => "a table".into(),
+        }
+    }
+}
+
+/// A default for a field that the TOML leaves out. Defaulted fields are
+/// managed: an out-of-band change to them is drift.
+#[derive(Debug, Clone, Copy)]
+pub enum Default {
+    Bool(bool),
+    Int(i64),
+    Str(&'static str),
+}
+
+impl Default {
+    pub fn value(&self) -> Value {
+        match self {
+            Default::Bool(b) => Value::Bool(*b),
+            Default::Int(i) => Value::Int(*i),
+            Default::Str(s) => Value::str(*s),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub required: bool,
+    pub default: Option<Default>,
+    /// Changing this field cannot be done in place: the resource is replaced.
+    pub force_new: bool,
+    /// A list whose order does not matter (compared as a set).
+    pub set: bool,
+    /// Not an AWS property but how reconcile acts on the resource
+    /// (`apply_immediately`, `skip_final_snapshot`, wait timeouts). Compared
+    /// with the last applied value instead of live AWS; a change is an update
+    /// that only records the new setting.
+    pub local: bool,
+    pub doc: &'static str,
+}
+
+impl Field {
+    pub const fn new(name: &'static str, ty: Ty, doc: &'static str) -> Self {
+        Field {
+            name,
+            ty,
+            required: false,
+            default: None,
+            force_new: false,
+            set: false,
+            local: false,
+            doc,
+        }
+    }
+    pub const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub const fn default(mut self, d: Default) -> Self {
+        self.default = Some(d);
+        self
+    }
+    pub const fn force_new(mut self) -> Self {
+        self.force_new = true;
+        self
+    }
+    pub const fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+    pub const fn set(mut self) -> Self {
+        self.set = true;
+        self
+    }
+}
+
+/// Everything the pure layers need to know about one resource kind.
+#[derive(Debug)]
+pub struct Schema {
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+    /// Attributes AWS decides (`id`, `arn`, ...); every field is referenceable too.
+    pub attributes: &'static [(&'static str, &'static str)],
+    /// Carries the stack tags plus `reconcile:stack` and `reconcile:address`.
+    pub taggable: bool,
+}
+
+impl Schema {
+    pub fn field(&self, name: &str) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+    pub fn has_attribute(&self, name: &str) -> bool {
+        self.attributes.iter().any(|(a, _)| *a == name)
+            || self.field(name).is_some()
+            || (self.taggable && name == "tags")
+    }
+}
+
+/// The meta keys every resource may carry besides its kind's fields.
+pub const META_KEYS: &[&str] = &["depends_on", "protect", "ignore_changes", "tags"];
+
+/// Validates a dotted IPv4 CIDR, insisting the address is the network's own.
+pub fn check_cidr(s: &str) -> Result<(), String> {
+    let net: ipnet::Ipv4Net = s
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not an IPv4 CIDR block; write it like \"10.0.0.0/16\""))?;
+    if net.network() != net.addr() {
+        return Err(format!(
+            "\"{s}\" has host bits set; the network address is \"{}\"",
+            net.trunc()
+        ));
+    }
+    Ok(())
+}
+
+/// Validates an availability zone name (`us-east-1a`, `eu-west-2c`, `us-gov-west-1b`).
+pub fn check_az(s: &str) -> Result<(), String> {
+    let ok = s.len() > 2
+        && s.ends_with(|c: char| c.is_ascii_lowercase())
+        && s[..s.len() - 1].ends_with(|c: char| c.is_ascii_digit())
+        && s.split('-').count() >= 3
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{s}\" is not an availability zone name; write it like \"us-east-1a\""
+        ))
+    }
+}
+
+/// Checks that an AZ lies in the stack's region.
+pub fn az_in_region(az: &str, region: &str) -> bool {
+    az.len() == region.len() + 1 && az.starts_with(region)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert!(check_cidr("10.0.0.0/16").is_ok());
+        assert!(check_cidr("10.0.0.1/16")
+            .unwrap_err()
+            .contains("10.0.0.0/16"));
+        assert!(check_cidr("10.0.0.0").is_err());
+        assert!(check_cidr("banana").is_err());
+    }
+
+    #[test]
+    fn azs() {
+        assert!(check_az("us-east-1a").is_ok());
+        assert!(check_az("us-east-1").is_err());
+        assert!(check_az("US-EAST-1A").is_err());
+        assert!(az_in_region("us-east-1b", "us-east-1"));
+        assert!(!az_in_region("eu-west-1b", "us-east-1"));
+    }
+}
