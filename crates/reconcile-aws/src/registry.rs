@@ -7,40 +7,57 @@ use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
 
-/// Every kind, in documentation order. Adding a kind is one line here.
-fn all() -> Vec<Arc<dyn Provider>> {
+// Services as the SDK names them in its operation metadata (and so in call
+// counts and throttle counts).
+const EC2: &str = "EC2";
+const RDS: &str = "RDS";
+const SECRETS: &str = "Secrets Manager";
+const ECS: &str = "ECS";
+const ELBV2: &str = "Elastic Load Balancing v2";
+const WAFV2: &str = "WAFV2";
+const IAM: &str = "IAM";
+const LOGS: &str = "CloudWatch Logs";
+const ECR: &str = "ECR";
+const ACM: &str = "ACM";
+
+/// Every kind with the AWS service it calls, in documentation order. Adding a
+/// kind is one line here.
+fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
     vec![
-        Arc::new(ec2::vpc::Vpc),
-        Arc::new(ec2::subnet::Subnet),
-        Arc::new(ec2::internet_gateway::InternetGateway),
-        Arc::new(ec2::elastic_ip::ElasticIp),
-        Arc::new(ec2::nat_gateway::NatGateway),
-        Arc::new(ec2::route_table::RouteTable),
-        Arc::new(ec2::security_group::SecurityGroup),
-        Arc::new(ec2::security_group_rule::SecurityGroupRule),
-        Arc::new(rds::db_subnet_group::DbSubnetGroup),
-        Arc::new(rds::db_instance::DbInstance),
-        Arc::new(rds::db_cluster::DbCluster),
-        Arc::new(secretsmanager::secret::Secret),
-        Arc::new(ecs::ecs_cluster::EcsCluster),
-        Arc::new(ecs::ecs_task_definition::EcsTaskDefinition),
-        Arc::new(ecs::ecs_service::EcsService),
-        Arc::new(elbv2::load_balancer::LoadBalancer),
-        Arc::new(elbv2::target_group::TargetGroup),
-        Arc::new(elbv2::listener::Listener),
-        Arc::new(elbv2::listener_rule::ListenerRule),
-        Arc::new(wafv2::web_acl::WebAcl),
-        Arc::new(wafv2::web_acl_association::WebAclAssociation),
-        Arc::new(iam::iam_role::IamRole),
-        Arc::new(logs::log_group::LogGroup),
-        Arc::new(ecr::ecr_repository::EcrRepository),
-        Arc::new(acm::certificate::Certificate),
+        (EC2, Arc::new(ec2::vpc::Vpc)),
+        (EC2, Arc::new(ec2::subnet::Subnet)),
+        (EC2, Arc::new(ec2::internet_gateway::InternetGateway)),
+        (EC2, Arc::new(ec2::elastic_ip::ElasticIp)),
+        (EC2, Arc::new(ec2::nat_gateway::NatGateway)),
+        (EC2, Arc::new(ec2::route_table::RouteTable)),
+        (EC2, Arc::new(ec2::security_group::SecurityGroup)),
+        (EC2, Arc::new(ec2::security_group_rule::SecurityGroupRule)),
+        (RDS, Arc::new(rds::db_subnet_group::DbSubnetGroup)),
+        (RDS, Arc::new(rds::db_instance::DbInstance)),
+        (RDS, Arc::new(rds::db_cluster::DbCluster)),
+        (SECRETS, Arc::new(secretsmanager::secret::Secret)),
+        (ECS, Arc::new(ecs::ecs_cluster::EcsCluster)),
+        (ECS, Arc::new(ecs::ecs_task_definition::EcsTaskDefinition)),
+        (ECS, Arc::new(ecs::ecs_service::EcsService)),
+        (ELBV2, Arc::new(elbv2::load_balancer::LoadBalancer)),
+        (ELBV2, Arc::new(elbv2::target_group::TargetGroup)),
+        (ELBV2, Arc::new(elbv2::listener::Listener)),
+        (ELBV2, Arc::new(elbv2::listener_rule::ListenerRule)),
+        (WAFV2, Arc::new(wafv2::web_acl::WebAcl)),
+        (
+            WAFV2,
+            Arc::new(wafv2::web_acl_association::WebAclAssociation),
+        ),
+        (IAM, Arc::new(iam::iam_role::IamRole)),
+        (LOGS, Arc::new(logs::log_group::LogGroup)),
+        (ECR, Arc::new(ecr::ecr_repository::EcrRepository)),
+        (ACM, Arc::new(acm::certificate::Certificate)),
     ]
 }
 
 /// All providers, by kind, in documentation order.
 pub struct Registry {
-    providers: Vec<Arc<dyn Provider>>,
+    providers: Vec<(&'static str, Arc<dyn Provider>)>,
 }
 
 impl Default for Registry {
@@ -50,24 +67,39 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// A registry of exactly these providers: tests run the engine on fakes.
-    pub fn of(providers: Vec<Arc<dyn Provider>>) -> Self {
+    /// A registry of exactly these providers, each with its service: tests run
+    /// the engine on fakes.
+    pub fn of(providers: Vec<(&'static str, Arc<dyn Provider>)>) -> Self {
         Registry { providers }
     }
 
     pub fn get(&self, kind: &str) -> Option<&Arc<dyn Provider>> {
-        self.providers.iter().find(|p| p.schema().kind == kind)
+        self.providers
+            .iter()
+            .find(|(_, p)| p.schema().kind == kind)
+            .map(|(_, p)| p)
+    }
+
+    /// The AWS service a kind calls, as the SDK names it ("EC2", "RDS", ...).
+    pub fn service(&self, kind: &str) -> Option<&'static str> {
+        self.providers
+            .iter()
+            .find(|(_, p)| p.schema().kind == kind)
+            .map(|(s, _)| *s)
     }
 
     /// Every kind's schema, in documentation order.
     pub fn schemas(&self) -> Vec<&'static Schema> {
-        self.providers.iter().map(|p| p.schema()).collect()
+        self.providers.iter().map(|(_, p)| p.schema()).collect()
     }
 }
 
 impl Schemas for Registry {
     fn kinds(&self) -> Vec<&'static str> {
-        self.providers.iter().map(|p| p.schema().kind).collect()
+        self.providers
+            .iter()
+            .map(|(_, p)| p.schema().kind)
+            .collect()
     }
     fn schema(&self, kind: &str) -> Option<&'static Schema> {
         self.get(kind).map(|p| p.schema())

@@ -74,8 +74,6 @@ async fn throttling_is_retried_and_every_attempt_is_counted() {
     let p = Project::new();
     p.write("net.toml", &header("retry-throttle"));
 
-    // Slow by design: after a throttle the SDK's adaptive rate limiter holds
-    // each retry for the configured maximum backoff (20 s), so ~40 s here.
     let run = p.run_at(&proxy.url, &["apply", "--auto-approve", "--timings"]);
     run.expect_code(0);
     assert!(run.stdout.contains("Apply complete"), "{}", run.stdout);
@@ -89,6 +87,14 @@ async fn throttling_is_retried_and_every_attempt_is_counted() {
         run.stdout
     );
     assert_eq!(timed_calls(&run.stdout, "CreateVpc"), 1, "{}", run.stdout);
+    // Both throttled answers were seen as throttling (they narrow EC2's concurrency).
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["throttled", "EC2", "2"]),
+        "{}",
+        run.stdout
+    );
 
     let vpcs = moto.ec2().await.describe_vpcs().send().await.unwrap();
     assert!(

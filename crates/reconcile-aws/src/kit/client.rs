@@ -1,8 +1,11 @@
 //! Shared AWS clients for one region: the standard credential chain, the SDK's
-//! retry policy, and an interceptor that counts every attempt by service and operation.
+//! retry policy, and an interceptor that counts every attempt by service and
+//! operation, and every throttled answer by service.
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -13,25 +16,78 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// AWS API calls made by this process, by service and operation. Retries count:
-/// each attempt is a request AWS bills and throttles.
+/// each attempt is a request AWS bills and throttles. Throttled answers are
+/// counted by service too: the executor narrows that service's concurrency.
 #[derive(Clone, Default, Debug)]
-pub struct CallCounter(Arc<Mutex<BTreeMap<(String, String), u64>>>);
+pub struct CallCounter {
+    calls: Arc<Mutex<BTreeMap<(String, String), u64>>>,
+    throttled: Arc<Mutex<BTreeMap<String, u64>>>,
+}
 
 impl CallCounter {
     pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
-        self.0.lock().unwrap().clone()
+        self.calls.lock().unwrap().clone()
     }
     pub fn total(&self) -> u64 {
-        self.0.lock().unwrap().values().sum()
+        self.calls.lock().unwrap().values().sum()
+    }
+    /// Throttled answers from `service` (as the SDK names it: "EC2", "RDS", ...)
+    /// since the process started.
+    pub fn throttled(&self, service: &str) -> u64 {
+        self.throttled
+            .lock()
+            .unwrap()
+            .get(service)
+            .copied()
+            .unwrap_or(0)
+    }
+    /// Throttled answers by service.
+    pub fn throttled_all(&self) -> BTreeMap<String, u64> {
+        self.throttled.lock().unwrap().clone()
     }
     fn record(&self, service: &str, op: &str) {
         *self
-            .0
+            .calls
             .lock()
             .unwrap()
             .entry((service.to_string(), op.to_string()))
             .or_default() += 1;
     }
+    fn record_throttle(&self, service: &str) {
+        *self
+            .throttled
+            .lock()
+            .unwrap()
+            .entry(service.to_string())
+            .or_default() += 1;
+    }
+}
+
+/// Whether an HTTP answer is AWS refusing for rate: 429, or a 400/503 whose
+/// error code says so. The codes differ by protocol and service and the error
+/// is type-erased by then, so this looks for the codes in the body itself.
+pub fn is_throttling_answer(status: u16, body: &[u8]) -> bool {
+    const CODES: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+    ];
+    if status == 429 {
+        return true;
+    }
+    if status != 400 && status != 503 {
+        return false;
+    }
+    let text = String::from_utf8_lossy(body);
+    CODES.iter().any(|c| text.contains(c))
 }
 
 #[derive(Debug)]
@@ -49,6 +105,22 @@ impl Intercept for CountCalls {
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
             self.0.record(m.service(), m.name());
+        }
+        Ok(())
+    }
+    // After deserialization the body of a non-streaming answer is in memory.
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let r = ctx.response();
+        let body = r.body().bytes().unwrap_or_default();
+        if is_throttling_answer(r.status().as_u16(), body) {
+            if let Some(m) = cfg.load::<Metadata>() {
+                self.0.record_throttle(m.service());
+            }
         }
         Ok(())
     }
@@ -104,7 +176,8 @@ pub struct AwsOptions {
 
 impl Cx {
     /// Builds clients from the standard AWS chain (env, profile, SSO, IMDS). Throttling
-    /// and transient errors are retried by the SDK in adaptive mode.
+    /// and transient errors are retried by the SDK in standard mode; how many
+    /// calls run at once is the executor's business (it narrows a throttled service).
     pub async fn connect(opts: &AwsOptions, stack: &str, calls: CallCounter) -> Cx {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(opts.region.clone()))
@@ -142,9 +215,37 @@ impl Cx {
     }
 }
 
+/// The SDK's standard mode: exponential backoff with jitter on throttling and
+/// transient errors. Not adaptive mode, whose client-side rate limiter, under
+/// sustained throttling, falls to about half a request a second for the whole
+/// client; the executor narrows the one service that throttles instead.
 pub fn retry_config() -> RetryConfig {
-    RetryConfig::adaptive()
+    RetryConfig::standard()
         .with_max_attempts(6)
         .with_initial_backoff(Duration::from_millis(500))
         .with_max_backoff(Duration::from_secs(20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_answers_are_told_from_other_errors() {
+        assert!(is_throttling_answer(429, b""));
+        assert!(is_throttling_answer(
+            400,
+            br#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#
+        ));
+        assert!(is_throttling_answer(
+            503,
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code></Error></Errors></Response>"
+        ));
+        assert!(!is_throttling_answer(
+            400,
+            b"<Error><Code>InvalidParameterValue</Code></Error>"
+        ));
+        assert!(!is_throttling_answer(500, b"Throttling"));
+        assert!(!is_throttling_answer(200, b"Throttling"));
+    }
 }

@@ -118,7 +118,7 @@ impl Run {
         };
         let cx = Cx::connect(&opts, "t", CallCounter::default()).await;
         let options = ApplyOptions {
-            parallelism: 4,
+            parallelism: Some(4),
             cancel: self.cancel.clone(),
             events: Arc::new(Discard),
         };
@@ -126,7 +126,7 @@ impl Run {
             tests::plan(steps),
             State::empty("t", "us-east-1"),
             cx,
-            Arc::new(Registry::of(vec![fake])),
+            Arc::new(Registry::of(vec![("fake", fake)])),
             Arc::new(self.store()),
             options,
         )

@@ -1,8 +1,10 @@
 //! The executor: runs a [`Plan`] against AWS, in dependency order and in parallel,
 //! deletes in reverse order, journalling each mutation in state before it starts.
 
+pub mod concurrency;
 pub mod events;
 
+use concurrency::Limits;
 use events::{Event, EventSink, StepError};
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -61,8 +63,10 @@ pub enum ApplyError {
 /// How an apply runs besides its plan.
 #[derive(Clone)]
 pub struct ApplyOptions {
-    /// At most this many operations at once.
-    pub parallelism: usize,
+    /// At most this many operations at once, over all services; each service's
+    /// own limit adapts below it (see `concurrency`). `None`: as many as the
+    /// graph allows.
+    pub parallelism: Option<usize>,
     /// Once cancelled, operations in flight finish and are recorded and nothing
     /// new starts. Who cancels (a signal, the daemon stopping) is the caller's business.
     pub cancel: CancellationToken,
@@ -276,12 +280,28 @@ pub async fn execute(
     let mut blocked: HashSet<NodeIndex> = HashSet::new();
     let mut running: JoinSet<Result<(), StepError>> = JoinSet::new();
     let mut task_node: HashMap<tokio::task::Id, NodeIndex> = HashMap::new();
-    let parallelism = parallelism.max(1);
+    let parallelism = parallelism.unwrap_or(graph.node_count()).max(1);
+    let mut limits = Limits::new(parallelism);
+    let service = |n: NodeIndex| -> &'static str {
+        shared
+            .registry
+            .service(&plan.steps[graph[n].step()].kind)
+            .unwrap_or("other")
+    };
+    let throttles = |svc: &str| shared.cx.calls.throttled(svc);
 
     let mut started: HashSet<NodeIndex> = HashSet::new();
     loop {
         while running.len() < parallelism && !report.interrupted {
-            let Some(n) = ready.pop() else { break };
+            // The next ready operation whose service has room; `ready` pops from the end.
+            let Some(pos) = ready
+                .iter()
+                .rposition(|&n| limits.has_room(service(n), throttles(service(n))))
+            else {
+                break;
+            };
+            let n = ready.remove(pos);
+            limits.start(service(n), throttles(service(n)));
             started.insert(n);
             let op = graph[n].clone();
             let sh = shared.clone();
@@ -325,6 +345,10 @@ pub async fn execute(
                 (n, Err(err))
             }
         };
+        let svc = service(n);
+        if let Some(limit) = limits.finish(svc, throttles(svc)) {
+            tracing::debug!(service = svc, limit, "concurrency limit changed");
+        }
         let op = &graph[n];
         let step = &plan.steps[op.step()];
         match result {

@@ -84,8 +84,10 @@ pub enum Command {
         path: Option<PathBuf>,
         #[arg(long)]
         auto_approve: bool,
-        #[arg(long, default_value_t = 10)]
-        parallelism: usize,
+        /// At most N operations at once (default: as many as the graph allows,
+        /// narrowed per AWS service while it throttles).
+        #[arg(long)]
+        parallelism: Option<usize>,
         /// Print AWS calls by service and operation.
         #[arg(long)]
         timings: bool,
@@ -143,8 +145,10 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
     #[arg(long)]
     pub auto_approve: bool,
-    #[arg(long, default_value_t = 10)]
-    pub parallelism: usize,
+    /// At most N operations at once (default: as many as the graph allows,
+    /// narrowed per AWS service while it throttles).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
     #[arg(long = "target")]
     pub targets: Vec<String>,
     #[arg(long)]
@@ -168,9 +172,10 @@ pub struct WatchArgs {
     /// One cycle, then exit: 0 no differences, 2 differences, 1 error.
     #[arg(long)]
     pub once: bool,
-    /// Operations run at once when remediating.
-    #[arg(long, default_value_t = 10)]
-    pub parallelism: usize,
+    /// At most N operations at once when remediating (default: as many as the
+    /// graph allows, narrowed per AWS service while it throttles).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -455,7 +460,10 @@ async fn plan_cmd(env: &Env, path: &Path, args: &PlanArgs) -> Outcome {
             );
         }
         if args.timings {
-            print!("\n{}", render::calls_table(&calls.snapshot()));
+            print!(
+                "\n{}",
+                render::calls_table(&calls.snapshot(), &calls.throttled_all())
+            );
         }
     }
     Ok(if args.detailed_exitcode && p.plan.has_changes() {
@@ -602,7 +610,10 @@ async fn execute(
         }
     }
     if args.timings {
-        print!("\n{}", render::calls_table(&calls.snapshot()));
+        print!(
+            "\n{}",
+            render::calls_table(&calls.snapshot(), &calls.throttled_all())
+        );
     }
     if rep.interrupted {
         eprintln!(

@@ -236,12 +236,19 @@ fn element(v: &Value) -> String {
 }
 
 /// AWS calls by service and operation, for `--timings`.
-pub fn calls_table(calls: &BTreeMap<(String, String), u64>) -> String {
+pub fn calls_table(
+    calls: &BTreeMap<(String, String), u64>,
+    throttled: &BTreeMap<String, u64>,
+) -> String {
     let mut out = String::from("AWS calls by service and operation:\n");
     let total: u64 = calls.values().sum();
     for ((svc, op), n) in calls {
         let _ = writeln!(out, "  {:<8} {:<40} {n:>5}", svc, op);
     }
     let _ = writeln!(out, "  {:<49} {total:>5}", "total");
+    // Throttled answers are among the calls above; each narrowed its service.
+    for (svc, n) in throttled {
+        let _ = writeln!(out, "  throttled {:<39} {n:>5}", svc);
+    }
     out
 }

@@ -31,7 +31,7 @@ pub struct WatchArgs {
     /// `None`: no HTTP endpoint.
     pub metrics_addr: Option<SocketAddr>,
     pub once: bool,
-    pub parallelism: usize,
+    pub parallelism: Option<usize>,
 }
 
 /// Runs until SIGTERM/SIGINT (exit 0), or one cycle with `--once`:
@@ -192,7 +192,7 @@ struct CycleOutcome {
 struct Daemon {
     env: Env,
     remediate: bool,
-    parallelism: usize,
+    parallelism: Option<usize>,
     /// One counter for the process: `/metrics` reports totals.
     calls: CallCounter,
     /// Clients live across cycles so the SDK's adaptive retry remembers throttling.
