@@ -2,6 +2,7 @@
 //! plan, providers, apply and state together and choose exit codes.
 
 pub mod docs;
+pub mod json_schema;
 pub mod progress;
 pub mod render;
 
@@ -113,6 +114,9 @@ pub enum Command {
     /// Print the resource reference (docs/resources.md) as Markdown.
     #[command(hide = true)]
     Docs,
+    /// Print the JSON Schema of stack TOML files (docs/stack.schema.json), for
+    /// editors such as Taplo / Even Better TOML.
+    Schema,
 }
 
 #[derive(Args, Debug)]
@@ -329,6 +333,10 @@ pub async fn run(cli: Cli) -> u8 {
         } => import(&env, path, &address, &aws_id).await,
         Command::Docs => {
             print!("{}", docs::render(&env.catalog));
+            Ok(EXIT_OK)
+        }
+        Command::Schema => {
+            print!("{}", json_schema::render(&env.catalog));
             Ok(EXIT_OK)
         }
     };
