@@ -128,7 +128,7 @@ fn preamble(out: &mut String, schemas: &[&'static Schema]) {
 }
 
 /// The type and meaning of one meta key.
-fn meta_key(key: &str) -> (&'static str, &'static str) {
+pub(super) fn meta_key(key: &str) -> (&'static str, &'static str) {
     match key {
         "depends_on" => (
             "a list of addresses",
@@ -266,7 +266,7 @@ fn object_fields(ty: &Ty) -> Option<&'static [Field]> {
 }
 
 /// A default as it would be written in TOML.
-fn default_toml(d: Default) -> String {
+pub(super) fn default_toml(d: Default) -> String {
     match d {
         Default::Bool(b) => b.to_string(),
         Default::Int(i) => i.to_string(),

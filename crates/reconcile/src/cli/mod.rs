@@ -2,6 +2,7 @@
 //! plan, providers, apply and state together and choose exit codes.
 
 pub mod docs;
+pub mod json_schema;
 pub mod progress;
 pub mod render;
 
@@ -10,7 +11,7 @@ use crate::apply::ApplyOptions;
 use crate::ops::{self, Env, PlanFailure};
 use crate::signals::shutdown_signal;
 use crate::state::LocalStore;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use progress::Progress;
 use reconcile_aws::{CallCounter, Cx, Registry};
 use reconcile_core::graph::Graph;
@@ -115,6 +116,14 @@ pub enum Command {
     /// Print the resource reference (docs/resources.md) as Markdown.
     #[command(hide = true)]
     Docs,
+    /// Print the JSON Schema of stack TOML files (docs/stack.schema.json), for
+    /// editors such as Taplo / Even Better TOML.
+    Schema,
+    /// Print the shell completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -334,6 +343,19 @@ pub async fn run(cli: Cli) -> u8 {
         } => import(&env, path, &address, &aws_id).await,
         Command::Docs => {
             print!("{}", docs::render(&env.catalog));
+            Ok(EXIT_OK)
+        }
+        Command::Schema => {
+            print!("{}", json_schema::render(&env.catalog));
+            Ok(EXIT_OK)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "reconcile",
+                &mut std::io::stdout(),
+            );
             Ok(EXIT_OK)
         }
     };
