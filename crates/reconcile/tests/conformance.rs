@@ -19,7 +19,14 @@ macro_rules! conformance {
     )*};
 }
 
-conformance!(vpc, subnet);
+conformance!(
+    vpc,
+    subnet,
+    security_group,
+    internet_gateway,
+    route_table,
+    elastic_ip,
+);
 
 fn set(f: &mut Fields, k: &str, v: String) {
     f.insert(k.into(), Value::Str(v));
@@ -34,7 +41,7 @@ fn one(_: u64) -> u64 {
 
 mod fixtures {
     use super::*;
-    use aws_sdk_ec2::types::AttributeBooleanValue;
+    use aws_sdk_ec2::types::{AttributeBooleanValue, IpPermission, IpRange, Tag};
 
     async fn ec2(url: &str) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&sdk(url).await)
@@ -129,6 +136,199 @@ mod fixtures {
                 },
             },
             vary: |f, i| set(f, "cidr_block", format!("10.0.{}.0/24", 100 + i)),
+            budget: one,
+        }
+    }
+
+    pub fn security_group() -> Fixture {
+        Fixture {
+            kind: "security_group",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[security_group.web]
+name = "conf-web"
+vpc_id = "${vpc.main.id}"
+ingress = [{ protocol = "tcp", from_port = 443, to_port = 443, cidr_block = "0.0.0.0/0" }]
+"#,
+            address: "security_group.web",
+            updates: &[Edit {
+                from: "ingress = [",
+                to: r#"ingress = [{ protocol = "tcp", from_port = 80, to_port = 80, cidr_block = "0.0.0.0/0" }, "#,
+                field: "ingress",
+            }],
+            replaces: &[
+                Replace {
+                    from: "\"conf-web\"",
+                    to: "\"conf-web2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "vpc_id",
+                    to: "description = \"other\"\nvpc_id",
+                    field: "description",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "ingress",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let ssh = IpPermission::builder()
+                            .ip_protocol("tcp")
+                            .from_port(22)
+                            .to_port(22)
+                            .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                            .build();
+                        ec2(&url)
+                            .await
+                            .authorize_security_group_ingress()
+                            .group_id(id)
+                            .ip_permissions(ssh)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            budget: one,
+        }
+    }
+
+    pub fn internet_gateway() -> Fixture {
+        Fixture {
+            kind: "internet_gateway",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[vpc.other]
+cidr_block = "10.1.0.0/16"
+
+[internet_gateway.main]
+vpc_id = "${vpc.main.id}"
+"#,
+            address: "internet_gateway.main",
+            updates: &[Edit {
+                from: "vpc_id = \"${vpc.main.id}\"",
+                to: "vpc_id = \"${vpc.other.id}\"",
+                field: "vpc_id",
+            }],
+            // No field forces a replacement: the attachment moves in place.
+            replaces: &[],
+            drift: Drift {
+                field: "vpc_id",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let ec2 = ec2(&url).await;
+                        let g = ec2.describe_internet_gateways().internet_gateway_ids(&id);
+                        let g = g.send().await.unwrap();
+                        let vpc = g.internet_gateways()[0].attachments()[0].vpc_id().unwrap();
+                        ec2.detach_internet_gateway()
+                            .internet_gateway_id(&id)
+                            .vpc_id(vpc)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A VPC takes one gateway: the copies stay detached.
+            vary: |f, _| {
+                f.shift_remove("vpc_id");
+            },
+            budget: one,
+        }
+    }
+
+    pub fn route_table() -> Fixture {
+        Fixture {
+            kind: "route_table",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[vpc.other]
+cidr_block = "10.1.0.0/16"
+
+[internet_gateway.main]
+vpc_id = "${vpc.main.id}"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[route_table.public]
+vpc_id = "${vpc.main.id}"
+routes = [{ destination_cidr_block = "0.0.0.0/0", gateway_id = "${internet_gateway.main.id}" }]
+subnet_ids = []
+"#,
+            address: "route_table.public",
+            updates: &[Edit {
+                from: "subnet_ids = []",
+                to: "subnet_ids = [\"${subnet.a.id}\"]",
+                field: "subnet_ids",
+            }],
+            // Plan only: the table's gateway route cannot follow it into another VPC.
+            replaces: &[Replace {
+                from: "vpc_id = \"${vpc.main.id}\"\nroutes",
+                to: "vpc_id = \"${vpc.other.id}\"\nroutes",
+                field: "vpc_id",
+                apply: false,
+            }],
+            drift: Drift {
+                field: "routes",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        ec2(&url)
+                            .await
+                            .delete_route()
+                            .route_table_id(id)
+                            .destination_cidr_block("0.0.0.0/0")
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A subnet has one route table: the copies associate none.
+            vary: |f, _| {
+                f.insert("subnet_ids".into(), Value::List(vec![]));
+            },
+            budget: one,
+        }
+    }
+
+    pub fn elastic_ip() -> Fixture {
+        Fixture {
+            kind: "elastic_ip",
+            toml: "[elastic_ip.nat]\n",
+            address: "elastic_ip.nat",
+            // Tags are all an address changes in place (the harness's own edit).
+            updates: &[],
+            replaces: &[Replace {
+                from: "[elastic_ip.nat]\n",
+                to: "[elastic_ip.nat]\nnetwork_border_group = \"us-east-1-wl1-bos-wlz-1\"\n",
+                field: "network_border_group",
+                apply: false,
+            }],
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = Tag::builder().key("Owner").value("someone").build();
+                        let ec2 = ec2(&url).await;
+                        ec2.create_tags()
+                            .resources(id)
+                            .tags(tag)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: same,
             budget: one,
         }
     }
