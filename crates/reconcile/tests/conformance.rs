@@ -26,6 +26,13 @@ conformance!(
     internet_gateway,
     route_table,
     elastic_ip,
+    log_group,
+    ecr_repository,
+    iam_role,
+    secret,
+    db_subnet_group,
+    ecs_cluster,
+    target_group,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -330,6 +337,369 @@ subnet_ids = []
             },
             vary: same,
             budget: one,
+        }
+    }
+
+    pub fn log_group() -> Fixture {
+        Fixture {
+            kind: "log_group",
+            toml: "[log_group.app]\nname = \"/conf/app\"\nretention_in_days = 7\n",
+            address: "log_group.app",
+            updates: &[Edit {
+                from: "retention_in_days = 7",
+                to: "retention_in_days = 14",
+                field: "retention_in_days",
+            }],
+            replaces: &[Replace {
+                from: "\"/conf/app\"",
+                to: "\"/conf/app2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "retention_in_days",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_cloudwatchlogs::Client::new(&sdk(&url).await)
+                            .put_retention_policy()
+                            .log_group_name(id)
+                            .retention_in_days(30)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("/conf/b{i}")),
+            // One DescribeLogGroups per 50, one ListTagsForResource per group.
+            budget: |n| n.div_ceil(50) + n,
+        }
+    }
+
+    pub fn ecr_repository() -> Fixture {
+        Fixture {
+            kind: "ecr_repository",
+            toml: r#"[ecr_repository.app]
+name = "conf/app"
+image_tag_mutability = "MUTABLE"
+scan_on_push = false
+keep_last_images = 5
+"#,
+            address: "ecr_repository.app",
+            updates: &[
+                Edit {
+                    from: "scan_on_push = false",
+                    to: "scan_on_push = true",
+                    field: "scan_on_push",
+                },
+                Edit {
+                    from: "\"MUTABLE\"",
+                    to: "\"IMMUTABLE\"",
+                    field: "image_tag_mutability",
+                },
+                Edit {
+                    from: "keep_last_images = 5",
+                    to: "keep_last_images = 10",
+                    field: "keep_last_images",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf/app\"",
+                    to: "\"conf/app2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "scan_on_push",
+                    to: "encryption_type = \"KMS\"\nscan_on_push",
+                    field: "encryption_type",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "image_tag_mutability",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_ecr::Client::new(&sdk(&url).await)
+                            .put_image_tag_mutability()
+                            .repository_name(id)
+                            .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf/b{i}")),
+            // One DescribeRepositories per 100; lifecycle policy and tags per repository.
+            budget: |n| n.div_ceil(100) + 2 * n,
+        }
+    }
+
+    pub fn iam_role() -> Fixture {
+        Fixture {
+            kind: "iam_role",
+            toml: r#"[iam_role.exec]
+name = "conf-exec"
+description = "one"
+trusted_services = ["ecs-tasks.amazonaws.com"]
+managed_policy_arns = []
+max_session_duration = 3600
+"#,
+            address: "iam_role.exec",
+            // No max_session_duration edit: moto's UpdateRole resets the description
+            // when it is not sent, and the kind sends only the changed field.
+            updates: &[
+                Edit {
+                    from: "description = \"one\"",
+                    to: "description = \"two\"",
+                    field: "description",
+                },
+                Edit {
+                    from: "[\"ecs-tasks.amazonaws.com\"]",
+                    to: "[\"ecs-tasks.amazonaws.com\", \"lambda.amazonaws.com\"]",
+                    field: "trusted_services",
+                },
+                Edit {
+                    from: "managed_policy_arns = []",
+                    to: "managed_policy_arns = [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]",
+                    field: "managed_policy_arns",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-exec\"",
+                    to: "\"conf-exec2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "description",
+                    to: "path = \"/ecs/\"\ndescription",
+                    field: "path",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_iam::Client::new(&sdk(&url).await)
+                            .update_role_description()
+                            .role_name(id)
+                            .description("changed by hand")
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // ListRoles and GetAccountAuthorizationDetails for the whole account.
+            budget: |_| 2,
+        }
+    }
+
+    pub fn secret() -> Fixture {
+        Fixture {
+            kind: "secret",
+            // A zero recovery window frees the name at once for the adoption step.
+            toml: "[secret.db]\nname = \"conf/db\"\ndescription = \"one\"\nrecovery_window_in_days = 0\n",
+            address: "secret.db",
+            updates: &[Edit {
+                from: "description = \"one\"",
+                to: "description = \"two\"",
+                field: "description",
+            }],
+            replaces: &[Replace {
+                from: "\"conf/db\"",
+                to: "\"conf/db2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_secretsmanager::Client::new(&sdk(&url).await)
+                            .update_secret()
+                            .secret_id(id)
+                            .description("changed by hand")
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf/b{i}")),
+            // One ListSecrets per 100 of the stack's secrets.
+            budget: |n| n.div_ceil(100),
+        }
+    }
+
+    pub fn db_subnet_group() -> Fixture {
+        Fixture {
+            kind: "db_subnet_group",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[db_subnet_group.db]
+name = "conf-db"
+description = "one"
+subnet_ids = ["${subnet.a.id}", "${subnet.b.id}"]
+"#,
+            address: "db_subnet_group.db",
+            // Tags only: moto's ModifyDBSubnetGroup deletes the group (design.md),
+            // so description and subnet_ids cannot be updated in place on moto.
+            updates: &[],
+            replaces: &[Replace {
+                from: "\"conf-db\"",
+                to: "\"conf-db2\"",
+                field: "name",
+                apply: true,
+            }],
+            // Tags, since moto's ModifyDBSubnetGroup deletes the group (design.md).
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let rds = aws_sdk_rds::Client::new(&sdk(&url).await);
+                        let g = rds.describe_db_subnet_groups().db_subnet_group_name(id);
+                        let g = g.send().await.unwrap();
+                        let arn = g.db_subnet_groups()[0].db_subnet_group_arn().unwrap();
+                        let tag = aws_sdk_rds::types::Tag::builder().key("Owner").value("x");
+                        rds.add_tags_to_resource()
+                            .resource_name(arn)
+                            .tags(tag.build())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // One DescribeDBSubnetGroups per 100, one ListTagsForResource per group.
+            budget: |n| n.div_ceil(100) + n,
+        }
+    }
+
+    pub fn ecs_cluster() -> Fixture {
+        Fixture {
+            kind: "ecs_cluster",
+            toml:
+                "[ecs_cluster.main]\nname = \"conf-cluster\"\ncontainer_insights = \"disabled\"\n",
+            address: "ecs_cluster.main",
+            updates: &[Edit {
+                from: "\"disabled\"",
+                to: "\"enabled\"",
+                field: "container_insights",
+            }],
+            replaces: &[Replace {
+                from: "\"conf-cluster\"",
+                to: "\"conf-cluster2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "container_insights",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_ecs::types::{ClusterSetting, ClusterSettingName};
+                        let off = ClusterSetting::builder()
+                            .name(ClusterSettingName::ContainerInsights)
+                            .value("disabled")
+                            .build();
+                        // moto answers UpdateClusterSettings with a 500; UpdateCluster works.
+                        aws_sdk_ecs::Client::new(&sdk(&url).await)
+                            .update_cluster()
+                            .cluster(id)
+                            .settings(off)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // DescribeClusters takes 100 clusters, tags included.
+            budget: |n| n.div_ceil(100),
+        }
+    }
+
+    pub fn target_group() -> Fixture {
+        Fixture {
+            kind: "target_group",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[target_group.app]
+name = "conf-tg"
+port = 80
+protocol = "HTTP"
+vpc_id = "${vpc.main.id}"
+deregistration_delay = 300
+health_check = { path = "/" }
+"#,
+            address: "target_group.app",
+            updates: &[
+                Edit {
+                    from: "deregistration_delay = 300",
+                    to: "deregistration_delay = 60",
+                    field: "deregistration_delay",
+                },
+                Edit {
+                    from: "path = \"/\"",
+                    to: "path = \"/health\"",
+                    field: "health_check",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "port = 80",
+                    to: "port = 8080",
+                    field: "port",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"conf-tg\"",
+                    to: "\"conf-tg2\"",
+                    field: "name",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "deregistration_delay",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute;
+                        let delay = TargetGroupAttribute::builder()
+                            .key("deregistration_delay.timeout_seconds")
+                            .value("10")
+                            .build();
+                        aws_sdk_elasticloadbalancingv2::Client::new(&sdk(&url).await)
+                            .modify_target_group_attributes()
+                            .target_group_arn(id)
+                            .attributes(delay)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // DescribeTargetGroups and DescribeTags per 20; attributes one group a call.
+            budget: |n| 2 * n.div_ceil(20) + n,
         }
     }
 }
