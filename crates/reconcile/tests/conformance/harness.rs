@@ -246,7 +246,7 @@ pub async fn run(f: &Fixture) {
     );
     assert_eq!(
         r.tagged().await,
-        [id.clone()],
+        vec![id.clone()],
         "{addr}: its tags do not lead to it"
     );
 
@@ -344,14 +344,14 @@ pub async fn run(f: &Fixture) {
     let adopted = format!("  ! {addr:<32} found untracked by its tags ({orphan})");
     assert!(out.contains(&adopted), "{addr}: not adopted:\n{out}");
     assert!(
-        block(&out, addr).is_none(),
+        block(out, addr).is_none(),
         "{addr}: planned beside its adoption:\n{out}"
     );
     r.apply();
     assert_eq!(r.state_id(), orphan);
     assert_eq!(
         r.tagged().await,
-        [orphan.clone()],
+        vec![orphan.clone()],
         "{addr}: a second copy was made"
     );
     r.plan_clean("adopting");
