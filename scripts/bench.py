@@ -7,6 +7,13 @@ RSS of each command. Run through scripts/bench.sh, which starts and stops moto.
 N is the number of subnets (default 10 50 200); each stack also has one VPC
 and N//5 security groups with one ingress rule each. Standard library only.
 
+After the size table, a second table checks the targets that concern AWS
+itself, through a proxy (scripts/bench_proxy.py) that adds latency and answers
+with AWS's throttling errors: a wide stack's default apply against
+`--parallelism 1`, the whole Proxy Smart system under random and token-bucket
+throttling against its unthrottled time, and the AWS calls of its no-op plan.
+RECONCILE_BENCH_TARGETS=0 skips that table.
+
 Environment: RECONCILE_BENCH_PORT (default 5070): where moto listens;
 CARGO_TARGET_DIR is honoured by cargo.
 """
@@ -19,6 +26,9 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_proxy import Proxy  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = int(os.environ.get("RECONCILE_BENCH_PORT", "5070"))
@@ -156,6 +166,100 @@ def bench(binary, n, label="bench"):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def wide_toml(n):
+    """One VPC and n subnets that all depend on it and on nothing else."""
+    text, _ = stack_toml("wide", n)
+    return text.split("[security_group.")[0], 1 + n
+
+
+def timed_apply(binary, work, path, endpoint, extra=()):
+    args = ["--endpoint-url", endpoint, "apply", path, "--auto-approve", "--timings", *extra]
+    secs, calls, _ = run(binary, work, args)
+    return secs, calls
+
+
+def scratch(prefix, files):
+    """A work directory with `files` ({relative path: text or source dir}) under it."""
+    work = tempfile.mkdtemp(prefix=f"reconcile-bench-{prefix}.")
+    for rel, src in files.items():
+        dest = os.path.join(work, rel)
+        if os.path.isdir(src):
+            shutil.copytree(src, dest)
+        else:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "w") as f:
+                f.write(src)
+    return work
+
+
+def targets(binary):
+    """Rows of (what, measured, target, met)."""
+    rows = []
+    # 1. Width: 1 VPC and 48 subnets, 100 ms added to every AWS call.
+    text, _ = wide_toml(48)
+    times = {}
+    for label, extra in (("default", ()), ("parallelism 1", ("--parallelism", "1"))):
+        reset_moto()
+        work = scratch("wide", {"desired-state/wide.toml": text})
+        proxy = Proxy(PORT, latency_ms=100)
+        try:
+            print(f"targets: wide stack, 100 ms a call, {label} ...", file=sys.stderr)
+            times[label] = timed_apply(binary, work, "desired-state/wide.toml", proxy.url, extra)[0]
+        finally:
+            proxy.stop()
+            shutil.rmtree(work, ignore_errors=True)
+    ratio = times["parallelism 1"] / times["default"]
+    rows.append(
+        (
+            f"wide stack (49 resources, +100 ms a call): default {times['default']:.1f} s, "
+            f"--parallelism 1 {times['parallelism 1']:.1f} s",
+            f"{ratio:.1f}x faster",
+            ">= 20x",
+            ratio >= 20,
+        )
+    )
+
+    # 2. Proxy Smart, whole system, 20 ms added to every call.
+    seed = os.path.join(ROOT, "desired-state", "proxy-smart")
+    results = {}
+    noop_calls = None
+    for label, kw in (
+        ("unthrottled", {}),
+        ("30% of calls throttled", {"throttle_fraction": 0.3}),
+        ("token bucket per service (10/s, burst 10)", {"bucket": (10.0, 10)}),
+    ):
+        reset_moto()
+        work = scratch("proxy-smart", {"desired-state/proxy-smart": seed})
+        proxy = Proxy(PORT, latency_ms=20, **kw)
+        try:
+            print(f"targets: Proxy Smart, {label} ...", file=sys.stderr)
+            secs, calls = timed_apply(binary, work, "desired-state/proxy-smart", proxy.url)
+            results[label] = (secs, calls, proxy.throttled)
+            if noop_calls is None:
+                noop_calls = run(
+                    binary,
+                    work,
+                    ["plan", "desired-state/proxy-smart", "--detailed-exitcode", "--timings"],
+                )[1]
+        finally:
+            proxy.stop()
+            shutil.rmtree(work, ignore_errors=True)
+    base = results["unthrottled"][0]
+    for label, limit in (("30% of calls throttled", 4), ("token bucket per service (10/s, burst 10)", 2)):
+        secs, calls, throttled = results[label]
+        rows.append(
+            (
+                f"Proxy Smart apply, {label}: {secs:.1f} s against {base:.1f} s unthrottled "
+                f"({throttled} throttled answers, {calls} calls)",
+                f"{secs / base:.1f}x",
+                f"<= {limit}x",
+                secs / base <= limit,
+            )
+        )
+    rows.append(("Proxy Smart no-op plan: AWS calls", str(noop_calls), "<= 30", noop_calls <= 30))
+    return rows
+
+
 def main(argv):
     try:
         sizes = [int(a) for a in argv] or list(DEFAULT_SIZES)
@@ -190,6 +294,13 @@ def main(argv):
             f"| {resources} | {a_s:.2f} | {a_c} | {p_s:.2f} | {p_c} "
             f"| {d_s:.2f} | {d_c} | {peak / 1024:.1f} |"
         )
+    if os.environ.get("RECONCILE_BENCH_TARGETS", "1") != "0":
+        rows = targets(binary)
+        print()
+        print("| target | measured | wanted | met |")
+        print("|---|---:|---:|:---:|")
+        for what, measured, wanted, met in rows:
+            print(f"| {what} | {measured} | {wanted} | {'yes' if met else 'NO'} |")
 
 
 if __name__ == "__main__":
