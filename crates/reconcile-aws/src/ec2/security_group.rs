@@ -331,14 +331,12 @@ pub fn rule_problems(m: &Fields) -> Vec<(&'static str, String, String)> {
         }
         // All traffic: AWS ignores the ports, so any other than these would
         // read as a restriction that is not there.
-        "-1" => {
-            if !((from, to) == (0, 0) || (from, to) == (-1, -1)) {
-                out.push((
-                    "from_port",
-                    format!("protocol \"-1\" allows every port, yet the rule says {from}-{to}"),
-                    "write from_port = 0 and to_port = 0, or use protocol \"tcp\" or \"udp\" for that range".to_string(),
-                ));
-            }
+        "-1" if !matches!((from, to), (0, 0) | (-1, -1)) => {
+            out.push((
+                "from_port",
+                format!("protocol \"-1\" allows every port, yet the rule says {from}-{to}"),
+                "write from_port = 0 and to_port = 0, or use protocol \"tcp\" or \"udp\" for that range".to_string(),
+            ));
         }
         _ => {}
     }
