@@ -8,12 +8,18 @@ const HEADER: &str = "[stack]\nname = \"val\"\nregion = \"us-east-1\"\n\n";
 
 /// Runs `plan` on the given files; asserts exit 1, no AWS call, no state written.
 fn plan_fails(files: &[(&str, &str)]) -> Run {
+    plan_fails_with(files, &[])
+}
+
+/// As [`plan_fails`], with global flags (`--region`, say) before `plan`.
+fn plan_fails_with(files: &[(&str, &str)], flags: &[&str]) -> Run {
     let p = Project::new();
     for (name, text) in files {
         p.write(name, text);
     }
     let sentinel = Sentinel::new();
-    let run = p.run_at(&sentinel.url, &["plan"]);
+    let args: Vec<&str> = flags.iter().copied().chain(["plan"]).collect();
+    let run = p.run_at(&sentinel.url, &args);
     run.expect_code(1);
     sentinel.assert_no_call();
     assert!(!p.state_dir().exists(), "bad input must not touch state");
@@ -268,4 +274,125 @@ fn a_rule_resource_on_a_group_with_inline_rules_is_refused() {
     );
     let run = plan_fails(&[("s.toml", &text)]);
     has(&run, "desired-state/s.toml:14:1: `security_group_rule.extra` adds an ingress rule to `security_group.db`, which lists its own `ingress` rules");
+}
+
+#[test]
+fn subnet_ranges_outside_their_vpc_or_overlapping_and_sizes_aws_refuses() {
+    let text = format!(
+        "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+         [subnet.a]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.0.0.0/23\"\navailability_zone = \"us-east-1a\"\n\n\
+         [subnet.b]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.0.1.0/24\"\navailability_zone = \"us-east-1a\"\n\n\
+         [subnet.c]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.1.0.0/24\"\navailability_zone = \"us-east-1b\"\n\n\
+         [vpc.big]\ncidr_block = \"10.0.0.0/8\"\n\n\
+         [subnet.tiny]\nvpc_id = \"${{vpc.main.id}}\"\ncidr_block = \"10.0.9.0/29\"\navailability_zone = \"us-east-1a\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:15:1: `subnet.b`: \"10.0.1.0/24\" overlaps subnet.a's range 10.0.0.0/23 in the same VPC");
+    has(
+        &run,
+        "desired-state/s.toml:20:1: `subnet.c`: \"10.1.0.0/24\" is outside vpc.main's range 10.0.0.0/16",
+    );
+    has(&run, "help: choose a range inside 10.0.0.0/16");
+    has(
+        &run,
+        "desired-state/s.toml:24:1: `vpc.big`: \"10.0.0.0/8\" is a /8; AWS accepts /16 to /28",
+    );
+    has(
+        &run,
+        "desired-state/s.toml:28:1: `subnet.tiny`: \"10.0.9.0/29\" is a /29; AWS accepts /16 to /28",
+    );
+    has(&run, "4 problems found; nothing was changed.");
+}
+
+#[test]
+fn security_group_rule_ports_aws_refuses() {
+    let text = format!(
+        "{HEADER}[vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n\
+         [security_group.web]\nname = \"web\"\nvpc_id = \"${{vpc.main.id}}\"\n\
+         ingress = [{{ protocol = \"tcp\", from_port = 443, to_port = 70000, cidr_block = \"0.0.0.0/0\" }}]\n\
+         egress = [{{ protocol = \"-1\", from_port = 22, to_port = 22, cidr_block = \"0.0.0.0/0\" }}]\n\n\
+         [security_group_rule.ping]\nsecurity_group_id = \"sg-0123\"\ntype = \"ingress\"\nprotocol = \"icmp\"\n\
+         from_port = 8\nto_port = 300\ncidr_block = \"10.0.0.0/16\"\n\n\
+         [security_group_rule.range]\nsecurity_group_id = \"sg-0123\"\ntype = \"ingress\"\nprotocol = \"tcp\"\n\
+         from_port = 8080\nto_port = 80\ncidr_block = \"10.0.0.0/16\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:11:1: `security_group.web`: ingress rule 1: to_port 70000 is outside 0-65535");
+    has(&run, "desired-state/s.toml:12:1: `security_group.web`: egress rule 1: protocol \"-1\" allows every port, yet the rule says 22-22");
+    has(&run, "help: write from_port = 0 and to_port = 0");
+    has(&run, "desired-state/s.toml:19:1: `security_group_rule.ping`: to_port 300 (the ICMP code) is outside -1-255");
+    has(
+        &run,
+        "desired-state/s.toml:26:1: `security_group_rule.range`: from_port 8080 is above to_port 80",
+    );
+    has(&run, "4 problems found; nothing was changed.");
+}
+
+#[test]
+fn db_instance_storage_and_class_aws_refuses() {
+    let text = format!(
+        "{HEADER}[db_instance.main]\nidentifier = \"main\"\nengine = \"postgres\"\n\
+         instance_class = \"t4g.micro\"\nallocated_storage = 10\nmaster_username = \"app\"\n\
+         manage_master_user_password = true\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:8:1: `db_instance.main`: instance_class \"t4g.micro\" is not an RDS instance class");
+    has(&run, "help: write it like \"db.t4g.micro\"");
+    has(&run, "desired-state/s.toml:9:1: `db_instance.main`: allocated_storage 10 GiB is outside 20-65536 GiB for postgres on gp2 storage");
+    has(&run, "help: use 20 to 65536 GiB");
+}
+
+#[test]
+fn target_group_health_check_aws_refuses() {
+    let text = format!(
+        "{HEADER}[target_group.app]\nname = \"app\"\nport = 8080\nprotocol = \"HTTP\"\nvpc_id = \"vpc-0123\"\n\
+         health_check = {{ path = \"health\", interval_seconds = 400 }}\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "desired-state/s.toml:10:1: `target_group.app`: health_check.path \"health\" must start with `/` and be at most 1024 characters");
+    has(&run, "help: write it like \"/health\"");
+    has(
+        &run,
+        "desired-state/s.toml:10:1: `target_group.app`: health_check.interval_seconds = 400 is outside 5-300",
+    );
+}
+
+#[test]
+fn tags_aws_refuses_point_at_the_tag() {
+    let own: String = (0..49).map(|i| format!("own{i} = \"v\"\n")).collect();
+    let text = format!(
+        "[stack]\nname = \"val\"\nregion = \"us-east-1\"\n\n\
+         [stack.tags]\n\"aws:owner\" = \"x\"\nTeam = \"{}\"\n\n\
+         [vpc.main]\ncidr_block = \"10.0.0.0/16\"\n\n[vpc.main.tags]\n{own}",
+        "t".repeat(257)
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(
+        &run,
+        "desired-state/s.toml:6:1: tag key `aws:owner` is reserved",
+    );
+    has(
+        &run,
+        "desired-state/s.toml:7:8: the value of tag `Team` is 257 characters long; AWS allows at most 256",
+    );
+    // own48, the 49th user tag, is the one over AWS's 50 with reconcile's two.
+    has(&run, "desired-state/s.toml:61:1: `vpc.main` would carry 51 tags (0 from [stack], 49 of its own, and reconcile:stack and reconcile:address); AWS allows 50");
+    has(&run, "3 problems found; nothing was changed.");
+}
+
+#[test]
+fn region_names_aws_does_not_have() {
+    let run = plan_fails(&[("s.toml", "[stack]\nname = \"val\"\nregion = \"useast1\"\n")]);
+    has(
+        &run,
+        "desired-state/s.toml:3:10: \"useast1\" is not an AWS region name",
+    );
+    has(&run, "1 problem");
+
+    let run = plan_fails_with(&[("s.toml", HEADER)], &["--region", "US-EAST-1"]);
+    has(
+        &run,
+        "error: --region \"US-EAST-1\" is not an AWS region name",
+    );
+    has(&run, "help: write it like --region us-east-1");
 }

@@ -15,6 +15,8 @@ use async_trait::async_trait;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use indexmap::IndexMap;
+use reconcile_core::model::value::{parse_template, TemplatePart};
+use reconcile_core::model::{Reference, Resource, Stack, Value};
 use reconcile_core::plan::{Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::HashMap;
 
@@ -182,6 +184,39 @@ pub fn tags_of(tags: Option<&[Tag]>) -> IndexMap<String, String> {
 /// The `reconcile:address` tag, if any.
 pub fn address_of(tags: &IndexMap<String, String>) -> Option<String> {
     tags.get(TAG_ADDRESS).cloned()
+}
+
+/// The resource of `kind` that `v` refers to as a whole (`${vpc.main.id}`), if
+/// it is declared in the same stack: only then are its fields known before apply.
+pub fn referenced<'s>(stack: &'s Stack, v: Option<&Value>, kind: &str) -> Option<&'s Resource> {
+    let parts = parse_template(v?.as_str()?).ok()?;
+    let [TemplatePart::Ref(Reference::Resource { kind: k, name, .. })] = parts.as_slice() else {
+        return None;
+    };
+    if k != kind {
+        return None;
+    }
+    stack.resources.get(&format!("{k}.{name}"))
+}
+
+/// A declared IPv4 range, when it is literal rather than a reference.
+pub fn literal_cidr(v: Option<&Value>) -> Option<ipnet::Ipv4Net> {
+    v.and_then(Value::as_str).and_then(|s| s.parse().ok())
+}
+
+/// AWS accepts VPC and subnet ranges from /16 to /28 only.
+pub fn prefix_problem(net: &ipnet::Ipv4Net) -> Option<(String, String)> {
+    let len = net.prefix_len();
+    (!(16..=28).contains(&len)).then(|| {
+        (
+            format!("\"{net}\" is a /{len}; AWS accepts /16 to /28"),
+            if len < 16 {
+                "split it into ranges of /16 or smaller".to_string()
+            } else {
+                "choose a range of /28 or larger".to_string()
+            },
+        )
+    })
 }
 
 /// Makes the resource's tags exactly `want` (AWS-owned tags untouched).

@@ -18,7 +18,7 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 
@@ -277,6 +277,87 @@ impl Rule {
             all(Source::Ipv6("::/0".into())),
         ]
     }
+}
+
+/// What AWS would refuse in one rule's ports, each with the field at fault and
+/// what to do. Ports that are references are left to AWS.
+pub fn rule_problems(m: &Fields) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let (Some(protocol), Some(from), Some(to)) = (
+        m.get("protocol").and_then(Value::as_str),
+        m.get("from_port").and_then(Value::as_int),
+        m.get("to_port").and_then(Value::as_int),
+    ) else {
+        return out;
+    };
+    match normalise_protocol(protocol).as_str() {
+        "tcp" | "udp" => {
+            for (k, v) in [("from_port", from), ("to_port", to)] {
+                if !(0..=65535).contains(&v) {
+                    out.push((
+                        k,
+                        format!("{k} {v} is outside 0-65535"),
+                        "use a port from 0 to 65535 (0 to 65535 is every port)".to_string(),
+                    ));
+                }
+            }
+            if out.is_empty() && from > to {
+                out.push((
+                    "from_port",
+                    format!("from_port {from} is above to_port {to}"),
+                    format!("write the range low to high: from_port = {to}, to_port = {from}"),
+                ));
+            }
+        }
+        "icmp" => {
+            for (k, what, v) in [("from_port", "type", from), ("to_port", "code", to)] {
+                if !(-1..=255).contains(&v) {
+                    out.push((
+                        k,
+                        format!("{k} {v} (the ICMP {what}) is outside -1-255"),
+                        format!("use an ICMP {what} from 0 to 255, or -1 for all"),
+                    ));
+                }
+            }
+            if from == -1 && to != -1 {
+                out.push((
+                    "to_port",
+                    format!(
+                        "to_port {to}: with every ICMP type (from_port -1) AWS needs every code"
+                    ),
+                    "set to_port = -1, or name one ICMP type in from_port".to_string(),
+                ));
+            }
+        }
+        // All traffic: AWS ignores the ports, so any other than these would
+        // read as a restriction that is not there.
+        "-1" if !matches!((from, to), (0, 0) | (-1, -1)) => {
+            out.push((
+                "from_port",
+                format!("protocol \"-1\" allows every port, yet the rule says {from}-{to}"),
+                "write from_port = 0 and to_port = 0, or use protocol \"tcp\" or \"udp\" for that range".to_string(),
+            ));
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The inline rules' problems, for a group's `ingress` and `egress` lists.
+fn inline_rule_problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    for dir in ["ingress", "egress"] {
+        let Some(rules) = f.get(dir).and_then(Value::as_list) else {
+            continue;
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            let Some(m) = rule.as_map() else { continue };
+            for (_, msg, help) in rule_problems(m) {
+                out.push((dir, format!("{dir} rule {}: {msg}", i + 1), help));
+            }
+        }
+    }
+    out
 }
 
 /// AWS answers with names for the common protocols but accepts numbers.
@@ -616,6 +697,16 @@ impl Provider for SecurityGroup {
         &SCHEMA
     }
 
+    fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        inline_rule_problems(&r.fields)
+            .into_iter()
+            .map(|(field, msg, help)| {
+                let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
+                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
+            })
+            .collect()
+    }
+
     /// Declared rules are compared in the shape AWS reports them in.
     fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
         let mut want = desired.clone();
@@ -805,4 +896,73 @@ pub fn check_sg_name(s: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(protocol: &str, from: i64, to: i64) -> Fields {
+        let mut m = Fields::new();
+        m.insert("protocol".into(), Value::str(protocol));
+        m.insert("from_port".into(), Value::Int(from));
+        m.insert("to_port".into(), Value::Int(to));
+        m.insert("cidr_block".into(), Value::str("10.0.0.0/16"));
+        m
+    }
+
+    fn check(protocol: &str, from: i64, to: i64) -> Vec<String> {
+        rule_problems(&rule(protocol, from, to))
+            .into_iter()
+            .map(|(k, m, _)| format!("{k}: {m}"))
+            .collect()
+    }
+
+    #[test]
+    fn ports_are_checked_per_protocol() {
+        assert!(check("tcp", 0, 65535).is_empty());
+        assert!(check("udp", 53, 53).is_empty());
+        assert_eq!(
+            check("tcp", 443, 70000),
+            ["to_port: to_port 70000 is outside 0-65535"]
+        );
+        assert_eq!(
+            check("tcp", -1, 22),
+            ["from_port: from_port -1 is outside 0-65535"]
+        );
+        assert_eq!(
+            check("6", 443, 80),
+            ["from_port: from_port 443 is above to_port 80"]
+        );
+        assert!(check("icmp", 8, 0).is_empty());
+        assert!(check("icmp", -1, -1).is_empty());
+        assert_eq!(
+            check("icmp", 256, 0),
+            ["from_port: from_port 256 (the ICMP type) is outside -1-255"]
+        );
+        assert!(check("icmp", -1, 4)[0].starts_with("to_port: to_port 4: with every ICMP type"));
+        assert!(check("-1", 0, 0).is_empty());
+        assert!(check("-1", -1, -1).is_empty());
+        assert!(check("-1", 22, 22)[0].contains("allows every port, yet the rule says 22-22"));
+    }
+
+    #[test]
+    fn inline_rules_are_named_by_direction_and_place() {
+        let mut f = Fields::new();
+        f.insert(
+            "ingress".into(),
+            Value::List(vec![
+                Value::Map(rule("tcp", 443, 443)),
+                Value::Map(rule("tcp", 8080, 80)),
+            ]),
+        );
+        f.insert(
+            "egress".into(),
+            Value::List(vec![Value::Map(rule("-1", 0, 0))]),
+        );
+        let p = inline_rule_problems(&f);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "ingress");
+        assert_eq!(p[0].1, "ingress rule 2: from_port 8080 is above to_port 80");
+    }
 }

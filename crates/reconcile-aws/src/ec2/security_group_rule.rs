@@ -11,8 +11,8 @@
 //! its `security_group`, or the two would keep undoing each other.
 
 use crate::ec2::security_group::{
-    authorize, canonical_rule_fields, describe_groups_by_id, normalise_protocol, revoke, rules_of,
-    Direction, Rule, Source,
+    authorize, canonical_rule_fields, describe_groups_by_id, normalise_protocol, revoke,
+    rule_problems, rules_of, Direction, Rule, Source,
 };
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -234,42 +234,35 @@ fn find_live(live: &HashMap<(String, Direction), Vec<Rule>>, want: &RuleId) -> O
         .cloned()
 }
 
-#[async_trait]
-impl Provider for SecurityGroupRule {
-    fn schema(&self) -> &'static Schema {
-        &SCHEMA
-    }
-
-    /// A rule added to a group that also lists its rules of that direction inline
-    /// would be revoked by the group and re-added by the rule on every apply.
-    fn validate(
-        &self,
-        stack: &reconcile_core::model::Stack,
-        r: &reconcile_core::model::Resource,
-    ) -> Vec<reconcile_core::model::Diagnostic> {
-        let direction = r
-            .fields
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("ingress");
-        let target = r
-            .fields
-            .get("security_group_id")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let Ok(parts) = reconcile_core::model::value::parse_template(target) else {
-            return vec![];
-        };
-        let [reconcile_core::model::value::TemplatePart::Ref(
-            reconcile_core::model::Reference::Resource { kind, name, .. },
-        )] = parts.as_slice()
-        else {
-            return vec![];
-        };
-        let group = format!("{kind}.{name}");
-        match stack.resources.get(&group) {
-            Some(g) if kind == "security_group" && g.fields.contains_key(direction) => {
-                vec![reconcile_core::model::Diagnostic::at(
+/// A rule added to a group that also lists its rules of that direction inline
+/// would be revoked by the group and re-added by the rule on every apply.
+fn undone_by_group(
+    stack: &reconcile_core::model::Stack,
+    r: &reconcile_core::model::Resource,
+) -> Vec<reconcile_core::model::Diagnostic> {
+    let direction = r
+        .fields
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ingress");
+    let target = r
+        .fields
+        .get("security_group_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Ok(parts) = reconcile_core::model::value::parse_template(target) else {
+        return vec![];
+    };
+    let [reconcile_core::model::value::TemplatePart::Ref(
+        reconcile_core::model::Reference::Resource { kind, name, .. },
+    )] = parts.as_slice()
+    else {
+        return vec![];
+    };
+    let group = format!("{kind}.{name}");
+    match stack.resources.get(&group) {
+        Some(g) if kind == "security_group" && g.fields.contains_key(direction) => {
+            vec![reconcile_core::model::Diagnostic::at(
                     r.field_pos.get("security_group_id").cloned().unwrap_or(r.pos.clone()),
                     format!(
                         "`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other",
@@ -277,9 +270,31 @@ impl Provider for SecurityGroupRule {
                     ),
                     format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
                 )]
-            }
-            _ => vec![],
         }
+        _ => vec![],
+    }
+}
+
+#[async_trait]
+impl Provider for SecurityGroupRule {
+    fn schema(&self) -> &'static Schema {
+        &SCHEMA
+    }
+
+    fn validate(
+        &self,
+        stack: &reconcile_core::model::Stack,
+        r: &reconcile_core::model::Resource,
+    ) -> Vec<reconcile_core::model::Diagnostic> {
+        let mut out: Vec<reconcile_core::model::Diagnostic> = rule_problems(&r.fields)
+            .into_iter()
+            .map(|(field, msg, help)| {
+                let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
+                reconcile_core::model::Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
+            })
+            .collect();
+        out.extend(undone_by_group(stack, r));
+        out
     }
 
     /// The rule is compared in the shape AWS reports it in.
@@ -367,6 +382,29 @@ impl Provider for SecurityGroupRule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_ports_point_at_the_port_field() {
+        use crate::kit::testing::{resource, stack};
+        let r = resource(
+            "security_group_rule.ssh",
+            &[
+                ("security_group_id", Value::str("sg-1")),
+                ("type", Value::str("ingress")),
+                ("protocol", Value::str("tcp")),
+                ("from_port", Value::Int(22)),
+                ("to_port", Value::Int(65536)),
+                ("cidr_block", Value::str("10.0.0.0/16")),
+            ],
+        );
+        let d = SecurityGroupRule.validate(&stack(vec![]), &r);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].pos.as_ref().unwrap().line, 6, "the to_port line");
+        assert_eq!(
+            d[0].message,
+            "`security_group_rule.ssh`: to_port 65536 is outside 0-65535"
+        );
+    }
 
     #[test]
     fn ids_round_trip() {

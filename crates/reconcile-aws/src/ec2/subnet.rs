@@ -6,7 +6,7 @@ use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
 
@@ -85,6 +85,45 @@ fn cidr_of(v: Option<&Value>) -> Option<ipnet::Ipv4Net> {
     v.and_then(Value::as_str).and_then(|s| s.parse().ok())
 }
 
+/// What AWS would refuse in this subnet's range: its size, a range outside its
+/// VPC's, or one overlapping a subnet declared before it in the same VPC. Only
+/// ranges known before apply are checked: literal ones, in a VPC of this stack.
+fn problems(stack: &Stack, r: &Resource) -> Vec<(String, String)> {
+    let Some(net) = ec2::literal_cidr(r.fields.get("cidr_block")) else {
+        return vec![];
+    };
+    let mut out: Vec<(String, String)> = ec2::prefix_problem(&net).into_iter().collect();
+    if let Some(vpc) = ec2::referenced(stack, r.fields.get("vpc_id"), "vpc") {
+        if let Some(range) = ec2::literal_cidr(vpc.fields.get("cidr_block")) {
+            if !range.contains(&net) {
+                out.push((
+                    format!("\"{net}\" is outside {}'s range {range}", vpc.address),
+                    format!("choose a range inside {range}"),
+                ));
+            }
+        }
+    }
+    // The same `vpc_id` text is the same VPC, a reference or a literal id alike.
+    let vpc_id = r.fields.get("vpc_id");
+    let earlier = stack
+        .resources
+        .values()
+        .take_while(|o| o.address != r.address)
+        .filter(|o| o.kind == r.kind && o.fields.get("vpc_id") == vpc_id);
+    for o in earlier {
+        if let Some(other) = ec2::literal_cidr(o.fields.get("cidr_block")) {
+            if other.contains(&net.network()) || net.contains(&other.network()) {
+                out.push((
+                    format!("\"{net}\" overlaps {}'s range {other} in the same VPC", o.address),
+                    format!("choose a range that no other subnet of the VPC uses; {} already has {other}", o.address),
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
 #[async_trait]
 impl ec2::Describe for Subnet {
     const ID_FILTER: &'static str = "subnet-id";
@@ -140,6 +179,18 @@ impl ec2::Describe for Subnet {
 impl Provider for Subnet {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
+    }
+
+    fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        let pos = r
+            .field_pos
+            .get("cidr_block")
+            .cloned()
+            .unwrap_or(r.pos.clone());
+        problems(stack, r)
+            .into_iter()
+            .map(|(msg, help)| Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help))
+            .collect()
     }
 
     /// A VPC refuses a second subnet whose range overlaps an existing one, so
@@ -273,5 +324,95 @@ impl Provider for Subnet {
                 other => Err(other),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kit::testing::{resource, stack};
+
+    fn res(address: &str, fields: &[(&str, &str)]) -> Resource {
+        let fields: Vec<(&str, Value)> = fields.iter().map(|(k, v)| (*k, Value::str(*v))).collect();
+        resource(address, &fields)
+    }
+
+    fn messages(s: &Stack, address: &str) -> Vec<String> {
+        problems(s, &s.resources[address])
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    #[test]
+    fn a_subnet_lies_inside_its_vpc_and_overlaps_no_sibling() {
+        let s = stack(vec![
+            res("vpc.main", &[("cidr_block", "10.0.0.0/16")]),
+            res(
+                "subnet.a",
+                &[("vpc_id", "${vpc.main.id}"), ("cidr_block", "10.0.0.0/23")],
+            ),
+            res(
+                "subnet.b",
+                &[("vpc_id", "${vpc.main.id}"), ("cidr_block", "10.0.1.0/24")],
+            ),
+            res(
+                "subnet.c",
+                &[("vpc_id", "${vpc.main.id}"), ("cidr_block", "10.1.0.0/24")],
+            ),
+            res(
+                "subnet.d",
+                &[("vpc_id", "${vpc.main.id}"), ("cidr_block", "10.0.2.0/24")],
+            ),
+            // Another VPC's ranges may repeat this one's.
+            res(
+                "subnet.e",
+                &[("vpc_id", "vpc-0abc"), ("cidr_block", "10.0.0.0/24")],
+            ),
+            res(
+                "subnet.f",
+                &[("vpc_id", "${vpc.main.id}"), ("cidr_block", "10.0.3.0/29")],
+            ),
+        ]);
+        assert!(messages(&s, "subnet.a").is_empty());
+        assert_eq!(
+            messages(&s, "subnet.b"),
+            ["\"10.0.1.0/24\" overlaps subnet.a's range 10.0.0.0/23 in the same VPC"]
+        );
+        assert_eq!(
+            messages(&s, "subnet.c"),
+            ["\"10.1.0.0/24\" is outside vpc.main's range 10.0.0.0/16"]
+        );
+        assert!(messages(&s, "subnet.d").is_empty());
+        assert!(messages(&s, "subnet.e").is_empty());
+        assert_eq!(
+            messages(&s, "subnet.f"),
+            ["\"10.0.3.0/29\" is a /29; AWS accepts /16 to /28"]
+        );
+    }
+
+    #[test]
+    fn ranges_not_known_before_apply_are_left_to_aws() {
+        let s = stack(vec![
+            res("vpc.main", &[("cidr_block", "${input.cidr}")]),
+            res(
+                "subnet.a",
+                &[("vpc_id", "${vpc.main.id}"), ("cidr_block", "10.9.0.0/24")],
+            ),
+        ]);
+        assert!(messages(&s, "subnet.a").is_empty());
+    }
+
+    #[test]
+    fn a_vpc_is_a_16_to_a_28() {
+        let r = res("vpc.big", &[("cidr_block", "10.0.0.0/8")]);
+        let d = crate::ec2::vpc::Vpc.validate(&stack(vec![]), &r);
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].message,
+            "`vpc.big`: \"10.0.0.0/8\" is a /8; AWS accepts /16 to /28"
+        );
+        let r = res("vpc.ok", &[("cidr_block", "10.0.0.0/16")]);
+        assert!(crate::ec2::vpc::Vpc.validate(&stack(vec![]), &r).is_empty());
     }
 }

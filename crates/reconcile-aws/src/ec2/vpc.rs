@@ -6,7 +6,7 @@ use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tenancy, VpcAttributeName};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
 
@@ -165,6 +165,23 @@ impl ec2::Describe for Vpc {
 impl Provider for Vpc {
     fn schema(&self) -> &'static Schema {
         &SCHEMA
+    }
+
+    fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        let Some(net) = ec2::literal_cidr(r.fields.get("cidr_block")) else {
+            return vec![];
+        };
+        ec2::prefix_problem(&net)
+            .map(|(msg, help)| {
+                let pos = r
+                    .field_pos
+                    .get("cidr_block")
+                    .cloned()
+                    .unwrap_or(r.pos.clone());
+                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
+            })
+            .into_iter()
+            .collect()
     }
 
     async fn observe(

@@ -386,6 +386,15 @@ fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
                 ));
             }
         }
+        if let Some(p) = str_of(&hc, "path") {
+            if !p.starts_with('/') || p.chars().count() > 1024 {
+                out.push((
+                    "health_check",
+                    format!("health_check.path \"{}\" must start with `/` and be at most 1024 characters", shorten(p)),
+                    "write it like \"/health\"".into(),
+                ));
+            }
+        }
         if let Some(m) = str_of(&hc, "matcher") {
             let ok = !m.is_empty()
                 && m.split(',').all(|part| {
@@ -413,6 +422,14 @@ fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
         }
     }
     out
+}
+
+/// A long value cut to a readable length for a message.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(60) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
 }
 
 /// The health check parameters to send, from the declared table.
@@ -850,5 +867,28 @@ mod tests {
         assert!(p[0].contains("protocol_version"));
         assert!(p[1].contains("below"));
         assert!(p[2].contains("matcher"));
+    }
+
+    #[test]
+    fn health_check_paths_are_absolute_and_short() {
+        let with_path = |path: &str| {
+            let mut f = Fields::new();
+            f.insert("protocol".into(), Value::str("HTTP"));
+            f.insert(
+                "health_check".into(),
+                Value::Map(hc(&[("path", Value::str(path))])),
+            );
+            problems(&f)
+                .into_iter()
+                .map(|p| p.1)
+                .collect::<Vec<String>>()
+        };
+        assert!(with_path("/health").is_empty());
+        assert_eq!(
+            with_path("health"),
+            ["health_check.path \"health\" must start with `/` and be at most 1024 characters"]
+        );
+        assert!(with_path(&format!("/{}", "a".repeat(1023))).is_empty());
+        assert_eq!(with_path(&format!("/{}", "a".repeat(1024))).len(), 1);
     }
 }

@@ -116,3 +116,55 @@ pub trait Provider: Send + Sync {
         self.delete(cx, id).await
     }
 }
+
+/// Resources and stacks built in memory, for the kinds' `validate` tests.
+#[cfg(test)]
+pub mod testing {
+    use indexmap::IndexMap;
+    use reconcile_core::model::{Pos, Resource, Stack, Value};
+
+    /// A resource declared at line 1 of `s.toml`, its n-th field (from 0) at
+    /// line n + 2, so a test can tell which field a diagnostic points at.
+    pub fn resource(address: &str, fields: &[(&str, Value)]) -> Resource {
+        let (kind, name) = address.split_once('.').expect("kind.name");
+        let at = |line| Pos {
+            file: "s.toml".into(),
+            line,
+            col: 1,
+        };
+        Resource {
+            address: address.into(),
+            kind: kind.into(),
+            name: name.into(),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            depends_on: vec![],
+            protect: false,
+            ignore_changes: vec![],
+            tags: IndexMap::new(),
+            pos: at(1),
+            field_pos: fields
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.to_string(), at(i + 2)))
+                .collect(),
+            refs: vec![],
+        }
+    }
+
+    pub fn stack(resources: Vec<Resource>) -> Stack {
+        Stack {
+            name: "s".into(),
+            region: "us-east-1".into(),
+            tags: IndexMap::new(),
+            source: "s.toml".into(),
+            resources: resources
+                .into_iter()
+                .map(|r| (r.address.clone(), r))
+                .collect(),
+            outputs: IndexMap::new(),
+        }
+    }
+}

@@ -300,6 +300,17 @@ pub fn problems(
                 "set `master_password_secret = \"${secret.NAME.arn}\"` (with `master_password_secret_key`), or `manage_master_user_password = true`".into(),
             ));
         }
+        if let Some(alloc) = f.get("allocated_storage").and_then(Value::as_int) {
+            let storage = str_of(f, "storage_type").unwrap_or("gp2");
+            let (lo, hi) = storage_range(storage);
+            if !(lo..=hi).contains(&alloc) {
+                out.push((
+                    Some("allocated_storage"),
+                    format!("allocated_storage {alloc} GiB is outside {lo}-{hi} GiB for {engine} on {storage} storage"),
+                    format!("use {lo} to {hi} GiB"),
+                ));
+            }
+        }
         if let (Some(max), Some(alloc)) = (
             f.get("max_allocated_storage").and_then(Value::as_int),
             f.get("allocated_storage").and_then(Value::as_int),
@@ -311,6 +322,11 @@ pub fn problems(
                     "raise it, or set 0 to turn storage autoscaling off".into(),
                 ));
             }
+        }
+    }
+    if let Some(class) = str_of(f, "instance_class").filter(|c| !c.contains("${")) {
+        if let Some((msg, help)) = class_problem(class, member) {
+            out.push((Some("instance_class"), msg, help));
         }
     }
     if declared("master_password_secret_key") && !declared("master_password_secret") {
@@ -339,6 +355,49 @@ pub fn problems(
         }
     }
     out
+}
+
+/// The GiB a standalone instance may be created with, by storage type
+/// (gp2 when not declared, as for AWS), for the engines reconcile offers.
+fn storage_range(storage: &str) -> (i64, i64) {
+    match storage {
+        "io1" | "io2" => (100, 65536),
+        "standard" => (5, 3072),
+        _ => (20, 65536),
+    }
+}
+
+/// Whether `class` is shaped like an RDS class, `db.<family>.<size>`
+/// (`db.t4g.micro`, `db.r6g.2xlarge`), or `db.serverless` for a cluster member.
+fn class_problem(class: &str, member: bool) -> Option<(String, String)> {
+    if class == "db.serverless" {
+        return (!member).then(|| {
+            (
+                "instance_class \"db.serverless\" is for Aurora cluster members".to_string(),
+                "use a provisioned class like \"db.t4g.micro\", or make the instance a member of an Aurora db_cluster".to_string(),
+            )
+        });
+    }
+    let parts: Vec<&str> = class.split('.').collect();
+    let word = |p: &str| {
+        !p.is_empty()
+            && p.starts_with(|c: char| c.is_ascii_lowercase())
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    let ok = parts.len() == 3
+        && parts[0] == "db"
+        && word(parts[1])
+        && parts[2]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !parts[2].is_empty();
+    (!ok).then(|| {
+        (
+            format!("instance_class \"{class}\" is not an RDS instance class"),
+            "write it like \"db.t4g.micro\" or \"db.r6g.large\" (db.<family>.<size>)".to_string(),
+        )
+    })
 }
 
 fn observed(d: &AwsInstance) -> Option<Observed> {
@@ -869,6 +928,50 @@ mod tests {
         let mut f = member;
         f.insert("engine".into(), Value::str("postgres"));
         assert!(check(&f)[0].contains("engine"));
+    }
+
+    #[test]
+    fn storage_fits_the_engine_and_storage_type() {
+        let mut f = postgres();
+        f.insert("allocated_storage".into(), Value::Int(10));
+        assert_eq!(
+            check(&f),
+            ["allocated_storage 10 GiB is outside 20-65536 GiB for postgres on gp2 storage"]
+        );
+        f.insert("storage_type".into(), Value::str("io1"));
+        f.insert("allocated_storage".into(), Value::Int(50));
+        assert!(check(&f)[0].contains("outside 100-65536 GiB for postgres on io1"));
+        f.insert("allocated_storage".into(), Value::Int(100));
+        assert!(check(&f).is_empty());
+        f.insert("storage_type".into(), Value::str("gp3"));
+        f.insert("allocated_storage".into(), Value::Int(70000));
+        assert!(check(&f)[0].contains("outside 20-65536"));
+    }
+
+    #[test]
+    fn instance_classes_are_shaped_like_rds_classes() {
+        for ok in [
+            "db.t4g.micro",
+            "db.r6g.large",
+            "db.m5d.24xlarge",
+            "db.x2iedn.metal",
+        ] {
+            assert_eq!(class_problem(ok, false), None, "{ok}");
+        }
+        for bad in [
+            "t4g.micro",
+            "db.t4g",
+            "db.T4G.micro",
+            "db.t4g.micro.x",
+            "rds.t4g.micro",
+            "db..micro",
+        ] {
+            assert!(class_problem(bad, false).is_some(), "{bad}");
+        }
+        assert_eq!(class_problem("db.serverless", true), None);
+        let mut f = postgres();
+        f.insert("instance_class".into(), Value::str("db.serverless"));
+        assert!(check(&f)[0].contains("is for Aurora cluster members"));
     }
 
     #[test]

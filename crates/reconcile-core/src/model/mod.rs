@@ -179,8 +179,16 @@ struct StackHeader {
     name: Option<String>,
     region: Option<String>,
     tags: IndexMap<String, String>,
+    /// Where each of `tags` is written, in the same order.
+    tag_pos: Vec<Pos>,
     pos: Pos,
 }
+
+/// AWS allows 50 tags on a resource; reconcile adds `reconcile:stack` and
+/// `reconcile:address` to every taggable one.
+const MAX_USER_TAGS: usize = 48;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
 
 struct InputDef {
     default: Option<String>,
@@ -190,6 +198,8 @@ struct InputDef {
 struct Loader<'c> {
     catalog: Catalog<'c>,
     diags: Vec<Diagnostic>,
+    /// Where each resource's own tags are written, by address, in declaration order.
+    own_tag_pos: IndexMap<String, Vec<Pos>>,
 }
 
 impl<'c> Loader<'c> {
@@ -197,6 +207,7 @@ impl<'c> Loader<'c> {
         Loader {
             catalog,
             diags: Vec::new(),
+            own_tag_pos: IndexMap::new(),
         }
     }
 
@@ -391,10 +402,19 @@ impl<'c> Loader<'c> {
                 name: None,
                 region: None,
                 tags: IndexMap::new(),
+                tag_pos: Vec::new(),
                 pos: first_pos.clone(),
             }
         });
         let name = header.name.clone().unwrap_or_default();
+        if let Some(r) = region_override {
+            if let Err(e) = schema::check_region(r) {
+                self.diags.push(Diagnostic::nowhere(
+                    format!("--region {e}"),
+                    "write it like --region us-east-1",
+                ));
+            }
+        }
         let region = region_override
             .map(str::to_string)
             .or(header.region.clone())
@@ -406,7 +426,12 @@ impl<'c> Loader<'c> {
                 "add `name = \"my-stack\"` (lowercase letters, digits and `-`)",
             );
         }
-        if region.is_empty() && self.diags.iter().all(|d| !d.message.contains("[stack]")) {
+        // A region written but refused was reported already; it is not missing.
+        if region.is_empty()
+            && self.diags.iter().all(|d| {
+                !d.message.contains("[stack]") && !d.message.contains("is not an AWS region name")
+            })
+        {
             self.err(
                 header.pos.clone(),
                 "[stack] has no `region`",
@@ -524,6 +549,8 @@ impl<'c> Loader<'c> {
             }
         }
         self.diags.extend(ref_diags);
+
+        self.check_tag_counts(&header, &resources);
 
         // Availability zones must lie in the stack's region.
         if !region.is_empty() {
@@ -702,6 +729,7 @@ impl<'c> Loader<'c> {
             name: None,
             region: None,
             tags: IndexMap::new(),
+            tag_pos: Vec::new(),
             pos,
         };
         for (k, v) in t.iter() {
@@ -722,22 +750,17 @@ impl<'c> Loader<'c> {
                 }
                 "region" => {
                     if let Some(r) = self.string(idx, v, "region") {
-                        let ok = r.split('-').count() >= 3
-                            && r.ends_with(|c: char| c.is_ascii_digit())
-                            && r.chars()
-                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-                        if ok {
-                            h.region = Some(r);
-                        } else {
-                            self.err(
+                        match schema::check_region(&r) {
+                            Ok(()) => h.region = Some(r),
+                            Err(e) => self.err(
                                 p,
-                                format!("\"{r}\" is not an AWS region name"),
-                                "write it like \"us-east-1\"",
-                            );
+                                e,
+                                "write it like \"us-east-1\" or \"eu-central-2\" (lowercase, with its number)",
+                            ),
                         }
                     }
                 }
-                "tags" => h.tags = self.tags(idx, v),
+                "tags" => (h.tags, h.tag_pos) = self.tags(idx, v),
                 other => {
                     let help = match suggest(other, ["name", "region", "tags"]) {
                         Some(s) => {
@@ -756,26 +779,103 @@ impl<'c> Loader<'c> {
         h
     }
 
-    fn tags(&mut self, idx: &LineIndex, v: &Spanned<DeValue<'_>>) -> IndexMap<String, String> {
+    /// Reads a tags table, refusing what AWS would refuse on create; returns the
+    /// tags and where each is written.
+    fn tags(
+        &mut self,
+        idx: &LineIndex,
+        v: &Spanned<DeValue<'_>>,
+    ) -> (IndexMap<String, String>, Vec<Pos>) {
         let mut out = IndexMap::new();
+        let mut pos = Vec::new();
         let Some(t) = self.table(idx, v, "tags") else {
-            return out;
+            return (out, pos);
         };
         for (k, tv) in t.iter() {
             let key = k.get_ref().to_string();
-            if key.starts_with("reconcile:") || key.starts_with("aws:") {
+            let kpos = idx.pos(k.span().start);
+            // AWS reserves `aws:` in any case (`AWS:Name` is refused too).
+            if key.starts_with("reconcile:") || key.to_ascii_lowercase().starts_with("aws:") {
                 self.err(
-                    idx.pos(k.span().start),
+                    kpos,
                     format!("tag key `{key}` is reserved"),
                     "`reconcile:` and `aws:` tags are set by reconcile and AWS; choose another key",
                 );
                 continue;
             }
+            let len = key.chars().count();
+            if len == 0 || len > MAX_TAG_KEY {
+                self.err(
+                    kpos,
+                    format!(
+                        "tag key `{key}` is {len} characters long; AWS allows 1 to {MAX_TAG_KEY}"
+                    ),
+                    format!("use a key of 1 to {MAX_TAG_KEY} characters"),
+                );
+                continue;
+            }
             if let Some(s) = self.string(idx, tv, &format!("tags.{key}")) {
+                let vlen = s.chars().count();
+                if vlen > MAX_TAG_VALUE {
+                    self.err(
+                        idx.pos(tv.span().start),
+                        format!("the value of tag `{key}` is {vlen} characters long; AWS allows at most {MAX_TAG_VALUE}"),
+                        format!("shorten it to {MAX_TAG_VALUE} characters or fewer"),
+                    );
+                    continue;
+                }
                 out.insert(key, s);
+                pos.push(kpos);
             }
         }
-        out
+        (out, pos)
+    }
+
+    /// Every taggable resource carries the stack's tags merged with its own,
+    /// plus reconcile's two: more than AWS's 50 fails its create half-way
+    /// through an apply. Reported at the first tag over the limit.
+    fn check_tag_counts(&mut self, header: &StackHeader, resources: &IndexMap<String, Resource>) {
+        let stack_n = header.tags.len();
+        if stack_n > MAX_USER_TAGS {
+            self.err(
+                header.tag_pos[MAX_USER_TAGS].clone(),
+                format!("[stack] declares {stack_n} tags; with reconcile's own two (reconcile:stack, reconcile:address) every resource would carry {}, and AWS allows 50", stack_n + 2),
+                format!("keep at most {MAX_USER_TAGS} stack tags"),
+            );
+            return;
+        }
+        for r in resources.values() {
+            let taggable = self.catalog.schema(&r.kind).is_some_and(|s| s.taggable);
+            let Some(own_pos) = self.own_tag_pos.get(&r.address) else {
+                continue;
+            };
+            if !taggable {
+                continue;
+            }
+            let added: Vec<&Pos> = r
+                .tags
+                .keys()
+                .zip(own_pos)
+                .filter(|(k, _)| !header.tags.contains_key(*k))
+                .map(|(_, p)| p)
+                .collect();
+            let total = stack_n + added.len();
+            if total > MAX_USER_TAGS {
+                self.diags.push(Diagnostic::at(
+                    added[MAX_USER_TAGS - stack_n].clone(),
+                    format!(
+                        "`{}` would carry {} tags ({stack_n} from [stack], {} of its own, and reconcile:stack and reconcile:address); AWS allows 50",
+                        r.address,
+                        total + 2,
+                        added.len()
+                    ),
+                    format!(
+                        "remove {} of its tags or of the stack's",
+                        total - MAX_USER_TAGS
+                    ),
+                ));
+            }
+        }
     }
 
     fn resource(
@@ -865,7 +965,11 @@ impl<'c> Loader<'c> {
                         );
                     }
                 }
-                "tags" if schema.taggable => own_tags = self.tags(idx, v),
+                "tags" if schema.taggable => {
+                    let (tags, pos) = self.tags(idx, v);
+                    own_tags = tags;
+                    self.own_tag_pos.insert(address.to_string(), pos);
+                }
                 _ => match schema.field(&key) {
                     Some(field) => {
                         if let Some(val) = self.typed(idx, address, &field.ty, &key, v, &mut r.refs)
@@ -1145,5 +1249,104 @@ fn substitute_inputs(v: &Value, inputs: &IndexMap<String, String>) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schema::Field;
+    use super::*;
+
+    static NET: Schema = Schema {
+        kind: "net",
+        doc: "",
+        fields: &[Field::new("size", Ty::Int, "")],
+        attributes: &[("id", "")],
+        taggable: true,
+    };
+
+    struct OneKind;
+
+    impl Schemas for OneKind {
+        fn kinds(&self) -> Vec<&'static str> {
+            vec!["net"]
+        }
+        fn schema(&self, kind: &str) -> Option<&'static Schema> {
+            (kind == "net").then_some(&NET)
+        }
+    }
+
+    fn problems(text: &str, region: Option<&str>) -> Vec<String> {
+        let texts = vec![(PathBuf::from("s.toml"), text.to_string())];
+        let (_, diags) =
+            Loader::new(&OneKind).run(Path::new("s.toml"), &texts, &InputValues::default(), region);
+        diags.iter().map(|d| d.to_string()).collect()
+    }
+
+    fn tag_lines(prefix: &str, n: usize) -> String {
+        (0..n).map(|i| format!("{prefix}{i} = \"v\"\n")).collect()
+    }
+
+    const HEAD: &str = "[stack]\nname = \"s\"\nregion = \"us-east-1\"\n";
+
+    #[test]
+    fn region_names_are_checked_in_the_file_and_on_the_command_line() {
+        let bad = problems("[stack]\nname = \"s\"\nregion = \"US-EAST-1\"\n", None);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].contains("s.toml:3:10: \"US-EAST-1\" is not an AWS region name"));
+        let bad = problems(HEAD, Some("us-east"));
+        assert!(bad[0].contains("--region \"us-east\" is not an AWS region name"));
+        assert!(problems(HEAD, Some("eu-central-2")).is_empty());
+    }
+
+    #[test]
+    fn tag_keys_and_values_within_aws_limits() {
+        let long_key = "k".repeat(129);
+        let long_value = "v".repeat(257);
+        let text = format!(
+            "{HEAD}[net.a]\ntags = {{ {long_key} = \"x\", ok = \"{long_value}\", \"AWS:x\" = \"y\", \"\" = \"z\", fine = \"{}\" }}\n",
+            "v".repeat(256)
+        );
+        let p = problems(&text, None);
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p[0].contains("s.toml:5:10: tag key"), "{p:?}");
+        assert!(p[0].contains("is 129 characters long; AWS allows 1 to 128"));
+        assert!(p[1].contains("the value of tag `ok` is 257 characters long"));
+        assert!(p[2].contains("tag key `AWS:x` is reserved"));
+        assert!(p[3].contains("tag key `` is 0 characters long"));
+    }
+
+    #[test]
+    fn at_most_48_user_tags_per_resource_counting_the_stacks() {
+        // 40 stack tags and 8 own: 50 with reconcile's two, AWS's limit.
+        let text = format!(
+            "{HEAD}[stack.tags]\n{}\n[net.a]\n[net.a.tags]\n{}s0 = \"override, not a new tag\"\n",
+            tag_lines("s", 40),
+            tag_lines("own", 8)
+        );
+        assert!(problems(&text, None).is_empty());
+
+        let text = format!(
+            "{HEAD}[stack.tags]\n{}\n[net.a]\n[net.a.tags]\n{}",
+            tag_lines("s", 40),
+            tag_lines("own", 9)
+        );
+        let p = problems(&text, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        // The ninth own tag, `own8`, is the one over the limit.
+        assert!(
+            p[0].contains(
+                "s.toml:56:1: `net.a` would carry 51 tags (40 from [stack], 9 of its own"
+            ),
+            "{p:?}"
+        );
+
+        let text = format!("{HEAD}[stack.tags]\n{}\n[net.a]\n", tag_lines("s", 49));
+        let p = problems(&text, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].contains("s.toml:53:1: [stack] declares 49 tags"),
+            "{p:?}"
+        );
     }
 }

@@ -174,6 +174,26 @@ pub fn check_az(s: &str) -> Result<(), String> {
     }
 }
 
+/// Validates a region name's shape (`us-east-1`, `us-gov-west-1`, `cn-north-1`):
+/// a two-letter area, one or more lowercase words, a number. Checked by shape
+/// rather than against a list so that a region AWS opens later is not refused.
+pub fn check_region(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let word = |p: &&str| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase());
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && word(&parts[0])
+        && parts[1..parts.len() - 1].iter().all(word)
+        && parts[parts.len() - 1].len() <= 2
+        && !parts[parts.len() - 1].is_empty()
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("\"{s}\" is not an AWS region name"))
+    }
+}
+
 /// Checks that an AZ lies in the stack's region.
 pub fn az_in_region(az: &str, region: &str) -> bool {
     az.len() == region.len() + 1 && az.starts_with(region)
@@ -200,5 +220,29 @@ mod tests {
         assert!(check_az("US-EAST-1A").is_err());
         assert!(az_in_region("us-east-1b", "us-east-1"));
         assert!(!az_in_region("eu-west-1b", "us-east-1"));
+    }
+
+    #[test]
+    fn regions() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "ap-southeast-4",
+            "us-gov-west-1",
+            "cn-north-1",
+        ] {
+            assert!(check_region(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "us-east",
+            "useast1",
+            "US-EAST-1",
+            "us-east-1a",
+            "us--east-1",
+            "usa-east-1",
+            "",
+        ] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
     }
 }
