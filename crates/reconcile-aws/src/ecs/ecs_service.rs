@@ -9,8 +9,9 @@
 //! the deployment has settled. A delete scales to zero, deletes, and waits
 //! until ECS reports the service INACTIVE.
 
-use crate::ecs::{self, ecs_error, named, service_arn_parts, Backoff, Progress, Timeouts, Wait};
+use crate::ecs::{self, ecs_error, named, service_arn_parts};
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
+use crate::kit::wait::{Progress, Timeouts, Wait};
 use crate::kit::{Cx, Desired, Provider, ProviderError, StatusSink};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -624,8 +625,10 @@ fn waiting<'a>(
         address,
         phase,
         timeout,
-        backoff: Backoff::PRODUCTION,
+        backoff: ecs::BACKOFF,
         status,
+        when_failed: ecs::WHEN_FAILED,
+        when_timed_out: ecs::WHEN_TIMED_OUT,
     }
 }
 
@@ -739,7 +742,7 @@ impl EcsService {
         if bool_of(want.fields, "wait_for_steady_state") != Some(true) {
             return Ok(());
         }
-        let t = Timeouts::of(want.address, Some(want.fields))?;
+        let t = Timeouts::of(want.address, Some(want.fields), ecs::DEFAULTS)?;
         let timeout = if phase == "create" {
             t.create
         } else {
@@ -843,7 +846,7 @@ impl Provider for EcsService {
         }
         let name = str_of(f, "name").unwrap_or_default().to_string();
         let cluster = str_of(f, "cluster").unwrap_or_default().to_string();
-        Timeouts::of(addr, Some(f))?;
+        Timeouts::of(addr, Some(f), ecs::DEFAULTS)?;
 
         // Look before leaping: ECS keeps one ACTIVE service per name and cluster,
         // but moto would silently make a second one.
@@ -929,7 +932,7 @@ impl Provider for EcsService {
         want: &Desired<'_>,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        Timeouts::of(want.address, Some(want.fields))?;
+        Timeouts::of(want.address, Some(want.fields), ecs::DEFAULTS)?;
         let (o, sent) = self.apply_changes(cx, live, want, changes).await?;
         if sent {
             self.wait_steady(cx, want, &o.id, "update").await?;
@@ -959,7 +962,7 @@ impl Provider for EcsService {
             .get(TAG_ADDRESS)
             .cloned()
             .unwrap_or_else(|| format!("ecs_service {id}"));
-        let t = Timeouts::of(&addr, applied)?;
+        let t = Timeouts::of(&addr, applied, ecs::DEFAULTS)?;
         if live.attributes.get("status") == Some(&Value::str("ACTIVE"))
             && live.fields.get("desired_count") != Some(&Value::Int(0))
         {
@@ -1002,6 +1005,7 @@ impl Provider for EcsService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::wait::Backoff;
     use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
     use aws_sdk_ecs::types::Deployment;
     use aws_sdk_ecs::Client;
@@ -1054,6 +1058,8 @@ mod tests {
                 max: Duration::from_millis(4),
             },
             status: sink,
+            when_failed: ecs::WHEN_FAILED,
+            when_timed_out: ecs::WHEN_TIMED_OUT,
         }
     }
 

@@ -6,14 +6,14 @@ pub mod ecs_cluster;
 pub mod ecs_service;
 pub mod ecs_task_definition;
 
-use crate::kit::duration::{fmt_duration, parse_duration};
-use crate::kit::{Cx, ProviderError, StatusSink};
+use crate::kit::wait::{Backoff, Progress, Timeouts, Wait};
+use crate::kit::{Cx, ProviderError};
 use aws_sdk_ecs::types::{Cluster, ClusterField, Service, ServiceField, Tag};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -292,126 +292,37 @@ pub const TIMEOUTS: Field = Field::new(
 )
 .local();
 
-/// How long each phase may wait, from the `timeouts` setting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub create: Duration,
-    pub update: Duration,
-    pub delete: Duration,
-}
-
-impl Timeouts {
-    /// Reads `timeouts` from fields (declared, or the last applied inputs).
-    pub fn of(address: &str, fields: Option<&Fields>) -> Result<Timeouts, ProviderError> {
-        let mut t = Timeouts {
-            create: DEFAULT_CREATE,
-            update: DEFAULT_UPDATE,
-            delete: DEFAULT_DELETE,
-        };
-        let Some(m) = fields
-            .and_then(|f| f.get("timeouts"))
-            .and_then(Value::as_map)
-        else {
-            return Ok(t);
-        };
-        for (k, slot) in [
-            ("create", &mut t.create),
-            ("update", &mut t.update),
-            ("delete", &mut t.delete),
-        ] {
-            if let Some(v) = m.get(k).and_then(Value::as_str) {
-                *slot = parse_duration(v).map_err(|e| {
-                    ProviderError::InvalidInput(format!("{address}: timeouts.{k}: {e}"))
-                })?;
-            }
-        }
-        Ok(t)
-    }
-}
+pub const DEFAULTS: Timeouts = Timeouts {
+    create: DEFAULT_CREATE,
+    update: DEFAULT_UPDATE,
+    delete: DEFAULT_DELETE,
+};
 
 // ---------------------------------------------------------------------------
 // Waiting.
 
-/// How often to poll: `first`, doubling up to `max`.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    pub first: Duration,
-    pub max: Duration,
-}
+/// ECS deployments take a minute or more; faster polling only spends API budget.
+pub const BACKOFF: Backoff = Backoff {
+    first: Duration::from_secs(3),
+    max: Duration::from_secs(15),
+};
 
-impl Backoff {
-    /// ECS deployments take a minute or more; faster polling only spends API budget.
-    pub const PRODUCTION: Backoff = Backoff {
-        first: Duration::from_secs(3),
-        max: Duration::from_secs(15),
-    };
-}
+pub const WHEN_FAILED: &str = "the resource still exists: look at its events in the ECS console, \
+     fix the cause (image, health check, network, roles), then apply again";
+pub const WHEN_TIMED_OUT: &str = "ECS carries on with it";
 
-/// One look at something being waited on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Progress {
-    /// The goal is reached; the text is the last status to report.
-    Done(String),
-    /// Not yet: what AWS says meanwhile.
-    Pending(String),
-    /// AWS will not get there by itself: why.
-    Failed(String),
-}
-
-/// One wait: whose, which `timeouts` key bounds it, how long, how often, where to report.
-pub struct Wait<'a> {
-    pub address: &'a str,
-    pub phase: &'static str,
-    pub timeout: Duration,
-    pub backoff: Backoff,
-    pub status: &'a StatusSink,
-}
-
-/// Polls `look` until it reports `Done`, with exponential backoff, reporting
-/// every new status once. Fails at once on `Failed`, and after the timeout
-/// saying what is left and what to do.
+/// The kit's waiter, with ECS errors named after the resource being waited on.
 pub async fn wait<F, Fut>(w: &Wait<'_>, mut look: F) -> Result<(), ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Progress, ProviderError>>,
 {
-    let deadline = tokio::time::Instant::now() + w.timeout;
-    let mut delay = w.backoff.first;
-    let mut last: Option<String> = None;
-    loop {
-        let p = look().await.map_err(|e| named(w.address, "waiting", e))?;
-        let status = match &p {
-            Progress::Done(s) | Progress::Pending(s) | Progress::Failed(s) => s.clone(),
-        };
-        if last.as_deref() != Some(status.as_str()) {
-            w.status.report(w.address, &status);
-        }
-        match p {
-            Progress::Done(_) => return Ok(()),
-            Progress::Failed(why) => {
-                return Err(ProviderError::Other(format!(
-                    "{}: {why}; the resource still exists: look at its events in the ECS \
-                     console, fix the cause (image, health check, network, roles), then apply again",
-                    w.address
-                )))
-            }
-            Progress::Pending(_) => last = Some(status),
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Err(ProviderError::Other(format!(
-                "{}: timed out after {} (timeouts.{}) while ECS reported `{}`; ECS carries on \
-                 with it: raise `timeouts.{}` if it needs longer and apply again",
-                w.address,
-                fmt_duration(w.timeout),
-                w.phase,
-                last.unwrap_or_default(),
-                w.phase,
-            )));
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(w.backoff.max);
-    }
+    let address = w.address;
+    crate::kit::wait::wait(w, || {
+        let fut = look();
+        async move { fut.await.map_err(|e| named(address, "waiting", e)) }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -441,6 +352,7 @@ pub fn map_value(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reconcile_core::model::Fields;
 
     #[test]
     fn service_arns_name_their_cluster() {
@@ -478,14 +390,14 @@ mod tests {
 
     #[test]
     fn timeouts_default_to_terraform() {
-        let t = Timeouts::of("a", None).unwrap();
+        let t = Timeouts::of("a", None, DEFAULTS).unwrap();
         assert_eq!(t.create, DEFAULT_CREATE);
         let mut f = Fields::new();
         let mut m = IndexMap::new();
         m.insert("delete".to_string(), Value::str("5m"));
         f.insert("timeouts".into(), Value::Map(m));
         assert_eq!(
-            Timeouts::of("a", Some(&f)).unwrap().delete,
+            Timeouts::of("a", Some(&f), DEFAULTS).unwrap().delete,
             Duration::from_secs(300)
         );
     }

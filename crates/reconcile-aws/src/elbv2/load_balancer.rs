@@ -6,8 +6,9 @@
 //! DescribeTags per 20, plus one DescribeLoadBalancerAttributes per load
 //! balancer: AWS answers attributes for one load balancer a call.
 
-use crate::elbv2::{self, attribute_map, elb_error, named, Poll};
+use crate::elbv2::{self, attribute_map, elb_error, named};
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_of, strs_of};
+use crate::kit::wait::poll_until;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -503,7 +504,7 @@ impl Provider for LoadBalancer {
             .await
             .map_err(|e| named(addr, "setting attributes", e))?;
         let state = std::sync::Mutex::new(String::new());
-        let active = elbv2::poll_until(&Poll::DELETE, || async {
+        let active = poll_until(&elbv2::DELETE_POLL, || async {
             let lbs = elbv2::describe_load_balancers(cx, Some(std::slice::from_ref(&arn))).await?;
             let s = lbs
                 .first()
@@ -622,7 +623,7 @@ impl Provider for LoadBalancer {
             Err(e) => return Err(named(&what, "deleting", e)),
         }
         // Its target groups can only go once it is gone.
-        let gone = elbv2::poll_until(&Poll::DELETE, || async {
+        let gone = poll_until(&elbv2::DELETE_POLL, || async {
             Ok(elbv2::describe_load_balancers(cx, Some(&[id.to_string()]))
                 .await?
                 .is_empty())

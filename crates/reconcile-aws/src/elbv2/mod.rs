@@ -15,6 +15,7 @@ pub mod load_balancer;
 pub mod target_group;
 
 use crate::kit::fields::str_of;
+use crate::kit::wait::{Backoff, Poll};
 use crate::kit::{Cx, ProviderError};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, Listener, LoadBalancer,
@@ -26,7 +27,6 @@ use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
 use reconcile_core::model::{Fields, Value};
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::time::Duration;
 
 /// ARNs per describe call: AWS's documented limit for DescribeLoadBalancers and
@@ -807,49 +807,18 @@ pub fn check_elb_name(s: &str) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 // Waiting.
 
-/// How often and how long to poll.
-#[derive(Clone, Copy, Debug)]
-pub struct Poll {
-    pub first: Duration,
-    pub max: Duration,
-    pub timeout: Duration,
-}
-
-impl Poll {
-    /// Load balancers go in seconds to a few minutes.
-    pub const DELETE: Poll = Poll {
+/// Load balancers go in seconds to a few minutes.
+pub const DELETE_POLL: Poll = Poll {
+    backoff: Backoff {
         first: Duration::from_secs(1),
         max: Duration::from_secs(10),
-        timeout: Duration::from_secs(10 * 60),
-    };
-}
-
-/// Calls `check` until it answers true, backing off from `first` to `max`.
-/// `Ok(false)` when `timeout` passed first.
-pub async fn poll_until<F, Fut>(p: &Poll, mut check: F) -> Result<bool, ProviderError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool, ProviderError>>,
-{
-    let deadline = tokio::time::Instant::now() + p.timeout;
-    let mut delay = p.first;
-    loop {
-        if check().await? {
-            return Ok(true);
-        }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            return Ok(false);
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(p.max);
-    }
-}
+    },
+    timeout: Duration::from_secs(10 * 60),
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
@@ -948,33 +917,5 @@ mod tests {
             )
             .build();
         assert_eq!(forwards_to(Some(&action_from_sdk(&[a]))), Some("arn:tg"));
-    }
-
-    #[tokio::test]
-    async fn polling_backs_off_and_gives_up_at_the_deadline() {
-        let calls = AtomicU32::new(0);
-        let p = Poll {
-            first: Duration::from_millis(5),
-            max: Duration::from_millis(20),
-            timeout: Duration::from_secs(5),
-        };
-        let done = poll_until(&p, || async {
-            Ok(calls.fetch_add(1, Ordering::SeqCst) >= 3)
-        })
-        .await
-        .unwrap();
-        assert!(done);
-        assert_eq!(calls.load(Ordering::SeqCst), 4);
-
-        let p = Poll {
-            timeout: Duration::from_millis(60),
-            ..p
-        };
-        let started = std::time::Instant::now();
-        assert!(!poll_until(&p, || async { Ok(false) }).await.unwrap());
-        assert!(started.elapsed() < Duration::from_secs(2));
-
-        let err = poll_until(&p, || async { Err(ProviderError::Other("boom".into())) }).await;
-        assert!(err.is_err());
     }
 }

@@ -5,8 +5,9 @@
 //! groups, plus one DescribeTargetGroupAttributes per target group: AWS answers
 //! attributes for one target group a call.
 
-use crate::elbv2::{self, attribute_map, elb_error, named, Poll};
+use crate::elbv2::{self, attribute_map, elb_error, named};
 use crate::kit::fields::{changes_field, i32_of, str_of};
+use crate::kit::wait::{poll_until, Backoff, Poll};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
@@ -723,11 +724,13 @@ impl Provider for TargetGroup {
         let lbs: Vec<String> = tg.load_balancer_arns().to_vec();
         if !lbs.is_empty() {
             let grace = Poll {
-                first: Duration::from_millis(500),
-                max: Duration::from_secs(5),
+                backoff: Backoff {
+                    first: Duration::from_millis(500),
+                    max: Duration::from_secs(5),
+                },
                 timeout: Duration::from_secs(20),
             };
-            elbv2::poll_until(&grace, || async {
+            poll_until(&grace, || async {
                 Ok(elbv2::describe_load_balancers(cx, Some(&lbs))
                     .await?
                     .is_empty())
@@ -737,12 +740,14 @@ impl Provider for TargetGroup {
         }
         // A listener deleted a moment ago may still hold it for a while.
         let in_use = Poll {
-            first: Duration::from_secs(1),
-            max: Duration::from_secs(10),
+            backoff: Backoff {
+                first: Duration::from_secs(1),
+                max: Duration::from_secs(10),
+            },
             timeout: Duration::from_secs(120),
         };
         let last: std::sync::Mutex<Option<ProviderError>> = std::sync::Mutex::new(None);
-        let done = elbv2::poll_until(&in_use, || async {
+        let done = poll_until(&in_use, || async {
             match cx
                 .elbv2
                 .delete_target_group()

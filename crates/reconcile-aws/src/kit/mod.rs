@@ -1,12 +1,13 @@
 //! The provider kit: what every kind is written on. The [`Provider`] trait, the
 //! shared clients with call counting and retry policy, typed AWS errors, tags,
-//! field helpers and durations.
+//! field helpers, durations and the one waiter.
 
 pub mod client;
 pub mod duration;
 pub mod error;
 pub mod fields;
 pub mod tags;
+pub mod wait;
 
 pub use client::{retry_config, AwsOptions, CallCounter, Cx, StatusSink};
 pub use error::ProviderError;

@@ -6,7 +6,8 @@ pub mod db_cluster;
 pub mod db_instance;
 pub mod db_subnet_group;
 
-use crate::kit::duration::{check_duration, fmt_duration, parse_duration};
+use crate::kit::duration::check_duration;
+use crate::kit::wait::{Backoff, Progress, Timeouts};
 use crate::kit::{Cx, ProviderError, StatusSink};
 use aws_sdk_rds::types::{DbCluster, DbInstance, Filter, PendingModifiedValues, Tag};
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -99,43 +100,11 @@ pub const MASTER_PASSWORD_SECRET_KEY: Field = Field::new(
 )
 .local();
 
-/// How long each phase may wait, from the `timeouts` setting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub create: Duration,
-    pub update: Duration,
-    pub delete: Duration,
-}
-
-impl Timeouts {
-    /// Reads `timeouts` from fields (declared, or the last applied inputs).
-    pub fn of(fields: Option<&Fields>) -> Result<Timeouts, String> {
-        let mut t = Timeouts {
-            create: DEFAULT_CREATE,
-            update: DEFAULT_UPDATE,
-            delete: DEFAULT_DELETE,
-        };
-        let Some(m) = fields
-            .and_then(|f| f.get("timeouts"))
-            .and_then(Value::as_map)
-        else {
-            return Ok(t);
-        };
-        for (k, slot) in [
-            ("create", &mut t.create),
-            ("update", &mut t.update),
-            ("delete", &mut t.delete),
-        ] {
-            if let Some(v) = m.get(k) {
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| format!("timeouts.{k} must be a duration like \"40m\""))?;
-                *slot = parse_duration(s).map_err(|e| format!("timeouts.{k}: {e}"))?;
-            }
-        }
-        Ok(t)
-    }
-}
+pub const DEFAULTS: Timeouts = Timeouts {
+    create: DEFAULT_CREATE,
+    update: DEFAULT_UPDATE,
+    delete: DEFAULT_DELETE,
+};
 
 /// RDS identifiers (instances, clusters, snapshots): 1-63 characters, lowercase
 /// letters, digits and hyphens, starting with a letter, no `--`, no trailing `-`.
@@ -444,20 +413,11 @@ pub async fn describe_clusters(
 // ---------------------------------------------------------------------------
 // Waiting.
 
-/// How often to poll: `first`, doubling up to `max`.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    pub first: Duration,
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// RDS changes take minutes; polling faster only spends the account's API budget.
-    pub const PRODUCTION: Backoff = Backoff {
-        first: Duration::from_secs(5),
-        max: Duration::from_secs(30),
-    };
-}
+/// RDS changes take minutes; polling faster only spends the account's API budget.
+pub const BACKOFF: Backoff = Backoff {
+    first: Duration::from_secs(5),
+    max: Duration::from_secs(30),
+};
 
 /// What a wait ends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,76 +463,57 @@ pub fn is_failed(status: &str) -> bool {
         || status == "storage-full"
 }
 
-/// Polls `describe` (the live status; `None` when gone) until the goal, with
-/// exponential backoff, reporting every new status. Fails at once on a status
-/// AWS will not leave, and after `timeout` with what to do.
+/// Waits on the kit's waiter until `describe` (the live status; `None` when
+/// gone) reaches the goal. Fails at once on a status AWS will not leave, and
+/// after the timeout with what becomes of the resource.
 pub async fn wait<F, Fut>(w: &Wait<'_>, mut describe: F) -> Result<(), ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<String>, ProviderError>>,
 {
-    let deadline = tokio::time::Instant::now() + w.timeout;
-    let mut delay = w.backoff.first;
-    let mut last: Option<String> = None;
-    loop {
-        let now = match describe().await {
-            Ok(s) => s,
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(named(w.address, "waiting", e)),
-        };
-        match now {
-            None if w.goal == Goal::Gone => {
-                w.status.report(w.address, "deleted");
-                return Ok(());
-            }
-            None => {
-                return Err(ProviderError::NotFound(format!(
-                    "{}: it disappeared while reconcile waited for it to become available \
-                     (deleted outside reconcile?); run plan again",
-                    w.address
-                )))
-            }
-            Some(s) => {
-                if last.as_deref() != Some(s.as_str()) {
-                    w.status.report(w.address, &s);
-                }
-                if w.goal == Goal::Available && s == "available" {
-                    return Ok(());
-                }
-                if is_failed(&s) {
-                    return Err(ProviderError::Other(format!(
-                        "{}: AWS reports status `{s}`, which it does not leave by itself; \
-                         the resource still exists: look at its events in the RDS console, \
-                         fix the cause (parameters, network, KMS key), then apply again",
-                        w.address
-                    )));
-                }
-                last = Some(s);
-            }
+    let after = match w.phase {
+        Phase::Create => {
+            "it is tagged with its address, so the next plan adopts it instead of creating another"
         }
-        let now = tokio::time::Instant::now();
-        if now >= deadline {
-            let status = last.unwrap_or_default();
-            let after = match (w.phase, w.goal) {
-                (Phase::Create, _) => {
-                    "it is tagged with its address, so the next plan adopts it instead of creating another"
-                }
-                (Phase::Delete, _) => "the next apply deletes it if it is still there",
-                _ => "the next plan compares it again",
+        Phase::Delete => "the next apply deletes it if it is still there",
+        Phase::Update => "the next plan compares it again",
+    };
+    let when_timed_out =
+        format!("the resource still exists in AWS and AWS carries on with it ({after})");
+    let kit_wait = crate::kit::wait::Wait {
+        address: w.address,
+        phase: w.phase.key(),
+        timeout: w.timeout,
+        backoff: w.backoff,
+        status: w.status,
+        when_failed: "the resource still exists: look at its events in the RDS console, fix \
+                      the cause (parameters, network, KMS key), then apply again",
+        when_timed_out: &when_timed_out,
+    };
+    let (address, goal) = (w.address, w.goal);
+    crate::kit::wait::wait(&kit_wait, || {
+        let fut = describe();
+        async move {
+            let now = match fut.await {
+                Ok(s) => s,
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(named(address, "waiting", e)),
             };
-            return Err(ProviderError::Other(format!(
-                "{}: timed out after {} (timeouts.{}) with status `{status}`; the resource still \
-                 exists in AWS and AWS carries on with it: raise `timeouts.{}` if it needs longer \
-                 and apply again ({after})",
-                w.address,
-                fmt_duration(w.timeout),
-                w.phase.key(),
-                w.phase.key(),
-            )));
+            match now {
+                None if goal == Goal::Gone => Ok(Progress::Done("deleted".into())),
+                None => Err(ProviderError::NotFound(format!(
+                    "{address}: it disappeared while reconcile waited for it to become \
+                     available (deleted outside reconcile?); run plan again"
+                ))),
+                Some(s) if goal == Goal::Available && s == "available" => Ok(Progress::Done(s)),
+                Some(s) if is_failed(&s) => Ok(Progress::Failed(format!(
+                    "AWS reports status `{s}`, which it does not leave by itself"
+                ))),
+                Some(s) => Ok(Progress::Pending(s)),
+            }
         }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(w.backoff.max);
-    }
+    })
+    .await
 }
 
 /// Whether an instance still has changes AWS accepted but has not applied.
@@ -687,14 +628,14 @@ pub fn waiting<'a>(
             Phase::Update => t.update,
             Phase::Delete => t.delete,
         },
-        backoff: Backoff::PRODUCTION,
+        backoff: BACKOFF,
         status: &cx.status,
     }
 }
 
 /// The resource's `timeouts`, or Terraform's defaults; a bad value names the address.
 pub fn timeouts(address: &str, f: Option<&Fields>) -> Result<Timeouts, ProviderError> {
-    Timeouts::of(f).map_err(|e| ProviderError::InvalidInput(format!("{address}: {e}")))
+    Timeouts::of(address, f, DEFAULTS)
 }
 
 #[cfg(test)]
@@ -710,7 +651,7 @@ mod tests {
 
     #[test]
     fn timeouts_default_to_terraform_and_read_declared_values() {
-        let t = Timeouts::of(None).unwrap();
+        let t = timeouts("db_instance.main", None).unwrap();
         assert_eq!(
             (t.create, t.update, t.delete),
             (DEFAULT_CREATE, DEFAULT_UPDATE, DEFAULT_DELETE)
@@ -719,14 +660,15 @@ mod tests {
         let mut m = IndexMap::new();
         m.insert("create".to_string(), Value::str("2h"));
         f.insert("timeouts".into(), Value::Map(m));
-        let t = Timeouts::of(Some(&f)).unwrap();
+        let t = timeouts("db_instance.main", Some(&f)).unwrap();
         assert_eq!(t.create, Duration::from_secs(7200));
         assert_eq!(t.delete, DEFAULT_DELETE);
         let mut m = IndexMap::new();
         m.insert("delete".to_string(), Value::str("soon"));
         f.insert("timeouts".into(), Value::Map(m));
-        assert!(Timeouts::of(Some(&f))
+        assert!(timeouts("db_instance.main", Some(&f))
             .unwrap_err()
+            .to_string()
             .contains("timeouts.delete"));
     }
 
