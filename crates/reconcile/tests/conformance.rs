@@ -448,13 +448,18 @@ managed_policy_arns = []
 max_session_duration = 3600
 "#,
             address: "iam_role.exec",
-            // No max_session_duration edit: moto's UpdateRole resets the description
-            // when it is not sent, and the kind sends only the changed field.
+            // The session length edit follows the description edit: UpdateRole
+            // must keep the description it does not change.
             updates: &[
                 Edit {
                     from: "description = \"one\"",
                     to: "description = \"two\"",
                     field: "description",
+                },
+                Edit {
+                    from: "max_session_duration = 3600",
+                    to: "max_session_duration = 7200",
+                    field: "max_session_duration",
                 },
                 Edit {
                     from: "[\"ecs-tasks.amazonaws.com\"]",

@@ -809,13 +809,22 @@ impl IamRole {
         let f = want.fields;
         let name = live.id.as_str();
         let a = want.address;
-        let description = changes_field(changes, "description")
-            .then(|| field_str(f, "description"))
+        // UpdateRole is sent with both settings whenever either changes: an
+        // omitted one may be reset (moto blanks the description and resets the
+        // session length), and sending the wanted value is right either way.
+        let either =
+            changes_field(changes, "description") || changes_field(changes, "max_session_duration");
+        let description = either
+            .then(|| field_str(f, "description").or_else(|| field_str(&live.fields, "description")))
             .flatten();
-        let session = changes_field(changes, "max_session_duration")
-            .then(|| f.get("max_session_duration").and_then(Value::as_int))
+        let session = either
+            .then(|| {
+                f.get("max_session_duration")
+                    .or_else(|| live.fields.get("max_session_duration"))
+                    .and_then(Value::as_int)
+            })
             .flatten();
-        if description.is_some() || session.is_some() {
+        if either {
             cx.iam
                 .update_role()
                 .role_name(name)
