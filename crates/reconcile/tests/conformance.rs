@@ -33,6 +33,7 @@ conformance!(
     db_subnet_group,
     ecs_cluster,
     target_group,
+    nat_gateway,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -705,6 +706,68 @@ health_check = { path = "/" }
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
             // DescribeTargetGroups and DescribeTags per 20; attributes one group a call.
             budget: |n| 2 * n.div_ceil(20) + n,
+        }
+    }
+
+    pub fn nat_gateway() -> Fixture {
+        Fixture {
+            kind: "nat_gateway",
+            // Private: moto leaves a deleted gateway's address associated (AlreadyAssociated
+            // on the next create), which the adoption and budget steps would trip on.
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[elastic_ip.nat]
+
+[nat_gateway.main]
+subnet_id = "${subnet.a.id}"
+connectivity_type = "private"
+"#,
+            address: "nat_gateway.main",
+            // Every field forces a replacement: tags are all a gateway changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "${subnet.a.id}",
+                    to: "${subnet.b.id}",
+                    field: "subnet_id",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"private\"",
+                    to: "\"public\"\nallocation_id = \"${elastic_ip.nat.id}\"",
+                    field: "connectivity_type",
+                    apply: false,
+                },
+            ],
+            // Tags, since every field forces a replacement.
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = Tag::builder().key("Owner").value("someone").build();
+                        let ec2 = ec2(&url).await;
+                        ec2.create_tags()
+                            .resources(id)
+                            .tags(tag)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: same,
+            budget: one,
         }
     }
 }
