@@ -34,6 +34,7 @@ conformance!(
     ecs_cluster,
     target_group,
     nat_gateway,
+    security_group_rule,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -767,6 +768,91 @@ connectivity_type = "private"
                 },
             },
             vary: same,
+            budget: one,
+        }
+    }
+
+    pub fn security_group_rule() -> Fixture {
+        Fixture {
+            kind: "security_group_rule",
+            // No tags: the harness skips its tag steps and adopts the rule by content.
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[security_group.web]
+name = "conf-web"
+vpc_id = "${vpc.main.id}"
+
+[security_group_rule.https]
+security_group_id = "${security_group.web.id}"
+type = "ingress"
+protocol = "tcp"
+from_port = 443
+to_port = 443
+cidr_block = "10.0.0.0/8"
+description = "one"
+"#,
+            address: "security_group_rule.https",
+            // Every field forces a replacement: nothing changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "from_port = 443\nto_port = 443",
+                    to: "from_port = 8443\nto_port = 8443",
+                    field: "from_port",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"10.0.0.0/8\"",
+                    to: "\"10.1.0.0/16\"",
+                    field: "cidr_block",
+                    apply: true,
+                },
+                // Plan only: the id leaves out the description, so it stays the same.
+                Replace {
+                    from: "\"one\"",
+                    to: "\"two\"",
+                    field: "description",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_ec2::types::IpRange;
+                        let [group, _, proto, from, to, cidr] =
+                            id.split('|').collect::<Vec<_>>()[..]
+                        else {
+                            panic!("rule id {id}")
+                        };
+                        let rule = IpPermission::builder()
+                            .ip_protocol(proto)
+                            .from_port(from.parse().unwrap())
+                            .to_port(to.parse().unwrap())
+                            .ip_ranges(
+                                IpRange::builder()
+                                    .cidr_ip(cidr)
+                                    .description("by hand")
+                                    .build(),
+                            )
+                            .build();
+                        ec2(&url)
+                            .await
+                            .update_security_group_rule_descriptions_ingress()
+                            .group_id(group)
+                            .ip_permissions(rule)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| {
+                f.insert("from_port".into(), Value::Int(9000 + i as i64));
+                f.insert("to_port".into(), Value::Int(9000 + i as i64));
+            },
+            // One DescribeSecurityGroups for every rule of the group.
             budget: one,
         }
     }
