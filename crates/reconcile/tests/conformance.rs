@@ -35,6 +35,7 @@ conformance!(
     target_group,
     nat_gateway,
     security_group_rule,
+    listener,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -854,6 +855,118 @@ description = "one"
             },
             // One DescribeSecurityGroups for every rule of the group.
             budget: one,
+        }
+    }
+
+    /// A VPC with two subnets in two zones and two load balancers in them, for
+    /// the ELBv2 kinds that hang off a load balancer.
+    macro_rules! albs {
+        () => {
+            r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[load_balancer.web]
+name = "conf-web"
+subnets = ["${subnet.a.id}", "${subnet.b.id}"]
+
+[load_balancer.other]
+name = "conf-other"
+subnets = ["${subnet.a.id}", "${subnet.b.id}"]
+
+[target_group.app]
+name = "conf-tg"
+port = 80
+protocol = "HTTP"
+vpc_id = "${vpc.main.id}"
+
+[certificate.web]
+domain_name = "conf.example.com"
+"#
+        };
+    }
+
+    async fn elb(url: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&sdk(url).await)
+    }
+
+    pub fn listener() -> Fixture {
+        Fixture {
+            kind: "listener",
+            toml: concat!(
+                albs!(),
+                r#"
+[listener.http]
+load_balancer_arn = "${load_balancer.web.arn}"
+port = 8000
+protocol = "HTTP"
+default_action = { type = "forward", target_group_arn = "${target_group.app.arn}" }
+"#
+            ),
+            address: "listener.http",
+            updates: &[
+                Edit {
+                    from: "port = 8000",
+                    to: "port = 8080",
+                    field: "port",
+                },
+                Edit {
+                    from: "{ type = \"forward\", target_group_arn = \"${target_group.app.arn}\" }",
+                    to: "{ type = \"fixed-response\", status_code = \"503\", content_type = \"text/plain\", message_body = \"down\" }",
+                    field: "default_action",
+                },
+                Edit {
+                    from: "protocol = \"HTTP\"\ndefault_action",
+                    to: "protocol = \"HTTPS\"\nssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n\
+                         certificate_arn = \"${certificate.web.arn}\"\ndefault_action",
+                    field: "protocol",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${load_balancer.web.arn}",
+                to: "${load_balancer.other.arn}",
+                field: "load_balancer_arn",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "default_action",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::*;
+                        let fixed = FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .content_type("text/plain")
+                            .build();
+                        let action = Action::builder()
+                            .r#type(ActionTypeEnum::FixedResponse)
+                            .fixed_response_config(fixed)
+                            .build();
+                        elb(&url)
+                            .await
+                            .modify_listener()
+                            .listener_arn(id)
+                            .default_actions(action)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A load balancer takes one listener a port.
+            vary: |f, i| {
+                f.insert("port".into(), Value::Int(9000 + i as i64));
+            },
+            // DescribeListeners and DescribeTags per 20.
+            budget: |n| 2 * n.div_ceil(20),
         }
     }
 }
