@@ -36,6 +36,7 @@ conformance!(
     nat_gateway,
     security_group_rule,
     listener,
+    load_balancer,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -967,6 +968,103 @@ default_action = { type = "forward", target_group_arn = "${target_group.app.arn}
             },
             // DescribeListeners and DescribeTags per 20.
             budget: |n| 2 * n.div_ceil(20),
+        }
+    }
+
+    pub fn load_balancer() -> Fixture {
+        Fixture {
+            kind: "load_balancer",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[subnet.c]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.3.0/24"
+availability_zone = "us-east-1c"
+
+[security_group.alb]
+name = "conf-alb"
+vpc_id = "${vpc.main.id}"
+
+[load_balancer.web]
+name = "conf-web"
+subnets = ["${subnet.a.id}", "${subnet.b.id}"]
+security_groups = []
+idle_timeout = 60
+drop_invalid_header_fields = false
+"#,
+            address: "load_balancer.web",
+            // Deletion protection is left alone: on, it would stop the replacements and destroy.
+            updates: &[
+                Edit {
+                    from: "idle_timeout = 60",
+                    to: "idle_timeout = 120",
+                    field: "idle_timeout",
+                },
+                Edit {
+                    from: "drop_invalid_header_fields = false",
+                    to: "drop_invalid_header_fields = true",
+                    field: "drop_invalid_header_fields",
+                },
+                Edit {
+                    from: "\"${subnet.b.id}\"]",
+                    to: "\"${subnet.b.id}\", \"${subnet.c.id}\"]",
+                    field: "subnets",
+                },
+                Edit {
+                    from: "security_groups = []",
+                    to: "security_groups = [\"${security_group.alb.id}\"]",
+                    field: "security_groups",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-web\"",
+                    to: "\"conf-web2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "subnets",
+                    to: "scheme = \"internal\"\nsubnets",
+                    field: "scheme",
+                    apply: false,
+                },
+                // No load_balancer_type: a network one refuses the ALB attributes declared here.
+            ],
+            drift: Drift {
+                field: "idle_timeout",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute;
+                        let idle = LoadBalancerAttribute::builder()
+                            .key("idle_timeout.timeout_seconds")
+                            .value("30")
+                            .build();
+                        elb(&url)
+                            .await
+                            .modify_load_balancer_attributes()
+                            .load_balancer_arn(id)
+                            .attributes(idle)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // DescribeLoadBalancers and DescribeTags per 20; attributes one a call.
+            budget: |n| 2 * n.div_ceil(20) + n,
         }
     }
 }
