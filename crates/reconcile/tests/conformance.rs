@@ -37,6 +37,7 @@ conformance!(
     security_group_rule,
     listener,
     load_balancer,
+    ecs_task_definition,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1065,6 +1066,68 @@ drop_invalid_header_fields = false
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
             // DescribeLoadBalancers and DescribeTags per 20; attributes one a call.
             budget: |n| 2 * n.div_ceil(20) + n,
+        }
+    }
+
+    async fn ecs(url: &str) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&sdk(url).await)
+    }
+
+    pub fn ecs_task_definition() -> Fixture {
+        Fixture {
+            kind: "ecs_task_definition",
+            // Containers inline: the harness's tags line would land in a [[containers]] table.
+            toml: r#"[ecs_task_definition.app]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+network_mode = "awsvpc"
+requires_compatibilities = ["FARGATE"]
+containers = [{ name = "app", image = "nginx:1.27", essential = true, port_mappings = [{ container_port = 80, protocol = "tcp" }] }]
+"#,
+            address: "ecs_task_definition.app",
+            // Revisions are immutable: tags are all that changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "\"nginx:1.27\"",
+                    to: "\"nginx:1.28\"",
+                    field: "containers",
+                    apply: true,
+                },
+                Replace {
+                    from: "cpu = \"256\"\nmemory = \"512\"",
+                    to: "cpu = \"512\"\nmemory = \"1024\"",
+                    field: "cpu",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"conf-app\"",
+                    to: "\"conf-app2\"",
+                    field: "family",
+                    apply: false,
+                },
+            ],
+            // Tags, since a revision cannot be changed otherwise.
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = aws_sdk_ecs::types::Tag::builder().key("Owner").value("x");
+                        ecs(&url)
+                            .await
+                            .tag_resource()
+                            .resource_arn(id)
+                            .tags(tag.build())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "family", format!("conf-b{i}")),
+            // DescribeTaskDefinition takes one ARN a call, tags included.
+            budget: |n| n,
         }
     }
 }
