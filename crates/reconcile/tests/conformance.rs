@@ -38,6 +38,7 @@ conformance!(
     listener,
     load_balancer,
     ecs_task_definition,
+    ecs_service,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1128,6 +1129,123 @@ containers = [{ name = "app", image = "nginx:1.27", essential = true, port_mappi
             vary: |f, i| set(f, "family", format!("conf-b{i}")),
             // DescribeTaskDefinition takes one ARN a call, tags included.
             budget: |n| n,
+        }
+    }
+
+    pub fn ecs_service() -> Fixture {
+        Fixture {
+            kind: "ecs_service",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[security_group.app]
+name = "conf-app"
+vpc_id = "${vpc.main.id}"
+
+[ecs_cluster.main]
+name = "conf-main"
+
+[ecs_cluster.other]
+name = "conf-other"
+
+[ecs_task_definition.v1]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+network_mode = "awsvpc"
+requires_compatibilities = ["FARGATE"]
+containers = [{ name = "app", image = "nginx:1.27", essential = true }]
+
+[ecs_task_definition.v2]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+network_mode = "awsvpc"
+requires_compatibilities = ["FARGATE"]
+containers = [{ name = "app", image = "nginx:1.28", essential = true }]
+
+[ecs_service.app]
+name = "conf-app"
+cluster = "${ecs_cluster.main.arn}"
+task_definition = "${ecs_task_definition.v1.arn}"
+desired_count = 1
+subnets = ["${subnet.a.id}"]
+security_groups = ["${security_group.app.id}"]
+enable_execute_command = false
+"#,
+            address: "ecs_service.app",
+            updates: &[
+                Edit {
+                    from: "desired_count = 1",
+                    to: "desired_count = 2",
+                    field: "desired_count",
+                },
+                Edit {
+                    from: "${ecs_task_definition.v1.arn}",
+                    to: "${ecs_task_definition.v2.arn}",
+                    field: "task_definition",
+                },
+                Edit {
+                    from: "[\"${subnet.a.id}\"]",
+                    to: "[\"${subnet.a.id}\", \"${subnet.b.id}\"]",
+                    field: "subnets",
+                },
+                Edit {
+                    from: "enable_execute_command = false",
+                    to: "enable_execute_command = true",
+                    field: "enable_execute_command",
+                },
+                Edit {
+                    from: "desired_count = 2",
+                    to: "desired_count = 2\ndeployment_circuit_breaker = { enable = true, rollback = true }",
+                    field: "deployment_circuit_breaker",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "name = \"conf-app\"\ncluster",
+                    to: "name = \"conf-app2\"\ncluster",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "${ecs_cluster.main.arn}",
+                    to: "${ecs_cluster.other.arn}",
+                    field: "cluster",
+                    apply: true,
+                },
+            ],
+            drift: Drift {
+                field: "desired_count",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        // arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME
+                        let cluster = id.rsplit('/').nth(1).unwrap().to_string();
+                        ecs(&url)
+                            .await
+                            .update_service()
+                            .cluster(cluster)
+                            .service(id)
+                            .desired_count(5)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // DescribeServices takes 10 services of one cluster, tags included.
+            budget: |n| n.div_ceil(10),
         }
     }
 }
