@@ -39,6 +39,7 @@ conformance!(
     load_balancer,
     ecs_task_definition,
     ecs_service,
+    certificate,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1246,6 +1247,63 @@ enable_execute_command = false
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
             // DescribeServices takes 10 services of one cluster, tags included.
             budget: |n| n.div_ceil(10),
+        }
+    }
+
+    pub fn certificate() -> Fixture {
+        Fixture {
+            kind: "certificate",
+            toml: "[certificate.web]\ndomain_name = \"conf.example.com\"\nsubject_alternative_names = []\n",
+            address: "certificate.web",
+            // Tags are all a certificate changes in place (the harness's own edit).
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "\"conf.example.com\"",
+                    to: "\"conf2.example.com\"",
+                    field: "domain_name",
+                    apply: true,
+                },
+                // Plan only: applied, the create adopts the old certificate (same name and
+                // tags), which the replacement then deletes: the state loses it (a kind bug).
+                Replace {
+                    from: "subject_alternative_names = []",
+                    to: "subject_alternative_names = [\"www.example.com\"]",
+                    field: "subject_alternative_names",
+                    apply: false,
+                },
+                Replace {
+                    from: "domain_name",
+                    to: "key_algorithm = \"EC_prime256v1\"\ndomain_name",
+                    field: "key_algorithm",
+                    apply: false,
+                },
+                Replace {
+                    from: "domain_name",
+                    to: "validation_method = \"EMAIL\"\ndomain_name",
+                    field: "validation_method",
+                    apply: false,
+                },
+            ],
+            // Tags, since every other field forces a replacement.
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = aws_sdk_acm::types::Tag::builder().key("Owner").value("x");
+                        aws_sdk_acm::Client::new(&sdk(&url).await)
+                            .add_tags_to_certificate()
+                            .certificate_arn(id)
+                            .tags(tag.build().unwrap())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "domain_name", format!("b{i}.example.com")),
+            // One ListCertificates page; DescribeCertificate and tags one certificate a call.
+            budget: |n| 1 + 2 * n,
         }
     }
 }
