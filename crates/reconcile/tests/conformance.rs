@@ -40,6 +40,7 @@ conformance!(
     ecs_task_definition,
     ecs_service,
     certificate,
+    web_acl,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1303,6 +1304,88 @@ enable_execute_command = false
             },
             vary: |f, i| set(f, "domain_name", format!("b{i}.example.com")),
             // One ListCertificates page; DescribeCertificate and tags one certificate a call.
+            budget: |n| 1 + 2 * n,
+        }
+    }
+
+    pub fn web_acl() -> Fixture {
+        Fixture {
+            kind: "web_acl",
+            toml: r#"[web_acl.app]
+name = "conf-acl"
+description = "one"
+default_action = "allow"
+visibility = { cloudwatch_metrics_enabled = true, sampled_requests_enabled = true, metric_name = "conf" }
+rules = [
+  { name = "common", priority = 1, managed_rule_group = { vendor = "AWS", name = "AWSManagedRulesCommonRuleSet" } },
+]
+"#,
+            address: "web_acl.app",
+            updates: &[
+                Edit {
+                    from: "description = \"one\"",
+                    to: "description = \"two\"",
+                    field: "description",
+                },
+                Edit {
+                    from: "\"allow\"",
+                    to: "\"block\"",
+                    field: "default_action",
+                },
+                Edit {
+                    from: "rules = [\n",
+                    to: "rules = [\n  { name = \"rate\", priority = 2, rate_limit = { limit = 1000 } },\n",
+                    field: "rules",
+                },
+                Edit {
+                    from: "metric_name = \"conf\"",
+                    to: "metric_name = \"conf2\"",
+                    field: "visibility",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-acl\"",
+                    to: "\"conf-acl2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "description",
+                    to: "scope = \"CLOUDFRONT\"\ndescription",
+                    field: "scope",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_wafv2::types::Scope;
+                        let waf = aws_sdk_wafv2::Client::new(&sdk(&url).await);
+                        // arn:aws:wafv2:REGION:ACCOUNT:regional/webacl/NAME/ID
+                        let mut parts = id.rsplit('/');
+                        let (acl_id, name) = (parts.next().unwrap(), parts.next().unwrap());
+                        let got = waf.get_web_acl().scope(Scope::Regional).name(name).id(acl_id);
+                        let got = got.send().await.unwrap();
+                        let acl = got.web_acl().unwrap();
+                        waf.update_web_acl()
+                            .scope(Scope::Regional)
+                            .name(name)
+                            .id(acl_id)
+                            .lock_token(got.lock_token().unwrap())
+                            .description("changed by hand")
+                            .set_default_action(acl.default_action().cloned())
+                            .set_rules(Some(acl.rules().to_vec()))
+                            .set_visibility_config(acl.visibility_config().cloned())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // One ListWebACLs page; GetWebACL and tags one ACL a call.
             budget: |n| 1 + 2 * n,
         }
     }
