@@ -41,6 +41,7 @@ conformance!(
     ecs_service,
     certificate,
     web_acl,
+    web_acl_association,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1387,6 +1388,68 @@ rules = [
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
             // One ListWebACLs page; GetWebACL and tags one ACL a call.
             budget: |n| 1 + 2 * n,
+        }
+    }
+
+    pub fn web_acl_association() -> Fixture {
+        Fixture {
+            kind: "web_acl_association",
+            // No tags: the harness skips its tag steps and adopts the association by content.
+            toml: concat!(
+                albs!(),
+                r#"
+[web_acl.one]
+name = "conf-one"
+visibility = { cloudwatch_metrics_enabled = false, sampled_requests_enabled = false, metric_name = "one" }
+
+[web_acl.two]
+name = "conf-two"
+visibility = { cloudwatch_metrics_enabled = false, sampled_requests_enabled = false, metric_name = "two" }
+
+[web_acl_association.web]
+web_acl_arn = "${web_acl.one.arn}"
+resource_arn = "${load_balancer.web.arn}"
+"#
+            ),
+            address: "web_acl_association.web",
+            // Both fields force a replacement: nothing changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "${web_acl.one.arn}",
+                    to: "${web_acl.two.arn}",
+                    field: "web_acl_arn",
+                    apply: true,
+                },
+                Replace {
+                    from: "${load_balancer.web.arn}",
+                    to: "${load_balancer.other.arn}",
+                    field: "resource_arn",
+                    apply: true,
+                },
+            ],
+            // Disassociated by hand, the association is gone: planned as a create for drift.
+            drift: Drift {
+                field: "web_acl_arn",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let resource = id.split('|').nth(1).unwrap().to_string();
+                        aws_sdk_wafv2::Client::new(&sdk(&url).await)
+                            .disassociate_web_acl()
+                            .resource_arn(resource)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A resource holds one web ACL: the copies protect other load balancers.
+            vary: |f, i| {
+                let lb = format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/conf-b{i}/0");
+                set(f, "resource_arn", lb);
+            },
+            // GetWebACLForResource answers one resource a call.
+            budget: |n| n,
         }
     }
 }
