@@ -42,6 +42,7 @@ conformance!(
     certificate,
     web_acl,
     web_acl_association,
+    listener_rule,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1450,6 +1451,80 @@ resource_arn = "${load_balancer.web.arn}"
             },
             // GetWebACLForResource answers one resource a call.
             budget: |n| n,
+        }
+    }
+
+    pub fn listener_rule() -> Fixture {
+        Fixture {
+            kind: "listener_rule",
+            toml: concat!(
+                albs!(),
+                r#"
+[listener.http]
+load_balancer_arn = "${load_balancer.web.arn}"
+port = 8000
+protocol = "HTTP"
+default_action = { type = "fixed-response", status_code = "404", content_type = "text/plain" }
+
+[listener.alt]
+load_balancer_arn = "${load_balancer.web.arn}"
+port = 8001
+protocol = "HTTP"
+default_action = { type = "fixed-response", status_code = "404", content_type = "text/plain" }
+
+[listener_rule.api]
+listener_arn = "${listener.http.arn}"
+priority = 10
+conditions = { path_pattern = ["/api/*"] }
+action = { type = "forward", target_group_arn = "${target_group.app.arn}" }
+"#
+            ),
+            address: "listener_rule.api",
+            updates: &[
+                Edit {
+                    from: "priority = 10",
+                    to: "priority = 20",
+                    field: "priority",
+                },
+                Edit {
+                    from: "[\"/api/*\"] }",
+                    to: "[\"/api/*\"], host_header = [\"api.example.com\"] }",
+                    field: "conditions",
+                },
+                Edit {
+                    from: "action = { type = \"forward\", target_group_arn = \"${target_group.app.arn}\" }",
+                    to: "action = { type = \"fixed-response\", status_code = \"503\", content_type = \"text/plain\" }",
+                    field: "action",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${listener.http.arn}",
+                to: "${listener.alt.arn}",
+                field: "listener_arn",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "priority",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::RulePriorityPair;
+                        let pair = RulePriorityPair::builder().rule_arn(id).priority(99).build();
+                        elb(&url)
+                            .await
+                            .set_rule_priorities()
+                            .rule_priorities(pair)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A listener takes one rule a priority.
+            vary: |f, i| {
+                f.insert("priority".into(), Value::Int(100 + i as i64));
+            },
+            // DescribeRules and DescribeTags per 20.
+            budget: |n| 2 * n.div_ceil(20),
         }
     }
 }
