@@ -43,6 +43,7 @@ conformance!(
     web_acl,
     web_acl_association,
     listener_rule,
+    db_instance,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1525,6 +1526,89 @@ action = { type = "forward", target_group_arn = "${target_group.app.arn}" }
             },
             // DescribeRules and DescribeTags per 20.
             budget: |n| 2 * n.div_ceil(20),
+        }
+    }
+
+    async fn rds(url: &str) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&sdk(url).await)
+    }
+
+    pub fn db_instance() -> Fixture {
+        Fixture {
+            kind: "db_instance",
+            toml: r#"[db_instance.db]
+identifier = "conf-db"
+engine = "postgres"
+instance_class = "db.t4g.micro"
+allocated_storage = 20
+master_username = "conf"
+manage_master_user_password = true
+backup_retention_period = 1
+copy_tags_to_snapshot = false
+skip_final_snapshot = true
+"#,
+            address: "db_instance.db",
+            updates: &[
+                Edit {
+                    from: "\"db.t4g.micro\"",
+                    to: "\"db.t4g.small\"",
+                    field: "instance_class",
+                },
+                Edit {
+                    from: "allocated_storage = 20",
+                    to: "allocated_storage = 30",
+                    field: "allocated_storage",
+                },
+                Edit {
+                    from: "backup_retention_period = 1",
+                    to: "backup_retention_period = 7",
+                    field: "backup_retention_period",
+                },
+                Edit {
+                    from: "copy_tags_to_snapshot = false",
+                    to: "copy_tags_to_snapshot = true",
+                    field: "copy_tags_to_snapshot",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-db\"",
+                    to: "\"conf-db2\"",
+                    field: "identifier",
+                    apply: true,
+                },
+                Replace {
+                    from: "master_username",
+                    to: "db_name = \"app\"\nmaster_username",
+                    field: "db_name",
+                    apply: false,
+                },
+                Replace {
+                    from: "master_username",
+                    to: "storage_encrypted = true\nmaster_username",
+                    field: "storage_encrypted",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "backup_retention_period",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        rds(&url)
+                            .await
+                            .modify_db_instance()
+                            .db_instance_identifier(id)
+                            .backup_retention_period(3)
+                            .apply_immediately(true)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "identifier", format!("conf-b{i}")),
+            // DescribeDBInstances takes 100 identifiers, tags included.
+            budget: |n| n.div_ceil(100),
         }
     }
 }
