@@ -33,6 +33,18 @@ conformance!(
     db_subnet_group,
     ecs_cluster,
     target_group,
+    nat_gateway,
+    security_group_rule,
+    listener,
+    load_balancer,
+    ecs_task_definition,
+    ecs_service,
+    certificate,
+    web_acl,
+    web_acl_association,
+    listener_rule,
+    db_instance,
+    db_cluster,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -705,6 +717,988 @@ health_check = { path = "/" }
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
             // DescribeTargetGroups and DescribeTags per 20; attributes one group a call.
             budget: |n| 2 * n.div_ceil(20) + n,
+        }
+    }
+
+    pub fn nat_gateway() -> Fixture {
+        Fixture {
+            kind: "nat_gateway",
+            // Private: moto leaves a deleted gateway's address associated (AlreadyAssociated
+            // on the next create), which the adoption and budget steps would trip on.
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[elastic_ip.nat]
+
+[nat_gateway.main]
+subnet_id = "${subnet.a.id}"
+connectivity_type = "private"
+"#,
+            address: "nat_gateway.main",
+            // Every field forces a replacement: tags are all a gateway changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "${subnet.a.id}",
+                    to: "${subnet.b.id}",
+                    field: "subnet_id",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"private\"",
+                    to: "\"public\"\nallocation_id = \"${elastic_ip.nat.id}\"",
+                    field: "connectivity_type",
+                    apply: false,
+                },
+            ],
+            // Tags, since every field forces a replacement.
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = Tag::builder().key("Owner").value("someone").build();
+                        let ec2 = ec2(&url).await;
+                        ec2.create_tags()
+                            .resources(id)
+                            .tags(tag)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: same,
+            budget: one,
+        }
+    }
+
+    pub fn security_group_rule() -> Fixture {
+        Fixture {
+            kind: "security_group_rule",
+            // No tags: the harness skips its tag steps and adopts the rule by content.
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[security_group.web]
+name = "conf-web"
+vpc_id = "${vpc.main.id}"
+
+[security_group_rule.https]
+security_group_id = "${security_group.web.id}"
+type = "ingress"
+protocol = "tcp"
+from_port = 443
+to_port = 443
+cidr_block = "10.0.0.0/8"
+description = "one"
+"#,
+            address: "security_group_rule.https",
+            // Every field forces a replacement: nothing changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "from_port = 443\nto_port = 443",
+                    to: "from_port = 8443\nto_port = 8443",
+                    field: "from_port",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"10.0.0.0/8\"",
+                    to: "\"10.1.0.0/16\"",
+                    field: "cidr_block",
+                    apply: true,
+                },
+                // Plan only: the id leaves out the description, so it stays the same.
+                Replace {
+                    from: "\"one\"",
+                    to: "\"two\"",
+                    field: "description",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_ec2::types::IpRange;
+                        let [group, _, proto, from, to, cidr] =
+                            id.split('|').collect::<Vec<_>>()[..]
+                        else {
+                            panic!("rule id {id}")
+                        };
+                        let rule = IpPermission::builder()
+                            .ip_protocol(proto)
+                            .from_port(from.parse().unwrap())
+                            .to_port(to.parse().unwrap())
+                            .ip_ranges(
+                                IpRange::builder()
+                                    .cidr_ip(cidr)
+                                    .description("by hand")
+                                    .build(),
+                            )
+                            .build();
+                        ec2(&url)
+                            .await
+                            .update_security_group_rule_descriptions_ingress()
+                            .group_id(group)
+                            .ip_permissions(rule)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| {
+                f.insert("from_port".into(), Value::Int(9000 + i as i64));
+                f.insert("to_port".into(), Value::Int(9000 + i as i64));
+            },
+            // One DescribeSecurityGroups for every rule of the group.
+            budget: one,
+        }
+    }
+
+    /// A VPC with two subnets in two zones and two load balancers in them, for
+    /// the ELBv2 kinds that hang off a load balancer.
+    macro_rules! albs {
+        () => {
+            r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[load_balancer.web]
+name = "conf-web"
+subnets = ["${subnet.a.id}", "${subnet.b.id}"]
+
+[load_balancer.other]
+name = "conf-other"
+subnets = ["${subnet.a.id}", "${subnet.b.id}"]
+
+[target_group.app]
+name = "conf-tg"
+port = 80
+protocol = "HTTP"
+vpc_id = "${vpc.main.id}"
+
+[certificate.web]
+domain_name = "conf.example.com"
+"#
+        };
+    }
+
+    async fn elb(url: &str) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&sdk(url).await)
+    }
+
+    pub fn listener() -> Fixture {
+        Fixture {
+            kind: "listener",
+            toml: concat!(
+                albs!(),
+                r#"
+[listener.http]
+load_balancer_arn = "${load_balancer.web.arn}"
+port = 8000
+protocol = "HTTP"
+default_action = { type = "forward", target_group_arn = "${target_group.app.arn}" }
+"#
+            ),
+            address: "listener.http",
+            updates: &[
+                Edit {
+                    from: "port = 8000",
+                    to: "port = 8080",
+                    field: "port",
+                },
+                Edit {
+                    from: "{ type = \"forward\", target_group_arn = \"${target_group.app.arn}\" }",
+                    to: "{ type = \"fixed-response\", status_code = \"503\", content_type = \"text/plain\", message_body = \"down\" }",
+                    field: "default_action",
+                },
+                Edit {
+                    from: "protocol = \"HTTP\"\ndefault_action",
+                    to: "protocol = \"HTTPS\"\nssl_policy = \"ELBSecurityPolicy-TLS13-1-2-2021-06\"\n\
+                         certificate_arn = \"${certificate.web.arn}\"\ndefault_action",
+                    field: "protocol",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${load_balancer.web.arn}",
+                to: "${load_balancer.other.arn}",
+                field: "load_balancer_arn",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "default_action",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::*;
+                        let fixed = FixedResponseActionConfig::builder()
+                            .status_code("404")
+                            .content_type("text/plain")
+                            .build();
+                        let action = Action::builder()
+                            .r#type(ActionTypeEnum::FixedResponse)
+                            .fixed_response_config(fixed)
+                            .build();
+                        elb(&url)
+                            .await
+                            .modify_listener()
+                            .listener_arn(id)
+                            .default_actions(action)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A load balancer takes one listener a port.
+            vary: |f, i| {
+                f.insert("port".into(), Value::Int(9000 + i as i64));
+            },
+            // DescribeListeners and DescribeTags per 20.
+            budget: |n| 2 * n.div_ceil(20),
+        }
+    }
+
+    pub fn load_balancer() -> Fixture {
+        Fixture {
+            kind: "load_balancer",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[subnet.c]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.3.0/24"
+availability_zone = "us-east-1c"
+
+[security_group.alb]
+name = "conf-alb"
+vpc_id = "${vpc.main.id}"
+
+[load_balancer.web]
+name = "conf-web"
+subnets = ["${subnet.a.id}", "${subnet.b.id}"]
+security_groups = []
+idle_timeout = 60
+drop_invalid_header_fields = false
+"#,
+            address: "load_balancer.web",
+            // Deletion protection is left alone: on, it would stop the replacements and destroy.
+            updates: &[
+                Edit {
+                    from: "idle_timeout = 60",
+                    to: "idle_timeout = 120",
+                    field: "idle_timeout",
+                },
+                Edit {
+                    from: "drop_invalid_header_fields = false",
+                    to: "drop_invalid_header_fields = true",
+                    field: "drop_invalid_header_fields",
+                },
+                Edit {
+                    from: "\"${subnet.b.id}\"]",
+                    to: "\"${subnet.b.id}\", \"${subnet.c.id}\"]",
+                    field: "subnets",
+                },
+                Edit {
+                    from: "security_groups = []",
+                    to: "security_groups = [\"${security_group.alb.id}\"]",
+                    field: "security_groups",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-web\"",
+                    to: "\"conf-web2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "subnets",
+                    to: "scheme = \"internal\"\nsubnets",
+                    field: "scheme",
+                    apply: false,
+                },
+                // No load_balancer_type: a network one refuses the ALB attributes declared here.
+            ],
+            drift: Drift {
+                field: "idle_timeout",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute;
+                        let idle = LoadBalancerAttribute::builder()
+                            .key("idle_timeout.timeout_seconds")
+                            .value("30")
+                            .build();
+                        elb(&url)
+                            .await
+                            .modify_load_balancer_attributes()
+                            .load_balancer_arn(id)
+                            .attributes(idle)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // DescribeLoadBalancers and DescribeTags per 20; attributes one a call.
+            budget: |n| 2 * n.div_ceil(20) + n,
+        }
+    }
+
+    async fn ecs(url: &str) -> aws_sdk_ecs::Client {
+        aws_sdk_ecs::Client::new(&sdk(url).await)
+    }
+
+    pub fn ecs_task_definition() -> Fixture {
+        Fixture {
+            kind: "ecs_task_definition",
+            // Containers inline: the harness's tags line would land in a [[containers]] table.
+            toml: r#"[ecs_task_definition.app]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+network_mode = "awsvpc"
+requires_compatibilities = ["FARGATE"]
+containers = [{ name = "app", image = "nginx:1.27", essential = true, port_mappings = [{ container_port = 80, protocol = "tcp" }] }]
+"#,
+            address: "ecs_task_definition.app",
+            // Revisions are immutable: tags are all that changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "\"nginx:1.27\"",
+                    to: "\"nginx:1.28\"",
+                    field: "containers",
+                    apply: true,
+                },
+                Replace {
+                    from: "cpu = \"256\"\nmemory = \"512\"",
+                    to: "cpu = \"512\"\nmemory = \"1024\"",
+                    field: "cpu",
+                    apply: true,
+                },
+                Replace {
+                    from: "\"conf-app\"",
+                    to: "\"conf-app2\"",
+                    field: "family",
+                    apply: false,
+                },
+            ],
+            // Tags, since a revision cannot be changed otherwise.
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = aws_sdk_ecs::types::Tag::builder().key("Owner").value("x");
+                        ecs(&url)
+                            .await
+                            .tag_resource()
+                            .resource_arn(id)
+                            .tags(tag.build())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "family", format!("conf-b{i}")),
+            // DescribeTaskDefinition takes one ARN a call, tags included.
+            budget: |n| n,
+        }
+    }
+
+    pub fn ecs_service() -> Fixture {
+        Fixture {
+            kind: "ecs_service",
+            toml: r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[subnet.b]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.2.0/24"
+availability_zone = "us-east-1b"
+
+[security_group.app]
+name = "conf-app"
+vpc_id = "${vpc.main.id}"
+
+[ecs_cluster.main]
+name = "conf-main"
+
+[ecs_cluster.other]
+name = "conf-other"
+
+[ecs_task_definition.v1]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+network_mode = "awsvpc"
+requires_compatibilities = ["FARGATE"]
+containers = [{ name = "app", image = "nginx:1.27", essential = true }]
+
+[ecs_task_definition.v2]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+network_mode = "awsvpc"
+requires_compatibilities = ["FARGATE"]
+containers = [{ name = "app", image = "nginx:1.28", essential = true }]
+
+[ecs_service.app]
+name = "conf-app"
+cluster = "${ecs_cluster.main.arn}"
+task_definition = "${ecs_task_definition.v1.arn}"
+desired_count = 1
+subnets = ["${subnet.a.id}"]
+security_groups = ["${security_group.app.id}"]
+enable_execute_command = false
+"#,
+            address: "ecs_service.app",
+            updates: &[
+                Edit {
+                    from: "desired_count = 1",
+                    to: "desired_count = 2",
+                    field: "desired_count",
+                },
+                Edit {
+                    from: "${ecs_task_definition.v1.arn}",
+                    to: "${ecs_task_definition.v2.arn}",
+                    field: "task_definition",
+                },
+                Edit {
+                    from: "[\"${subnet.a.id}\"]",
+                    to: "[\"${subnet.a.id}\", \"${subnet.b.id}\"]",
+                    field: "subnets",
+                },
+                Edit {
+                    from: "enable_execute_command = false",
+                    to: "enable_execute_command = true",
+                    field: "enable_execute_command",
+                },
+                Edit {
+                    from: "desired_count = 2",
+                    to: "desired_count = 2\ndeployment_circuit_breaker = { enable = true, rollback = true }",
+                    field: "deployment_circuit_breaker",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "name = \"conf-app\"\ncluster",
+                    to: "name = \"conf-app2\"\ncluster",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "${ecs_cluster.main.arn}",
+                    to: "${ecs_cluster.other.arn}",
+                    field: "cluster",
+                    apply: true,
+                },
+            ],
+            drift: Drift {
+                field: "desired_count",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        // arn:aws:ecs:REGION:ACCOUNT:service/CLUSTER/NAME
+                        let cluster = id.rsplit('/').nth(1).unwrap().to_string();
+                        ecs(&url)
+                            .await
+                            .update_service()
+                            .cluster(cluster)
+                            .service(id)
+                            .desired_count(5)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // DescribeServices takes 10 services of one cluster, tags included.
+            budget: |n| n.div_ceil(10),
+        }
+    }
+
+    pub fn certificate() -> Fixture {
+        Fixture {
+            kind: "certificate",
+            toml: "[certificate.web]\ndomain_name = \"conf.example.com\"\nsubject_alternative_names = []\n",
+            address: "certificate.web",
+            // Tags are all a certificate changes in place (the harness's own edit).
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "\"conf.example.com\"",
+                    to: "\"conf2.example.com\"",
+                    field: "domain_name",
+                    apply: true,
+                },
+                // Plan only: applied, the create adopts the old certificate (same name and
+                // tags), which the replacement then deletes: the state loses it (a kind bug).
+                Replace {
+                    from: "subject_alternative_names = []",
+                    to: "subject_alternative_names = [\"www.example.com\"]",
+                    field: "subject_alternative_names",
+                    apply: false,
+                },
+                Replace {
+                    from: "domain_name",
+                    to: "key_algorithm = \"EC_prime256v1\"\ndomain_name",
+                    field: "key_algorithm",
+                    apply: false,
+                },
+                Replace {
+                    from: "domain_name",
+                    to: "validation_method = \"EMAIL\"\ndomain_name",
+                    field: "validation_method",
+                    apply: false,
+                },
+            ],
+            // Tags, since every other field forces a replacement.
+            drift: Drift {
+                field: "tags",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let tag = aws_sdk_acm::types::Tag::builder().key("Owner").value("x");
+                        aws_sdk_acm::Client::new(&sdk(&url).await)
+                            .add_tags_to_certificate()
+                            .certificate_arn(id)
+                            .tags(tag.build().unwrap())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "domain_name", format!("b{i}.example.com")),
+            // One ListCertificates page; DescribeCertificate and tags one certificate a call.
+            budget: |n| 1 + 2 * n,
+        }
+    }
+
+    pub fn web_acl() -> Fixture {
+        Fixture {
+            kind: "web_acl",
+            toml: r#"[web_acl.app]
+name = "conf-acl"
+description = "one"
+default_action = "allow"
+visibility = { cloudwatch_metrics_enabled = true, sampled_requests_enabled = true, metric_name = "conf" }
+rules = [
+  { name = "common", priority = 1, managed_rule_group = { vendor = "AWS", name = "AWSManagedRulesCommonRuleSet" } },
+]
+"#,
+            address: "web_acl.app",
+            updates: &[
+                Edit {
+                    from: "description = \"one\"",
+                    to: "description = \"two\"",
+                    field: "description",
+                },
+                Edit {
+                    from: "\"allow\"",
+                    to: "\"block\"",
+                    field: "default_action",
+                },
+                Edit {
+                    from: "rules = [\n",
+                    to: "rules = [\n  { name = \"rate\", priority = 2, rate_limit = { limit = 1000 } },\n",
+                    field: "rules",
+                },
+                Edit {
+                    from: "metric_name = \"conf\"",
+                    to: "metric_name = \"conf2\"",
+                    field: "visibility",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-acl\"",
+                    to: "\"conf-acl2\"",
+                    field: "name",
+                    apply: true,
+                },
+                Replace {
+                    from: "description",
+                    to: "scope = \"CLOUDFRONT\"\ndescription",
+                    field: "scope",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_wafv2::types::Scope;
+                        let waf = aws_sdk_wafv2::Client::new(&sdk(&url).await);
+                        // arn:aws:wafv2:REGION:ACCOUNT:regional/webacl/NAME/ID
+                        let mut parts = id.rsplit('/');
+                        let (acl_id, name) = (parts.next().unwrap(), parts.next().unwrap());
+                        let got = waf.get_web_acl().scope(Scope::Regional).name(name).id(acl_id);
+                        let got = got.send().await.unwrap();
+                        let acl = got.web_acl().unwrap();
+                        waf.update_web_acl()
+                            .scope(Scope::Regional)
+                            .name(name)
+                            .id(acl_id)
+                            .lock_token(got.lock_token().unwrap())
+                            .description("changed by hand")
+                            .set_default_action(acl.default_action().cloned())
+                            .set_rules(Some(acl.rules().to_vec()))
+                            .set_visibility_config(acl.visibility_config().cloned())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-b{i}")),
+            // One ListWebACLs page; GetWebACL and tags one ACL a call.
+            budget: |n| 1 + 2 * n,
+        }
+    }
+
+    pub fn web_acl_association() -> Fixture {
+        Fixture {
+            kind: "web_acl_association",
+            // No tags: the harness skips its tag steps and adopts the association by content.
+            toml: concat!(
+                albs!(),
+                r#"
+[web_acl.one]
+name = "conf-one"
+visibility = { cloudwatch_metrics_enabled = false, sampled_requests_enabled = false, metric_name = "one" }
+
+[web_acl.two]
+name = "conf-two"
+visibility = { cloudwatch_metrics_enabled = false, sampled_requests_enabled = false, metric_name = "two" }
+
+[web_acl_association.web]
+web_acl_arn = "${web_acl.one.arn}"
+resource_arn = "${load_balancer.web.arn}"
+"#
+            ),
+            address: "web_acl_association.web",
+            // Both fields force a replacement: nothing changes in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "${web_acl.one.arn}",
+                    to: "${web_acl.two.arn}",
+                    field: "web_acl_arn",
+                    apply: true,
+                },
+                Replace {
+                    from: "${load_balancer.web.arn}",
+                    to: "${load_balancer.other.arn}",
+                    field: "resource_arn",
+                    apply: true,
+                },
+            ],
+            // Disassociated by hand, the association is gone: planned as a create for drift.
+            drift: Drift {
+                field: "web_acl_arn",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let resource = id.split('|').nth(1).unwrap().to_string();
+                        aws_sdk_wafv2::Client::new(&sdk(&url).await)
+                            .disassociate_web_acl()
+                            .resource_arn(resource)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A resource holds one web ACL: the copies protect other load balancers.
+            vary: |f, i| {
+                let lb = format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/conf-b{i}/0");
+                set(f, "resource_arn", lb);
+            },
+            // GetWebACLForResource answers one resource a call.
+            budget: |n| n,
+        }
+    }
+
+    pub fn listener_rule() -> Fixture {
+        Fixture {
+            kind: "listener_rule",
+            toml: concat!(
+                albs!(),
+                r#"
+[listener.http]
+load_balancer_arn = "${load_balancer.web.arn}"
+port = 8000
+protocol = "HTTP"
+default_action = { type = "fixed-response", status_code = "404", content_type = "text/plain" }
+
+[listener.alt]
+load_balancer_arn = "${load_balancer.web.arn}"
+port = 8001
+protocol = "HTTP"
+default_action = { type = "fixed-response", status_code = "404", content_type = "text/plain" }
+
+[listener_rule.api]
+listener_arn = "${listener.http.arn}"
+priority = 10
+conditions = { path_pattern = ["/api/*"] }
+action = { type = "forward", target_group_arn = "${target_group.app.arn}" }
+"#
+            ),
+            address: "listener_rule.api",
+            updates: &[
+                Edit {
+                    from: "priority = 10",
+                    to: "priority = 20",
+                    field: "priority",
+                },
+                Edit {
+                    from: "[\"/api/*\"] }",
+                    to: "[\"/api/*\"], host_header = [\"api.example.com\"] }",
+                    field: "conditions",
+                },
+                Edit {
+                    from: "action = { type = \"forward\", target_group_arn = \"${target_group.app.arn}\" }",
+                    to: "action = { type = \"fixed-response\", status_code = \"503\", content_type = \"text/plain\" }",
+                    field: "action",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${listener.http.arn}",
+                to: "${listener.alt.arn}",
+                field: "listener_arn",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "priority",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_elasticloadbalancingv2::types::RulePriorityPair;
+                        let pair = RulePriorityPair::builder().rule_arn(id).priority(99).build();
+                        elb(&url)
+                            .await
+                            .set_rule_priorities()
+                            .rule_priorities(pair)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // A listener takes one rule a priority.
+            vary: |f, i| {
+                f.insert("priority".into(), Value::Int(100 + i as i64));
+            },
+            // DescribeRules and DescribeTags per 20.
+            budget: |n| 2 * n.div_ceil(20),
+        }
+    }
+
+    async fn rds(url: &str) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&sdk(url).await)
+    }
+
+    pub fn db_instance() -> Fixture {
+        Fixture {
+            kind: "db_instance",
+            toml: r#"[db_instance.db]
+identifier = "conf-db"
+engine = "postgres"
+instance_class = "db.t4g.micro"
+allocated_storage = 20
+master_username = "conf"
+manage_master_user_password = true
+backup_retention_period = 1
+copy_tags_to_snapshot = false
+skip_final_snapshot = true
+"#,
+            address: "db_instance.db",
+            updates: &[
+                Edit {
+                    from: "\"db.t4g.micro\"",
+                    to: "\"db.t4g.small\"",
+                    field: "instance_class",
+                },
+                Edit {
+                    from: "allocated_storage = 20",
+                    to: "allocated_storage = 30",
+                    field: "allocated_storage",
+                },
+                Edit {
+                    from: "backup_retention_period = 1",
+                    to: "backup_retention_period = 7",
+                    field: "backup_retention_period",
+                },
+                Edit {
+                    from: "copy_tags_to_snapshot = false",
+                    to: "copy_tags_to_snapshot = true",
+                    field: "copy_tags_to_snapshot",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-db\"",
+                    to: "\"conf-db2\"",
+                    field: "identifier",
+                    apply: true,
+                },
+                Replace {
+                    from: "master_username",
+                    to: "db_name = \"app\"\nmaster_username",
+                    field: "db_name",
+                    apply: false,
+                },
+                Replace {
+                    from: "master_username",
+                    to: "storage_encrypted = true\nmaster_username",
+                    field: "storage_encrypted",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "backup_retention_period",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        rds(&url)
+                            .await
+                            .modify_db_instance()
+                            .db_instance_identifier(id)
+                            .backup_retention_period(3)
+                            .apply_immediately(true)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "identifier", format!("conf-b{i}")),
+            // DescribeDBInstances takes 100 identifiers, tags included.
+            budget: |n| n.div_ceil(100),
+        }
+    }
+
+    pub fn db_cluster() -> Fixture {
+        Fixture {
+            kind: "db_cluster",
+            // No member instance: the cluster alone is the kind under test.
+            toml: r#"[db_cluster.main]
+cluster_identifier = "conf-cluster"
+engine = "aurora-postgresql"
+master_username = "conf"
+manage_master_user_password = true
+serverlessv2_scaling = { min_capacity = 0.5, max_capacity = 8 }
+backup_retention_period = 1
+copy_tags_to_snapshot = false
+skip_final_snapshot = true
+"#,
+            address: "db_cluster.main",
+            // Deletion protection is left alone: on, it would stop the replacement and destroy.
+            updates: &[
+                Edit {
+                    from: "max_capacity = 8",
+                    to: "max_capacity = 16",
+                    field: "serverlessv2_scaling",
+                },
+                Edit {
+                    from: "backup_retention_period = 1",
+                    to: "backup_retention_period = 7",
+                    field: "backup_retention_period",
+                },
+                Edit {
+                    from: "copy_tags_to_snapshot = false",
+                    to: "copy_tags_to_snapshot = true",
+                    field: "copy_tags_to_snapshot",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "\"conf-cluster\"",
+                    to: "\"conf-cluster2\"",
+                    field: "cluster_identifier",
+                    apply: true,
+                },
+                Replace {
+                    from: "master_username",
+                    to: "database_name = \"app\"\nmaster_username",
+                    field: "database_name",
+                    apply: false,
+                },
+                Replace {
+                    from: "master_username = \"conf\"",
+                    to: "master_username = \"other\"",
+                    field: "master_username",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "backup_retention_period",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let rds = rds(&url).await;
+                        rds.modify_db_cluster()
+                            .db_cluster_identifier(&id)
+                            .backup_retention_period(3)
+                            .apply_immediately(true)
+                            .send()
+                            .await
+                            .unwrap();
+                        // Not drift: moto's DeleteDBCluster keeps the automated snapshot
+                        // (rds:ID-MINUTE), so the adoption step's create under the same
+                        // identifier within the minute would collide with it.
+                        let snaps = rds
+                            .describe_db_cluster_snapshots()
+                            .db_cluster_identifier(&id);
+                        let snaps = snaps.snapshot_type("automated").send().await.unwrap();
+                        for snap in snaps.db_cluster_snapshots() {
+                            let name = snap.db_cluster_snapshot_identifier().unwrap();
+                            let del = rds.delete_db_cluster_snapshot();
+                            del.db_cluster_snapshot_identifier(name)
+                                .send()
+                                .await
+                                .unwrap();
+                        }
+                    })
+                },
+            },
+            vary: |f, i| set(f, "cluster_identifier", format!("conf-b{i}")),
+            // DescribeDBClusters takes 100 identifiers, tags included.
+            budget: |n| n.div_ceil(100),
         }
     }
 }
