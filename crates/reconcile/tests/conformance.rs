@@ -1269,13 +1269,13 @@ enable_execute_command = false
                     field: "domain_name",
                     apply: true,
                 },
-                // Plan only: applied, the create adopts the old certificate (same name and
-                // tags), which the replacement then deletes: the state loses it (a kind bug).
+                // Applied: the new certificate has the old one's name and tags, and
+                // the create must request a new one rather than adopt the old.
                 Replace {
                     from: "subject_alternative_names = []",
                     to: "subject_alternative_names = [\"www.example.com\"]",
                     field: "subject_alternative_names",
-                    apply: false,
+                    apply: true,
                 },
                 Replace {
                     from: "domain_name",

@@ -92,6 +92,7 @@ async fn create(p: &dyn Provider, cx: &Cx, address: &str, f: &Fields) -> Result<
         fields: f,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     p.create(cx, &want).await.map_err(|e| e.to_string())
 }
@@ -109,6 +110,7 @@ async fn update(p: &dyn Provider, cx: &Cx, address: &str, live: &Observed, f: &F
         fields: f,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     p.update(cx, live, &want, &ch)
         .await
@@ -419,6 +421,7 @@ async fn task_definition_registers_observes_clean_and_a_new_image_forces_a_new_r
         fields: &newer,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     let tag_change = vec![FieldChange::new("tags", None, None, false)];
     p.update(&cx, &second, &want_t, &tag_change).await.unwrap();

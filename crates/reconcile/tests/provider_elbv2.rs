@@ -112,6 +112,7 @@ async fn create(p: &dyn Provider, cx: &Cx, address: &str, f: &Fields) -> Result<
             fields: f,
             tags: &t,
             token: "t",
+            replacing: None,
         },
     )
     .await
@@ -134,6 +135,7 @@ async fn update(p: &dyn Provider, cx: &Cx, address: &str, live: &Observed, f: &F
             fields: f,
             tags: &t,
             token: "t",
+            replacing: None,
         },
         &ch,
     )

@@ -77,6 +77,7 @@ async fn create(
         fields: f,
         tags: t,
         token: &token,
+        replacing: None,
     };
     p.create(cx, &want)
         .await
@@ -102,6 +103,7 @@ async fn update(
         fields: f,
         tags: t,
         token: "unused",
+        replacing: None,
     };
     p.update(cx, live, &want, &ch)
         .await

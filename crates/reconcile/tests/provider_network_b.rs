@@ -85,6 +85,7 @@ async fn create(
             fields: f,
             tags: t,
             token: &token,
+            replacing: None,
         },
     )
     .await
@@ -104,6 +105,7 @@ async fn update(
         fields: f,
         tags: t,
         token: "unused",
+        replacing: None,
     };
     p.update(cx, live, &want, changes).await.expect("update")
 }

@@ -91,6 +91,7 @@ async fn create(p: &dyn Provider, cx: &Cx, address: &str, f: &Fields) -> Result<
         fields: f,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     p.create(cx, &want).await.map_err(|e| e.to_string())
 }
@@ -108,6 +109,7 @@ async fn update(p: &dyn Provider, cx: &Cx, address: &str, live: &Observed, f: &F
         fields: f,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     p.update(cx, live, &want, &ch)
         .await
@@ -157,6 +159,7 @@ async fn network(cx: &Cx) -> (String, Vec<String>) {
                 fields: &fields(&[("cidr_block", Value::str("10.0.0.0/16"))]),
                 tags: &t,
                 token: "t",
+                replacing: None,
             },
         )
         .await
@@ -179,6 +182,7 @@ async fn network(cx: &Cx) -> (String, Vec<String>) {
                     fields: &f,
                     tags: &t,
                     token: "t",
+                    replacing: None,
                 },
             )
             .await

@@ -117,6 +117,7 @@ async fn create(
                 fields: f,
                 tags: t,
                 token: &token,
+                replacing: None,
             },
         )
         .await
@@ -139,6 +140,7 @@ async fn update(
                 fields: f,
                 tags: t,
                 token: "unused",
+                replacing: None,
             },
             ch,
         )

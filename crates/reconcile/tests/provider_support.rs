@@ -98,6 +98,7 @@ async fn create(
             fields: f,
             tags: t,
             token: "unused",
+            replacing: None,
         },
     )
     .await
@@ -120,6 +121,7 @@ async fn update(
             fields: f,
             tags: t,
             token: "unused",
+            replacing: None,
         },
         ch,
     )

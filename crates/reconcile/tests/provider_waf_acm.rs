@@ -181,6 +181,7 @@ async fn a_certificate_is_requested_with_its_validation_records() {
         fields: &want,
         tags: &t,
         token,
+        replacing: None,
     };
     let made = Certificate.create(&cx, &d).await.expect("create");
     assert!(made.id.starts_with("arn:aws:acm:us-east-1:"), "{}", made.id);
@@ -270,6 +271,7 @@ async fn a_certificate_is_requested_with_its_validation_records() {
         fields: &want,
         tags: &t2,
         token: "t",
+        replacing: None,
     };
     Certificate.update(&cx, &live, &d2, &ch).await.unwrap();
     let live = observe_one(&Certificate, &cx, &made.id).await.unwrap();
@@ -342,6 +344,7 @@ async fn a_web_acl_with_managed_rules_drifts_is_repaired_and_protects_a_load_bal
         fields: &want,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     let made = WebAcl.create(&cx, &d).await.expect("create web ACL");
     let arn = made.id.clone();
@@ -442,6 +445,7 @@ async fn a_web_acl_with_managed_rules_drifts_is_repaired_and_protects_a_load_bal
                 fields: &want,
                 tags: &t_other,
                 token: "t",
+                replacing: None,
             },
         )
         .await
@@ -586,6 +590,7 @@ async fn a_web_acl_with_managed_rules_drifts_is_repaired_and_protects_a_load_bal
         fields: &stricter,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     let updated = WebAcl.update(&cx, &live, &d2, &ch).await.unwrap();
     assert!(changes(&WebAcl, &stricter, &t, &updated).is_empty());
@@ -605,6 +610,7 @@ async fn a_web_acl_with_managed_rules_drifts_is_repaired_and_protects_a_load_bal
         fields: &af,
         tags: &no_tags,
         token: "t",
+        replacing: None,
     };
     let assoc = WebAclAssociation.create(&cx, &ad).await.expect("associate");
     assert_eq!(assoc.id, format!("{arn}|{alb}"));
@@ -669,6 +675,7 @@ async fn a_web_acl_with_managed_rules_drifts_is_repaired_and_protects_a_load_bal
                 fields: &takeover,
                 tags: &no_tags,
                 token: "t",
+                replacing: None,
             },
         )
         .await
@@ -740,6 +747,7 @@ async fn a_lost_lock_token_race_is_retried_with_a_fresh_token() {
         fields: &want,
         tags: &t,
         token: "t",
+        replacing: None,
     };
     let made = WebAcl.create(&cx, &d).await.expect("create");
     let (name, id) = {
@@ -765,6 +773,7 @@ async fn a_lost_lock_token_race_is_retried_with_a_fresh_token() {
                 fields: &stricter,
                 tags: &t,
                 token: "t",
+                replacing: None,
             };
             WebAcl.update(&cx, &made, &d, &ch).await
         })

@@ -522,10 +522,12 @@ impl Provider for Certificate {
         // ACM allows many certificates per name, so a twin is no error; but one
         // this stack requested for this address (an interrupted create past the
         // token's one-hour life) is adopted rather than requested again.
+        // The copy this create replaces carries the same tags: never adopt it,
+        // or the replacement's delete would remove the only certificate.
         for (arn, _) in list_certificates(cx)
             .await?
             .into_iter()
-            .filter(|(_, d)| *d == domain)
+            .filter(|(arn, d)| *d == domain && Some(arn.as_str()) != want.replacing)
         {
             let Some(tags) = list_tags(cx, &arn).await? else {
                 continue;

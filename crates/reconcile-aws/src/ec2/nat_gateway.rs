@@ -190,6 +190,13 @@ impl Provider for NatGateway {
         &SCHEMA
     }
 
+    /// An Elastic IP serves one gateway at a time, so only a replacement that
+    /// brings a new address creates first. Any other deletes the old gateway
+    /// first (a private one too: which it is cannot be told from the changes).
+    fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
+        changes_field(changes, "allocation_id")
+    }
+
     async fn observe(
         &self,
         cx: &Cx,
@@ -336,5 +343,28 @@ impl Provider for NatGateway {
             .await
             .map_err(|e| waiter_error(id, "deleted", e, |_| None))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_new_address_lets_the_replacement_create_first() {
+        let moved = FieldChange::new(
+            "subnet_id",
+            Some(Value::str("subnet-1")),
+            Some(Value::str("subnet-2")),
+            true,
+        );
+        let readdressed = FieldChange::new(
+            "allocation_id",
+            Some(Value::str("eipalloc-1")),
+            Some(Value::str("eipalloc-2")),
+            true,
+        );
+        assert!(!NatGateway.create_before_destroy(std::slice::from_ref(&moved)));
+        assert!(NatGateway.create_before_destroy(&[moved, readdressed]));
     }
 }

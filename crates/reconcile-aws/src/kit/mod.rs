@@ -26,6 +26,10 @@ pub struct Desired<'a> {
     pub tags: &'a IndexMap<String, String>,
     /// Idempotency token for APIs that take one (stable across a retried create).
     pub token: &'a str,
+    /// For a create that replaces a resource before deleting it: the old copy's
+    /// id. It carries the same address tags, so a create that adopts copies
+    /// found by their tags must never take it for the new one.
+    pub replacing: Option<&'a str>,
 }
 
 /// One AWS resource kind: observe in batches, diff, create, update, delete.

@@ -573,6 +573,10 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                 fields: &fields,
                 tags: &step.tags,
                 token: &token,
+                replacing: step
+                    .id
+                    .as_deref()
+                    .filter(|_| step.action == Action::Replace),
             };
             match provider.create(&sh.cx, &want).await {
                 Ok(obs) => {
@@ -662,6 +666,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                 fields: &fields,
                 tags: &step.tags,
                 token: &token,
+                replacing: None,
             };
             let result = if changes.is_empty() {
                 Ok(live.clone())

@@ -214,6 +214,7 @@ async fn create(
         fields: f,
         tags: t,
         token: &token,
+        replacing: None,
     };
     p.create(cx, &want)
         .await
