@@ -66,6 +66,26 @@ mod fixtures {
         aws_sdk_ec2::Client::new(&sdk(url).await)
     }
 
+    /// A tag added outside reconcile: the drift left for EC2 kinds whose every
+    /// field forces a replacement.
+    fn ec2_tag_drift() -> Drift {
+        Drift {
+            field: "tags",
+            change: |url, id| -> Oob {
+                Box::pin(async move {
+                    let tag = Tag::builder().key("Owner").value("someone").build();
+                    let ec2 = ec2(&url).await;
+                    ec2.create_tags()
+                        .resources(id)
+                        .tags(tag)
+                        .send()
+                        .await
+                        .unwrap();
+                })
+            },
+        }
+    }
+
     pub fn vpc() -> Fixture {
         Fixture {
             kind: "vpc",
@@ -332,21 +352,7 @@ subnet_ids = []
                 field: "network_border_group",
                 apply: false,
             }],
-            drift: Drift {
-                field: "tags",
-                change: |url, id| -> Oob {
-                    Box::pin(async move {
-                        let tag = Tag::builder().key("Owner").value("someone").build();
-                        let ec2 = ec2(&url).await;
-                        ec2.create_tags()
-                            .resources(id)
-                            .tags(tag)
-                            .send()
-                            .await
-                            .unwrap();
-                    })
-                },
-            },
+            drift: ec2_tag_drift(),
             vary: same,
             budget: one,
         }
@@ -762,21 +768,7 @@ connectivity_type = "private"
                 },
             ],
             // Tags, since every field forces a replacement.
-            drift: Drift {
-                field: "tags",
-                change: |url, id| -> Oob {
-                    Box::pin(async move {
-                        let tag = Tag::builder().key("Owner").value("someone").build();
-                        let ec2 = ec2(&url).await;
-                        ec2.create_tags()
-                            .resources(id)
-                            .tags(tag)
-                            .send()
-                            .await
-                            .unwrap();
-                    })
-                },
-            },
+            drift: ec2_tag_drift(),
             vary: same,
             budget: one,
         }
