@@ -282,12 +282,15 @@ pub async fn execute(
     let mut task_node: HashMap<tokio::task::Id, NodeIndex> = HashMap::new();
     let parallelism = parallelism.unwrap_or(graph.node_count()).max(1);
     let mut limits = Limits::new(parallelism);
-    let service = |n: NodeIndex| -> &'static str {
-        shared
-            .registry
-            .service(&plan.steps[graph[n].step()].kind)
-            .unwrap_or("other")
-    };
+    // Looked up once per operation: the scheduling loop asks on every pass.
+    let services: HashMap<NodeIndex, &'static str> = graph
+        .node_indices()
+        .map(|n| {
+            let kind = &plan.steps[graph[n].step()].kind;
+            (n, shared.registry.service(kind).unwrap_or("other"))
+        })
+        .collect();
+    let service = |n: NodeIndex| services[&n];
     let throttles = |svc: &str| shared.cx.calls.throttled(svc);
 
     let mut started: HashSet<NodeIndex> = HashSet::new();
