@@ -3,7 +3,7 @@
 
 use crate::kit::Provider;
 use crate::{acm, ec2, ecr, ecs, elbv2, iam, logs, rds, secretsmanager, wafv2};
-use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
+use reconcile_core::model::{Diagnostic, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
 
@@ -110,11 +110,6 @@ impl KindCatalog for Registry {
     fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         self.get(&r.kind)
             .map(|p| p.validate(stack, r))
-            .unwrap_or_default()
-    }
-    fn diff(&self, kind: &str, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        self.get(kind)
-            .map(|p| p.diff(desired, live))
             .unwrap_or_default()
     }
     fn create_before_destroy(&self, kind: &str, changes: &[FieldChange]) -> bool {

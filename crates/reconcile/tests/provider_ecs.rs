@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use reconcile_aws::ecs::ecs_cluster::EcsCluster;
 use reconcile_aws::ecs::ecs_service::EcsService;
 use reconcile_aws::ecs::ecs_task_definition::EcsTaskDefinition;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider, StatusSink};
 use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed};

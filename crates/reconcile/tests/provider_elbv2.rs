@@ -13,6 +13,7 @@ use reconcile_aws::elbv2::listener::Listener;
 use reconcile_aws::elbv2::listener_rule::ListenerRule;
 use reconcile_aws::elbv2::load_balancer::LoadBalancer;
 use reconcile_aws::elbv2::target_group::TargetGroup;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider};
 use reconcile_core::model::schema::{Schema, Ty};
 use reconcile_core::model::{Fields, Value};

@@ -10,6 +10,7 @@ use reconcile_aws::ec2::internet_gateway::InternetGateway;
 use reconcile_aws::ec2::nat_gateway::NatGateway;
 use reconcile_aws::ec2::subnet::Subnet;
 use reconcile_aws::ec2::vpc::Vpc;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider};
 use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed};

@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use reconcile_aws::ec2::route_table::RouteTable;
 use reconcile_aws::ec2::security_group::SecurityGroup;
 use reconcile_aws::ec2::security_group_rule::SecurityGroupRule;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider, ProviderError};
 use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed};

@@ -9,6 +9,7 @@ mod common;
 use indexmap::IndexMap;
 use reconcile_aws::ec2::subnet::Subnet;
 use reconcile_aws::ec2::vpc::Vpc;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::rds::db_cluster::DbCluster;
 use reconcile_aws::rds::db_instance::DbInstance;
 use reconcile_aws::rds::db_subnet_group::DbSubnetGroup;

@@ -7,6 +7,7 @@
 mod common;
 
 use indexmap::IndexMap;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::secretsmanager::secret::{Secret, SCHEMA};
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider, ProviderError};
 use reconcile_core::model::{Fields, Resource, Value};

@@ -10,6 +10,7 @@ mod common;
 
 use indexmap::IndexMap;
 use reconcile_aws::acm::certificate::Certificate;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::wafv2::web_acl::WebAcl;
 use reconcile_aws::wafv2::web_acl_association::WebAclAssociation;
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider};

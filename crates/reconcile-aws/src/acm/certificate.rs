@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::diff::normal_form;
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::{BTreeSet, HashMap};
@@ -59,6 +60,7 @@ pub static SCHEMA: Schema = Schema {
             "More names the certificate covers (domain_name itself need not be repeated), \
              compared as a set. Changing them replaces the certificate.",
         )
+        .norm(Norm::With(sans_norm))
         .set()
         .force_new(),
         Field::new(
@@ -152,15 +154,12 @@ fn extra_names(domain: Option<&str>, names: &[Value]) -> Value {
     )
 }
 
-/// The desired fields in the shape observe reports them.
-fn canonical(desired: &Fields) -> Fields {
-    let mut want = desired.clone();
-    let domain = str_of(desired, "domain_name").map(str::to_string);
-    if let Some(Value::List(names)) = want.get("subject_alternative_names") {
-        let v = extra_names(domain.as_deref(), names);
-        want.insert("subject_alternative_names".into(), v);
+/// The alternative names as ACM reports them: without the domain name.
+fn sans_norm(v: &Value, parent: &Fields) -> Value {
+    match v {
+        Value::List(names) => extra_names(str_of(parent, "domain_name"), names),
+        other => other.clone(),
     }
-    want
 }
 
 fn key_algorithm(k: &KeyAlgorithm) -> String {
@@ -427,12 +426,6 @@ impl Provider for Certificate {
             .collect()
     }
 
-    /// The domain name repeated among the alternative names is no difference:
-    /// ACM always lists it there.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        reconcile_core::plan::diff_fields(&SCHEMA, &canonical(desired), live)
-    }
-
     /// ACM holds any number of certificates for one name: the new one is always
     /// requested before the old one goes (which listeners can then move to).
     fn create_before_destroy(&self, _changes: &[FieldChange]) -> bool {
@@ -502,7 +495,7 @@ impl Provider for Certificate {
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let addr = want.address;
-        let f = canonical(want.fields);
+        let f = normal_form(&SCHEMA, want.fields);
         let domain = str_of(&f, "domain_name")
             .ok_or_else(|| {
                 ProviderError::InvalidInput(format!("{addr}: `domain_name` must be a known string"))
@@ -653,6 +646,7 @@ impl Certificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
     use aws_sdk_acm::types::{DomainValidation, RecordType, ResourceRecord};
 
     #[test]

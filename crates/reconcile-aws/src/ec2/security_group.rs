@@ -17,7 +17,7 @@ use aws_sdk_ec2::operation::delete_security_group::DeleteSecurityGroupError;
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
@@ -37,12 +37,14 @@ pub const RULE_FIELDS: &[Field] = &[
         Ty::Int,
         "First port of the range (ICMP: the type; all traffic: 0).",
     )
+    .norm(Norm::With(all_traffic_port))
     .required(),
     Field::new(
         "to_port",
         Ty::Int,
         "Last port of the range (ICMP: the code; all traffic: 0).",
     )
+    .norm(Norm::With(all_traffic_port))
     .required(),
     Field::new(
         "cidr_block",
@@ -450,21 +452,12 @@ fn rules_value(rules: &[Rule]) -> Value {
     Value::List(rules.iter().map(|r| Value::Map(r.to_fields())).collect())
 }
 
-/// A declared rule written the way AWS will report it, so equal rules compare
-/// equal: ports of an all-traffic rule read 0, an empty description is none.
-pub fn canonical_rule_fields(m: &Fields) -> Fields {
-    let mut m = m.clone();
-    if m.get("protocol").and_then(Value::as_str) == Some("-1") {
-        for k in ["from_port", "to_port"] {
-            if m.contains_key(k) {
-                m.insert(k.into(), Value::Int(0));
-            }
-        }
+/// AWS reports the ports of an all-traffic rule as 0, whatever was declared.
+pub fn all_traffic_port(v: &Value, rule: &Fields) -> Value {
+    match rule.get("protocol").and_then(Value::as_str) {
+        Some("-1") => Value::Int(0),
+        _ => v.clone(),
     }
-    if m.get("description").and_then(Value::as_str) == Some("") {
-        m.shift_remove("description");
-    }
-    m
 }
 
 fn is_code(e: &ProviderError, code: &str) -> bool {
@@ -705,21 +698,6 @@ impl Provider for SecurityGroup {
                 Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
             })
             .collect()
-    }
-
-    /// Declared rules are compared in the shape AWS reports them in.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut want = desired.clone();
-        for k in ["ingress", "egress"] {
-            if let Some(Value::List(rules)) = want.get_mut(k) {
-                for r in rules.iter_mut() {
-                    if let Value::Map(m) = r {
-                        *m = canonical_rule_fields(m);
-                    }
-                }
-            }
-        }
-        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
     }
 
     /// A group name is unique per VPC: the new group can only exist beside the

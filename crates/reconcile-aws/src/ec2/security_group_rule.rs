@@ -11,13 +11,13 @@
 //! its `security_group`, or the two would keep undoing each other.
 
 use crate::ec2::security_group::{
-    authorize, canonical_rule_fields, describe_groups_by_id, normalise_protocol, revoke,
-    rule_problems, rules_of, Direction, Rule, Source,
+    all_traffic_port, authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems,
+    rules_of, Direction, Rule, Source,
 };
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
 use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
@@ -55,6 +55,7 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "First port of the range (ICMP: the type; all traffic: 0).",
         )
+        .norm(Norm::With(all_traffic_port))
         .required()
         .force_new(),
         Field::new(
@@ -62,6 +63,7 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "Last port of the range (ICMP: the code; all traffic: 0).",
         )
+        .norm(Norm::With(all_traffic_port))
         .required()
         .force_new(),
         Field::new(
@@ -295,11 +297,6 @@ impl Provider for SecurityGroupRule {
             .collect();
         out.extend(undone_by_group(stack, r));
         out
-    }
-
-    /// The rule is compared in the shape AWS reports it in.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        reconcile_core::plan::diff_fields(&SCHEMA, &canonical_rule_fields(desired), live)
     }
 
     /// Only a rule with another identity can exist beside the old one: with just

@@ -8,7 +8,7 @@
 
 use crate::kit::error::at;
 use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,

@@ -6,7 +6,7 @@
 
 use crate::ecs::{self, ecs_error, named};
 use crate::kit::fields::{changes_field, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{Cluster, ClusterSetting, ClusterSettingName};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};

@@ -12,14 +12,14 @@
 use crate::ecs::{self, ecs_error, named, service_arn_parts};
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::wait::{Progress, Timeouts, Wait};
-use crate::kit::{Cx, Desired, Provider, ProviderError, StatusSink};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff, StatusSink};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration,
     DeploymentRolloutState, LaunchType, LoadBalancer, NetworkConfiguration, PropagateTags, Service,
 };
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS};
 use std::collections::HashMap;
@@ -95,6 +95,7 @@ pub static SCHEMA: Schema = Schema {
              the service.",
         )
         .required()
+        .norm(Norm::NameOrArn)
         .force_new(),
         Field::new(
             "task_definition",
@@ -103,7 +104,8 @@ pub static SCHEMA: Schema = Schema {
              \"family:revision\"; a bare family matches any of its revisions). Changed in place: \
              ECS rolls the tasks over to it.",
         )
-        .required(),
+        .required()
+        .norm(Norm::NameOrArn),
         Field::new(
             "desired_count",
             Ty::Int,
@@ -336,32 +338,6 @@ async fn observe_one(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderErro
 
 // ---------------------------------------------------------------------------
 // Desired values in AWS's shapes.
-
-/// A desired value that is a name where AWS answers with an ARN (`cluster`),
-/// or a family[:revision] where AWS answers with a revision ARN
-/// (`task_definition`), compared with the live ARN it stands for.
-fn same_as_live(want: &str, live: &str) -> bool {
-    if want == live || want.starts_with("arn:") {
-        return want == live;
-    }
-    let Some((_, tail)) = live.rsplit_once('/') else {
-        return false;
-    };
-    tail == want || (!want.contains(':') && tail.split(':').next() == Some(want))
-}
-
-fn canonical_desired(desired: &Fields, live: &Fields) -> Fields {
-    let mut want = desired.clone();
-    for k in ["cluster", "task_definition"] {
-        if let (Some(Value::Str(w)), Some(Value::Str(l))) = (want.get(k), live.get(k)) {
-            if same_as_live(w, l) {
-                let l = l.clone();
-                want.insert(k.into(), Value::Str(l));
-            }
-        }
-    }
-    want
-}
 
 fn load_balancers(f: &Fields) -> Vec<LoadBalancer> {
     f.get("load_balancers")
@@ -775,12 +751,6 @@ impl Provider for EcsService {
             .collect()
     }
 
-    /// A cluster named by its name, and a task definition by family[:revision],
-    /// match the ARNs ECS answers with.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        reconcile_core::plan::diff_fields(&SCHEMA, &canonical_desired(desired, live), live)
-    }
-
     /// A service name is unique in its cluster: only a renamed or moved service
     /// can exist beside the old one.
     fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
@@ -1184,16 +1154,34 @@ mod tests {
 
     #[test]
     fn names_and_families_match_the_arns_ecs_answers_with() {
-        let live_td = "arn:aws:ecs:us-east-1:1:task-definition/keycloak:7";
-        assert!(same_as_live("keycloak:7", live_td));
-        assert!(same_as_live("keycloak", live_td));
-        assert!(!same_as_live("keycloak:6", live_td));
-        assert!(!same_as_live(
-            "arn:aws:ecs:us-east-1:1:task-definition/keycloak:6",
-            live_td
-        ));
-        assert!(same_as_live("main", "arn:aws:ecs:us-east-1:1:cluster/main"));
-        assert!(!same_as_live("mai", "arn:aws:ecs:us-east-1:1:cluster/main"));
+        let live: Fields = [
+            ("cluster", "arn:aws:ecs:us-east-1:1:cluster/main"),
+            (
+                "task_definition",
+                "arn:aws:ecs:us-east-1:1:task-definition/keycloak:7",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::str(v)))
+        .collect();
+        let differs = |cluster: &str, td: &str| -> Vec<String> {
+            let want: Fields = [("cluster", cluster), ("task_definition", td)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), Value::str(v)))
+                .collect();
+            EcsService
+                .diff(&want, &live)
+                .into_iter()
+                .map(|c| c.field)
+                .collect()
+        };
+        assert!(differs("main", "keycloak:7").is_empty());
+        assert!(differs("main", "keycloak").is_empty());
+        assert_eq!(differs("mai", "keycloak:6"), ["cluster", "task_definition"]);
+        assert_eq!(
+            differs("main", "arn:aws:ecs:us-east-1:1:task-definition/keycloak:6"),
+            ["task_definition"]
+        );
     }
 
     #[test]

@@ -21,7 +21,8 @@ use aws_sdk_ecs::types::{
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::diff::normal_form;
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeMap, HashMap};
@@ -31,14 +32,6 @@ pub struct EcsTaskDefinition;
 /// DescribeTaskDefinition calls in flight at once (it takes one ARN per call).
 const PARALLEL_DESCRIBES: usize = 8;
 
-/// ECS's health check defaults, which it echoes back when left out.
-const HEALTH_DEFAULTS: &[(&str, i64)] = &[
-    ("interval", 30),
-    ("timeout", 5),
-    ("retries", 3),
-    ("start_period", 0),
-];
-
 const PORT_FIELDS: &[Field] = &[
     Field::new(
         "container_port",
@@ -46,7 +39,9 @@ const PORT_FIELDS: &[Field] = &[
         "The port the container listens on.",
     )
     .required(),
-    Field::new("protocol", Ty::Enum(&["tcp", "udp"]), "tcp or udp.").default(Default::Str("tcp")),
+    Field::new("protocol", Ty::Enum(&["tcp", "udp"]), "tcp or udp.")
+        .default(Default::Str("tcp"))
+        .norm(Norm::Case),
 ];
 
 const HEALTH_FIELDS: &[Field] = &[
@@ -57,18 +52,27 @@ const HEALTH_FIELDS: &[Field] = &[
          the first item is CMD, CMD-SHELL or NONE.",
     )
     .required(),
-    Field::new("interval", Ty::Int, "Seconds between checks, 5-300 (default 30)."),
-    Field::new("timeout", Ty::Int, "Seconds a check may take, 2-60 (default 5)."),
+    // ECS echoes these defaults back when they are left out.
+    Field::new("interval", Ty::Int, "Seconds between checks.")
+        .range(5, 300)
+        .default(Default::Int(30)),
+    Field::new("timeout", Ty::Int, "Seconds a check may take.")
+        .range(2, 60)
+        .default(Default::Int(5)),
     Field::new(
         "retries",
         Ty::Int,
-        "Failures in a row that make the container unhealthy, 1-10 (default 3).",
-    ),
+        "Failures in a row that make the container unhealthy.",
+    )
+    .range(1, 10)
+    .default(Default::Int(3)),
     Field::new(
         "start_period",
         Ty::Int,
-        "Grace seconds after start during which failures do not count, 0-300 (default 0).",
-    ),
+        "Grace seconds after start during which failures do not count.",
+    )
+    .range(0, 300)
+    .default(Default::Int(0)),
 ];
 
 pub const LOG_DRIVERS: &[&str] = &[
@@ -126,7 +130,8 @@ const CONTAINER_FIELDS: &[Field] = &[
         Ty::List(&Ty::Object(PORT_FIELDS)),
         "Ports the container listens on: [{ container_port = 8080 }] (the host port equals it \
          in awsvpc mode).",
-    ),
+    )
+    .set(),
     Field::new(
         "environment",
         Ty::Map(&Ty::Str),
@@ -202,6 +207,21 @@ fn check_memory(s: &str) -> Result<(), String> {
     })
 }
 
+fn cpu_units(v: &Value, _: &Fields) -> Value {
+    in_units(v, "vcpu")
+}
+
+fn memory_units(v: &Value, _: &Fields) -> Value {
+    in_units(v, "gb")
+}
+
+fn in_units(v: &Value, unit: &str) -> Value {
+    match v.as_str().and_then(|s| task_units(s, unit)) {
+        Some(u) => Value::Str(u),
+        None => v.clone(),
+    }
+}
+
 /// A task size in ECS's own units: "1024" stays, "1 vCPU" / "2 GB" become
 /// "1024" / "2048" (ECS stores and answers the units). `None` if unreadable.
 pub fn task_units(s: &str, unit: &str) -> Option<String> {
@@ -241,6 +261,7 @@ pub static SCHEMA: Schema = Schema {
             "Task CPU units as a string, like \"1024\" (or \"1 vCPU\"); Fargate needs it, in one \
              of its sizes (256, 512, 1024, 2048, 4096, 8192, 16384). Changing it registers a new revision.",
         )
+        .norm(Norm::With(cpu_units))
         .force_new(),
         Field::new(
             "memory",
@@ -248,6 +269,7 @@ pub static SCHEMA: Schema = Schema {
             "Task memory in MiB as a string, like \"2048\" (or \"2 GB\"); Fargate needs it, in a \
              size its cpu allows. Changing it registers a new revision.",
         )
+        .norm(Norm::With(memory_units))
         .force_new(),
         Field::new(
             "network_mode",
@@ -259,23 +281,27 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "requires_compatibilities",
             Ty::List(&Ty::Enum(&["FARGATE", "EC2", "EXTERNAL"])),
-            "Launch types the task must be valid for (default [\"FARGATE\"]), compared as a set. \
-             Changing it registers a new revision.",
+            "Launch types the task must be valid for, compared as a set. Changing it registers \
+             a new revision.",
         )
+        .default(Default::Strs(&["FARGATE"]))
         .set()
         .force_new(),
         Field::new(
             "execution_role_arn",
             Ty::Str,
             "The role ECS uses to pull the image, write logs and read `secrets`. Changing it \
-             registers a new revision.",
+             registers a new revision; left out, the revision has none.",
         )
+        .absent_clears()
         .force_new(),
         Field::new(
             "task_role_arn",
             Ty::Str,
-            "The role the containers' code runs as. Changing it registers a new revision.",
+            "The role the containers' code runs as. Changing it registers a new revision; left \
+             out, the revision has none.",
         )
+        .absent_clears()
         .force_new(),
         Field::new(
             "runtime_platform",
@@ -302,144 +328,6 @@ pub static SCHEMA: Schema = Schema {
     ],
     taggable: true,
 };
-
-/// Fields a registration may carry that, once dropped from the declaration,
-/// must register a revision without them (they are not defaulted by ECS).
-const DROPPABLE: &[&str] = &["execution_role_arn", "task_role_arn"];
-
-// ---------------------------------------------------------------------------
-// Normal forms.
-
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::List(l) => l.is_empty(),
-        Value::Map(m) => m.is_empty(),
-        _ => false,
-    }
-}
-
-/// A container table as ECS reports it: defaults filled in, empty lists and
-/// `cpu = 0` left out, port mappings sorted. Applied to both sides of a diff.
-pub fn canonical_container(m: &IndexMap<String, Value>) -> IndexMap<String, Value> {
-    let mut o = IndexMap::new();
-    let copy = |o: &mut IndexMap<String, Value>, k: &str| {
-        if let Some(v) = m.get(k).filter(|v| !is_empty(v)) {
-            o.insert(k.to_string(), v.clone());
-        }
-    };
-    copy(&mut o, "name");
-    copy(&mut o, "image");
-    o.insert(
-        "essential".into(),
-        m.get("essential").cloned().unwrap_or(Value::Bool(true)),
-    );
-    copy(&mut o, "command");
-    copy(&mut o, "entry_point");
-    if let Some(Value::List(ports)) = m.get("port_mappings").filter(|v| !is_empty(v)) {
-        let mut ports: Vec<Value> = ports
-            .iter()
-            .map(|p| match p {
-                Value::Map(p) => {
-                    let mut q = IndexMap::new();
-                    if let Some(c) = p.get("container_port") {
-                        q.insert("container_port".to_string(), c.clone());
-                    }
-                    let proto = match p.get("protocol") {
-                        Some(Value::Str(s)) => Value::str(s.to_ascii_lowercase()),
-                        Some(other) => other.clone(),
-                        None => Value::str("tcp"),
-                    };
-                    q.insert("protocol".to_string(), proto);
-                    Value::Map(q)
-                }
-                other => other.clone(),
-            })
-            .collect();
-        ports.sort_by_key(|p| p.to_string());
-        o.insert("port_mappings".into(), Value::List(ports));
-    } else if let Some(v @ Value::Unknown) = m.get("port_mappings") {
-        o.insert("port_mappings".into(), v.clone());
-    }
-    copy(&mut o, "environment");
-    copy(&mut o, "secrets");
-    match m.get("health_check") {
-        Some(Value::Map(h)) => {
-            let mut q = IndexMap::new();
-            if let Some(c) = h.get("command") {
-                q.insert("command".to_string(), c.clone());
-            }
-            for (k, d) in HEALTH_DEFAULTS {
-                q.insert(k.to_string(), h.get(*k).cloned().unwrap_or(Value::Int(*d)));
-            }
-            o.insert("health_check".into(), Value::Map(q));
-        }
-        Some(other) => {
-            o.insert("health_check".into(), other.clone());
-        }
-        None => {}
-    }
-    match m.get("log_configuration") {
-        Some(Value::Map(l)) => {
-            let mut q = IndexMap::new();
-            if let Some(d) = l.get("log_driver") {
-                q.insert("log_driver".to_string(), d.clone());
-            }
-            if let Some(opts) = l.get("options").filter(|v| !is_empty(v)) {
-                q.insert("options".to_string(), opts.clone());
-            }
-            o.insert("log_configuration".into(), Value::Map(q));
-        }
-        Some(other) => {
-            o.insert("log_configuration".into(), other.clone());
-        }
-        None => {}
-    }
-    match m.get("cpu") {
-        Some(Value::Int(0)) | None => {}
-        Some(v) => {
-            o.insert("cpu".into(), v.clone());
-        }
-    }
-    copy(&mut o, "memory");
-    copy(&mut o, "memory_reservation");
-    o
-}
-
-fn canonical_containers(v: &Value) -> Value {
-    match v {
-        Value::List(l) => Value::List(
-            l.iter()
-                .map(|c| match c {
-                    Value::Map(m) => Value::Map(canonical_container(m)),
-                    other => other.clone(),
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// Desired fields in the form observation produces.
-fn canonical_desired(desired: &Fields) -> Fields {
-    let mut want = desired.clone();
-    for (k, unit) in [("cpu", "vcpu"), ("memory", "gb")] {
-        if let Some(Value::Str(s)) = want.get(k) {
-            if let Some(u) = task_units(s, unit) {
-                want.insert(k.into(), Value::Str(u));
-            }
-        }
-    }
-    if !want.contains_key("requires_compatibilities") {
-        want.insert(
-            "requires_compatibilities".into(),
-            Value::List(vec![Value::str("FARGATE")]),
-        );
-    }
-    if let Some(c) = want.get("containers").map(canonical_containers) {
-        want.insert("containers".into(), c);
-    }
-    want
-}
 
 // ---------------------------------------------------------------------------
 // Observing.
@@ -528,14 +416,17 @@ fn container_value(cd: &ContainerDefinition) -> Value {
         q.insert("options".to_string(), map_value(opts));
         m.insert("log_configuration".to_string(), Value::Map(q));
     }
-    m.insert("cpu".to_string(), Value::Int(cd.cpu().into()));
+    // ECS answers 0 for a container without a CPU reservation.
+    if cd.cpu() != 0 {
+        m.insert("cpu".to_string(), Value::Int(cd.cpu().into()));
+    }
     if let Some(v) = cd.memory() {
         m.insert("memory".to_string(), Value::Int(v.into()));
     }
     if let Some(v) = cd.memory_reservation() {
         m.insert("memory_reservation".to_string(), Value::Int(v.into()));
     }
-    Value::Map(canonical_container(&m))
+    Value::Map(m)
 }
 
 fn observed(td: &TaskDefinition, tags: &[aws_sdk_ecs::types::Tag]) -> Option<Observed> {
@@ -602,7 +493,7 @@ fn observed(td: &TaskDefinition, tags: &[aws_sdk_ecs::types::Tag]) -> Option<Obs
     a.insert("revision".into(), Value::Int(td.revision().into()));
     Some(Observed {
         id: arn,
-        fields: f,
+        fields: normal_form(&SCHEMA, &f),
         attributes: a,
         tags: ecs::tags_of(tags),
     })
@@ -920,25 +811,6 @@ impl Provider for EcsTaskDefinition {
             .collect()
     }
 
-    /// Compares in the form ECS reports; a role dropped from the declaration
-    /// still held by the live revision needs a revision without it.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let want = canonical_desired(desired);
-        let mut have = live.clone();
-        if let Some(c) = have.get("containers").map(canonical_containers) {
-            have.insert("containers".into(), c);
-        }
-        let mut changes = reconcile_core::plan::diff_fields(&SCHEMA, &want, &have);
-        for k in DROPPABLE {
-            if !want.contains_key(*k) {
-                if let Some(v) = have.get(*k).filter(|v| v.as_str() != Some("")) {
-                    changes.push(FieldChange::new(k, Some(v.clone()), None, true));
-                }
-            }
-        }
-        changes
-    }
-
     async fn observe(
         &self,
         cx: &Cx,
@@ -997,7 +869,7 @@ impl Provider for EcsTaskDefinition {
                 "{addr}: {msg}; {help}"
             )));
         }
-        let canon = canonical_desired(f);
+        let canon = normal_form(&SCHEMA, f);
         let s = |k: &str| str_of(&canon, k).map(str::to_string);
         let mut containers = Vec::new();
         for c in f
@@ -1107,6 +979,7 @@ impl Provider for EcsTaskDefinition {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     fn fields(pairs: &[(&str, Value)]) -> Fields {
         pairs

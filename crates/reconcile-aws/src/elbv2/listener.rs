@@ -4,13 +4,13 @@
 //! Observing costs one DescribeListeners and one DescribeTags per 20 listeners.
 //! A certificate swapped outside reconcile reads as drift on `certificate_arn`.
 
-use crate::elbv2::{self, canonicalise_action_field, elb_error, named, ACTION_FIELDS};
+use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
 use crate::kit::fields::{changes_field, i32_of, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, Listener as AwsListener, ProtocolEnum};
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
@@ -67,6 +67,7 @@ pub static SCHEMA: Schema = Schema {
              \"#{query}\"), or `{ type = \"fixed-response\", status_code = \"503\", content_type \
              = \"text/plain\", message_body = \"...\" }`. Changed in place.",
         )
+        .norm(Norm::With(elbv2::action_norm))
         .required(),
     ],
     attributes: &[
@@ -221,13 +222,6 @@ impl Provider for Listener {
                 Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
             })
             .collect()
-    }
-
-    /// The default action is compared the way AWS reports it.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut want = desired.clone();
-        canonicalise_action_field(&mut want, "default_action");
-        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
     }
 
     /// One port, one listener: a new copy can only be made beside the old one

@@ -4,9 +4,9 @@
 //!
 //! Observing costs one DescribeRules and one DescribeTags per 20 rules.
 
-use crate::elbv2::{self, canonicalise_action_field, elb_error, named, ACTION_FIELDS};
+use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
 use crate::kit::fields::{changes_field, i32_of, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
@@ -14,7 +14,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     SourceIpConditionConfig,
 };
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
@@ -99,6 +99,7 @@ pub static SCHEMA: Schema = Schema {
             "What matching requests get; the same table as a listener's default_action \
              (forward, redirect or fixed-response). Changed in place.",
         )
+        .norm(Norm::With(elbv2::action_norm))
         .required(),
     ],
     attributes: &[("id", "The rule's ARN."), ("arn", "The rule's ARN.")],
@@ -374,13 +375,6 @@ impl Provider for ListenerRule {
                 Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
             })
             .collect()
-    }
-
-    /// The action is compared the way AWS reports it.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut want = desired.clone();
-        canonicalise_action_field(&mut want, "action");
-        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
     }
 
     /// A priority is unique on its listener: a new copy can only be made

@@ -9,7 +9,7 @@
 use crate::elbv2::{self, attribute_map, elb_error, named};
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_of, strs_of};
 use crate::kit::wait::poll_until;
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     IpAddressType, LoadBalancer as AwsLoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,

@@ -673,11 +673,11 @@ pub fn canonical_action(m: &Fields) -> Fields {
     out
 }
 
-/// Replaces the action table under `key` by its canonical form, if declared.
-pub fn canonicalise_action_field(fields: &mut Fields, key: &str) {
-    if let Some(Value::Map(m)) = fields.get(key) {
-        let c = canonical_action(m);
-        fields.insert(key.into(), Value::Map(c));
+/// An action field's normal form (see [`canonical_action`]).
+pub fn action_norm(v: &Value, _: &Fields) -> Value {
+    match v {
+        Value::Map(m) => Value::Map(canonical_action(m)),
+        other => other.clone(),
     }
 }
 

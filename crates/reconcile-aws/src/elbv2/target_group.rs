@@ -8,14 +8,14 @@
 use crate::elbv2::{self, attribute_map, elb_error, named};
 use crate::kit::fields::{changes_field, i32_of, str_of};
 use crate::kit::wait::{poll_until, Backoff, Poll};
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetGroupAttribute, TargetTypeEnum,
 };
 use futures::future::try_join_all;
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
@@ -146,7 +146,8 @@ pub static SCHEMA: Schema = Schema {
             "The health check, like `{ path = \"/health\", matcher = \"200-399\" }`; parts left \
              out take AWS's defaults. Changed in place (ModifyTargetGroup); left out entirely, \
              not managed.",
-        ),
+        )
+        .norm(Norm::With(health_check_norm)),
         Field::new(
             "deregistration_delay",
             Ty::Int,
@@ -174,6 +175,17 @@ fn default_check_protocol(tg_protocol: &str) -> &'static str {
         "HTTP" => "HTTP",
         "HTTPS" => "HTTPS",
         _ => "TCP",
+    }
+}
+
+/// The health check's normal form, given the target group's fields.
+fn health_check_norm(v: &Value, group: &Fields) -> Value {
+    match v {
+        Value::Map(hc) => Value::Map(canonical_health_check(
+            hc,
+            str_of(group, "protocol").unwrap_or("HTTP"),
+        )),
+        other => other.clone(),
     }
 }
 
@@ -504,20 +516,6 @@ impl Provider for TargetGroup {
                 Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
             })
             .collect()
-    }
-
-    /// The declared health check is compared the way AWS reports it.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut want = desired.clone();
-        let protocol = str_of(desired, "protocol")
-            .or_else(|| str_of(live, "protocol"))
-            .unwrap_or("HTTP")
-            .to_string();
-        if let Some(Value::Map(hc)) = want.get("health_check") {
-            let c = canonical_health_check(hc, &protocol);
-            want.insert("health_check".into(), Value::Map(c));
-        }
-        reconcile_core::plan::diff_fields(&SCHEMA, &want, live)
     }
 
     /// A name is unique in the region: only a renamed target group can exist

@@ -16,12 +16,13 @@
 
 use crate::kit::error::at;
 use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, Tag};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::diff::normal_form;
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::value::{parse_template, TemplatePart};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
@@ -73,7 +74,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Str,
             "The trust policy as a JSON document (a TOML multi-line literal reads best); \
              updated in place. Exclusive with `trusted_services`.",
-        ),
+        )
+        .norm(Norm::With(policy_norm)),
         Field::new(
             "trusted_services",
             Ty::List(&Ty::Str),
@@ -94,17 +96,22 @@ pub static SCHEMA: Schema = Schema {
             Ty::Map(&Ty::Str),
             "Inline policies: policy name = JSON policy document. Declared, it is the role's \
              exact set of inline policies; each is put or deleted in place.",
-        ),
+        )
+        .norm(Norm::With(policy_norm)),
         Field::new(
             "max_session_duration",
             Ty::Int,
-            "Longest session, in seconds, for someone assuming the role: 3600 to 43200; updated in place.",
+            "Longest session, in seconds, for someone assuming the role; updated in place.",
         )
+        .range(3600, 43200)
         .default(Default::Int(DEFAULT_SESSION)),
     ],
     attributes: &[
         ("id", "The role name, which is its id."),
-        ("arn", "The role's ARN, for a task definition's execution_role_arn."),
+        (
+            "arn",
+            "The role's ARN, for a task definition's execution_role_arn.",
+        ),
         ("name", "The role name."),
         ("unique_id", "The stable id AWS gives the role (AROA...)."),
     ],
@@ -430,15 +437,6 @@ pub fn problems(f: &Fields) -> Vec<(String, String, String)> {
                     "write it like \"arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\"".into(),
                 ));
             }
-        }
-    }
-    if let Some(Value::Int(d)) = f.get("max_session_duration") {
-        if !(3600..=43200).contains(d) {
-            out.push((
-                "max_session_duration".into(),
-                format!("`max_session_duration` is {d}; IAM allows 3600 to 43200 seconds"),
-                "choose 3600 (one hour) to 43200 (twelve hours)".into(),
-            ));
         }
     }
     out
@@ -777,24 +775,18 @@ fn live_inline(live: &Observed) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Desired documents in canonical form, as observed ones are.
-fn canonical_desired(f: &Fields) -> Fields {
-    let mut want = f.clone();
-    if let Some(Value::Str(s)) = want.get_mut("assume_role_policy") {
-        if let Ok(c) = canonical_policy(s) {
-            *s = c;
-        }
+/// A policy document (or a table of them) in canonical form, so that key
+/// order, spacing and one-item lists do not count as differences.
+fn policy_norm(v: &Value, _: &Fields) -> Value {
+    match v {
+        Value::Str(s) => Value::Str(canonical_policy(s).unwrap_or_else(|_| s.clone())),
+        Value::Map(m) => Value::Map(
+            m.iter()
+                .map(|(k, x)| (k.clone(), policy_norm(x, m)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
-    if let Some(Value::Map(m)) = want.get_mut("inline_policies") {
-        for v in m.values_mut() {
-            if let Value::Str(s) = v {
-                if let Ok(c) = canonical_policy(s) {
-                    *s = c;
-                }
-            }
-        }
-    }
-    want
 }
 
 impl IamRole {
@@ -986,7 +978,7 @@ fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
 
 /// What a create or update made true: the desired fields, documents canonical.
 fn created_fields(f: &Fields) -> Fields {
-    canonical_desired(f)
+    normal_form(&SCHEMA, f)
 }
 
 async fn delete_inline(cx: &Cx, role: &str, policy: &str) -> Result<(), ProviderError> {
@@ -1052,11 +1044,6 @@ impl Provider for IamRole {
                 )
             })
             .collect()
-    }
-
-    /// Documents are compared by meaning: both sides in canonical form.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        reconcile_core::plan::diff_fields(&SCHEMA, &canonical_desired(desired), live)
     }
 
     /// Role names are unique in the account, whatever the path.
@@ -1392,11 +1379,11 @@ mod tests {
         let whole_ref = map(&[("assume_role_policy", Value::str("${input.trust}"))]);
         assert!(problems(&whole_ref).is_empty());
 
-        let long = map(&[
-            ("trusted_services", Value::List(vec![Value::str("a")])),
-            ("max_session_duration", Value::Int(60)),
-        ]);
-        assert_eq!(problems(&long).len(), 1);
+        // The session's bounds are the schema's, checked where the TOML says it.
+        assert_eq!(
+            SCHEMA.field("max_session_duration").and_then(|f| f.range),
+            Some((3600, 43200))
+        );
     }
 
     #[test]

@@ -67,11 +67,6 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
-    /// Pure: field differences between desired and live.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        reconcile_core::plan::diff_fields(self.schema(), desired, live)
-    }
-
     /// Pure: problems only visible with the whole stack at hand (two resources
     /// that would undo each other, say). Reported with the other validation errors.
     fn validate(
@@ -119,6 +114,20 @@ pub trait Provider: Send + Sync {
         _applied: Option<&Fields>,
     ) -> Result<(), ProviderError> {
         self.delete(cx, id).await
+    }
+}
+
+/// Field differences between desired and live, as the planner sees them: from
+/// the schema alone. A kind teaches the comparison through its schema's normal
+/// forms ([`reconcile_core::model::schema::Norm`]), never by a diff of its own,
+/// so this is not a `Provider` method a kind could override.
+pub trait SchemaDiff {
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange>;
+}
+
+impl<P: Provider + ?Sized> SchemaDiff for P {
+    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
+        reconcile_core::plan::diff_fields(self.schema(), desired, live)
     }
 }
 

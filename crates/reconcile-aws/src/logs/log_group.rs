@@ -8,7 +8,7 @@
 
 use crate::kit::error::at;
 use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as AwsGroup;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -30,9 +30,6 @@ pub const RETENTION_DAYS: &[i64] = &[
     3288, 3653,
 ];
 
-/// Fields whose absence is a value ("never expire", "no key"), not "unmanaged".
-const ABSENT_IS_NONE: &[&str] = &["retention_in_days", "kms_key_id"];
-
 pub static SCHEMA: Schema = Schema {
     kind: "log_group",
     doc: "A CloudWatch Logs log group, such as the one an ECS task's awslogs driver writes \
@@ -53,14 +50,16 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "Days events are kept: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, \
              1096, 1827, 2192, 2557, 2922, 3288 or 3653; left out, events never expire. Updated in place.",
-        ),
+        )
+        .absent_clears(),
         Field::new(
             "kms_key_id",
             Ty::Str,
             "ARN of the KMS key that encrypts the group's events; left out, CloudWatch's own \
              encryption. Associated or disassociated in place (the key policy must let \
              logs.REGION.amazonaws.com use it).",
-        ),
+        )
+        .absent_clears(),
     ],
     attributes: &[
         ("id", "The log group name, which is its id."),
@@ -373,19 +372,6 @@ impl Provider for LogGroup {
             .collect()
     }
 
-    /// A retention or key that is set live but left out of the TOML is a change.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut changes = reconcile_core::plan::diff_fields(&SCHEMA, desired, live);
-        for k in ABSENT_IS_NONE {
-            if !desired.contains_key(*k) {
-                if let Some(have) = live.get(*k) {
-                    changes.push(FieldChange::new(k, Some(have.clone()), None, false));
-                }
-            }
-        }
-        changes
-    }
-
     async fn observe(
         &self,
         cx: &Cx,
@@ -518,8 +504,9 @@ impl Provider for LogGroup {
     ) -> Result<Observed, ProviderError> {
         self.sync(cx, live, want, changes).await?;
         let mut fields = live.fields.clone();
-        for k in ABSENT_IS_NONE {
-            fields.shift_remove(*k);
+        // Left out means not set: the sync just cleared them.
+        for f in SCHEMA.fields.iter().filter(|f| f.absent_clears) {
+            fields.shift_remove(f.name);
         }
         fields.extend(want.fields.clone());
         Ok(Observed {

@@ -11,7 +11,7 @@ use aws_sdk_rds::types::{
     CloudwatchLogsExportConfiguration, DbCluster as AwsCluster, ServerlessV2ScalingConfiguration,
 };
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
@@ -60,7 +60,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Str,
             "The engine version, a major (\"16\") or exact (\"16.4\"); a major matches any of its \
              minors. Upgraded in place (a new major with AllowMajorVersionUpgrade).",
-        ),
+        )
+        .norm(Norm::VersionPrefix),
         Field::new(
             "database_name",
             Ty::Str,
@@ -360,13 +361,6 @@ impl Provider for DbCluster {
             .collect()
     }
 
-    /// A declared major version matches any of its minors.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut changes = reconcile_core::plan::diff_fields(&SCHEMA, desired, live);
-        rds::drop_version_prefix_changes(&mut changes);
-        changes
-    }
-
     /// The identifier is unique in the region: only a renamed cluster can exist
     /// beside the old one.
     fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
@@ -616,6 +610,7 @@ impl Provider for DbCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     fn check(f: &Fields) -> Vec<String> {
         problems(f, &|k| f.contains_key(k))

@@ -11,7 +11,7 @@ use crate::kit::{Cx, Desired, Provider, ProviderError};
 use crate::rds::{self, named, timeouts, waiting, Goal, Phase};
 use async_trait::async_trait;
 use aws_sdk_rds::types::{CloudwatchLogsExportConfiguration, DbInstance as AwsInstance};
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
@@ -54,7 +54,8 @@ pub static SCHEMA: Schema = Schema {
             "The engine version: a major (\"16\") or exact (\"16.3\") version; a major matches any \
              of its minors. Upgraded in place (a new major with AllowMajorVersionUpgrade); \
              not for cluster members, which follow their cluster.",
-        ),
+        )
+        .norm(Norm::VersionPrefix),
         Field::new(
             "instance_class",
             Ty::Str,
@@ -542,13 +543,6 @@ impl Provider for DbInstance {
             .collect()
     }
 
-    /// A declared major version matches any of its minors.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        let mut changes = reconcile_core::plan::diff_fields(&SCHEMA, desired, live);
-        rds::drop_version_prefix_changes(&mut changes);
-        changes
-    }
-
     /// The identifier is unique in the region: only a renamed instance can exist
     /// beside the old one.
     fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
@@ -857,6 +851,7 @@ fn is_default_only(f: &Fields, k: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     fn fields(pairs: &[(&str, Value)]) -> Fields {
         pairs

@@ -15,7 +15,6 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Ty};
 use reconcile_core::model::{Fields, Value};
-use reconcile_core::plan::FieldChange;
 use reconcile_core::sensitive::Sensitive;
 use std::future::Future;
 use std::time::Duration;
@@ -170,28 +169,6 @@ pub fn major_version(engine: &str, version: &str) -> String {
     } else {
         parts.iter().take(2).copied().collect::<Vec<_>>().join(".")
     }
-}
-
-/// AWS reports the full version ("16.3") where a major alone ("16") may be
-/// declared: that is no difference, as with Terraform's prefix matching.
-pub fn engine_version_matches(want: &str, live: &str) -> bool {
-    want == live || live.starts_with(&format!("{want}."))
-}
-
-/// Drops an `engine_version` change that is only a declared prefix of the live version.
-pub fn drop_version_prefix_changes(changes: &mut Vec<FieldChange>) {
-    changes.retain(|c| {
-        if c.field != "engine_version" {
-            return true;
-        }
-        match (
-            c.new.as_ref().and_then(Value::as_str),
-            c.old.as_ref().and_then(Value::as_str),
-        ) {
-            (Some(want), Some(live)) => !engine_version_matches(want, live),
-            _ => true,
-        }
-    });
 }
 
 // ---------------------------------------------------------------------------
@@ -704,22 +681,6 @@ mod tests {
         assert_eq!(major_version("postgres", "9.6.24"), "9.6");
         assert_eq!(major_version("mysql", "8.0.35"), "8.0");
         assert_eq!(major_version("aurora-postgresql", "15.4"), "15");
-        assert!(engine_version_matches("16", "16.3"));
-        assert!(engine_version_matches("16.3", "16.3"));
-        assert!(!engine_version_matches("16", "15.3"));
-        assert!(!engine_version_matches("1", "16.3"));
-        let mut ch = vec![
-            FieldChange::new(
-                "engine_version",
-                Some(Value::str("16.3")),
-                Some(Value::str("16")),
-                false,
-            ),
-            FieldChange::new("port", Some(Value::Int(1)), Some(Value::Int(2)), false),
-        ];
-        drop_version_prefix_changes(&mut ch);
-        assert_eq!(ch.len(), 1);
-        assert_eq!(ch[0].field, "port");
     }
 
     #[test]

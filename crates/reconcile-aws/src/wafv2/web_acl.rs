@@ -20,7 +20,8 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Default, Field, Schema, Ty};
+use reconcile_core::diff::normal_form;
+use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::{BTreeSet, HashMap};
@@ -176,13 +177,16 @@ pub static SCHEMA: Schema = Schema {
              (managed_rule_group or rate_limit); compared as a set, updated in place. \
              Left out, the live rules are not managed.",
         )
+        .norm(Norm::With(rules_norm))
         .set(),
         Field::new(
             "visibility",
             Ty::Object(VISIBILITY_FIELDS),
             "Metrics and sampling for the ACL (default: both on, metric named after the ACL); \
              updated in place.",
-        ),
+        )
+        .norm(Norm::With(acl_visibility_norm))
+        .default(Default::Table),
     ],
     attributes: &[
         ("id", "The ACL's WAF id (a UUID)."),
@@ -378,22 +382,34 @@ fn canonical_rule(m: &Fields) -> Fields {
     out
 }
 
-/// The desired fields in the shape observe reports them: defaults WAF fills in
-/// (visibility, empty exclusions, actions) are written out, so equal ACLs compare equal.
+/// The rules' normal form: the defaults WAF fills in (visibility, empty
+/// exclusions, actions) written out, so equal ACLs compare equal.
+fn rules_norm(v: &Value, _: &Fields) -> Value {
+    match v {
+        Value::List(rules) => Value::List(
+            rules
+                .iter()
+                .map(|r| match r {
+                    Value::Map(m) => Value::Map(canonical_rule(m)),
+                    other => other.clone(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// The ACL's visibility with WAF's defaults; the metric is named after the ACL.
+fn acl_visibility_norm(v: &Value, acl: &Fields) -> Value {
+    canonical_visibility(Some(v), acl.get("name"))
+}
+
+/// The desired fields in the shape WAF takes and observe reports them.
 pub fn canonical(desired: &Fields) -> Fields {
     let mut want = desired.clone();
-    if let Some(Value::List(rules)) = want.get_mut("rules") {
-        for r in rules.iter_mut() {
-            if let Value::Map(m) = r {
-                *m = canonical_rule(m);
-            }
-        }
-    }
-    if want.contains_key("name") {
-        let v = canonical_visibility(want.get("visibility"), want.get("name"));
-        want.insert("visibility".into(), v);
-    }
-    want
+    want.entry("visibility".to_string())
+        .or_insert_with(|| Value::Map(Fields::new()));
+    normal_form(&SCHEMA, &want)
 }
 
 fn visibility_value(v: Option<&VisibilityConfig>) -> Value {
@@ -1062,11 +1078,6 @@ impl Provider for WebAcl {
             .collect()
     }
 
-    /// Compares in the shape WAF reports: defaults it fills in are written out first.
-    fn diff(&self, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
-        reconcile_core::plan::diff_fields(&SCHEMA, &canonical(desired), live)
-    }
-
     /// A name is unique per scope: only a renamed (or re-scoped) ACL can exist
     /// beside the old one.
     fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
@@ -1304,6 +1315,7 @@ impl Provider for WebAcl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     fn map(pairs: &[(&str, Value)]) -> Fields {
         pairs

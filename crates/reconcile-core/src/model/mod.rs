@@ -972,7 +972,8 @@ impl<'c> Loader<'c> {
                 }
                 _ => match schema.field(&key) {
                     Some(field) => {
-                        if let Some(val) = self.typed(idx, address, &field.ty, &key, v, &mut r.refs)
+                        if let Some(val) =
+                            self.field_typed(idx, address, field, &key, v, &mut r.refs)
                         {
                             r.fields.insert(key, val);
                         }
@@ -1009,6 +1010,30 @@ impl<'c> Loader<'c> {
         }
         r.tags = own_tags;
         r
+    }
+
+    /// A field's declared value, typed and within the field's range.
+    fn field_typed(
+        &mut self,
+        idx: &LineIndex,
+        address: &str,
+        field: &schema::Field,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        refs: &mut Vec<(Reference, Pos)>,
+    ) -> Option<Value> {
+        let val = self.typed(idx, address, &field.ty, key, v, refs)?;
+        if let (Some((lo, hi)), Some(n)) = (field.range, val.as_float()) {
+            if n < lo as f64 || n > hi as f64 {
+                self.err(
+                    idx.pos(v.span().start),
+                    format!("`{address}`.{key} is {val}; AWS takes {lo} to {hi}"),
+                    format!("set `{key}` between {lo} and {hi}"),
+                );
+                return None;
+            }
+        }
+        Some(val)
     }
 
     /// Checks a declared value against its type and converts it. Strings holding a
@@ -1155,10 +1180,10 @@ impl<'c> Loader<'c> {
                 for (k, x) in t.iter() {
                     let kname = k.get_ref().to_string();
                     match fields.iter().find(|f| f.name == kname) {
-                        Some(f) => match self.typed(
+                        Some(f) => match self.field_typed(
                             idx,
                             address,
-                            &f.ty,
+                            f,
                             &format!("{key}.{kname}"),
                             x,
                             refs,
@@ -1260,7 +1285,15 @@ mod tests {
     static NET: Schema = Schema {
         kind: "net",
         doc: "",
-        fields: &[Field::new("size", Ty::Int, "")],
+        fields: &[
+            Field::new("size", Ty::Int, ""),
+            Field::new("days", Ty::Int, "").range(1, 35),
+            Field::new(
+                "check",
+                Ty::Object(&[Field::new("interval", Ty::Int, "").range(5, 300)]),
+                "",
+            ),
+        ],
         attributes: &[("id", "")],
         taggable: true,
     };
@@ -1288,6 +1321,23 @@ mod tests {
     }
 
     const HEAD: &str = "[stack]\nname = \"s\"\nregion = \"us-east-1\"\n";
+
+    #[test]
+    fn integers_outside_their_range_are_refused_where_written() {
+        let text = format!("{HEAD}[net.a]\ndays = 36\ncheck = {{ interval = 2 }}\n");
+        let bad = problems(&text, None);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad[0].contains("s.toml:5:8: `net.a`.days is 36; AWS takes 1 to 35"),
+            "{bad:?}"
+        );
+        assert!(
+            bad[1].contains("`net.a`.check.interval is 2; AWS takes 5 to 300"),
+            "{bad:?}"
+        );
+        let ok = format!("{HEAD}[net.a]\ndays = 35\ncheck = {{ interval = 300 }}\n");
+        assert!(problems(&ok, None).is_empty());
+    }
 
     #[test]
     fn region_names_are_checked_in_the_file_and_on_the_command_line() {

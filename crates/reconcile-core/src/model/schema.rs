@@ -4,6 +4,7 @@
 //! can validate and diff without touching a provider's AWS code.
 
 use super::value::Value;
+use indexmap::IndexMap;
 
 /// The type of a field; validation checks declared values against it.
 #[derive(Debug)]
@@ -52,6 +53,10 @@ pub enum Default {
     Bool(bool),
     Int(i64),
     Str(&'static str),
+    /// A list of strings (`["FARGATE"]`).
+    Strs(&'static [&'static str]),
+    /// An empty table, whose own fields' defaults (and normal form) fill it in.
+    Table,
 }
 
 impl Default {
@@ -60,8 +65,29 @@ impl Default {
             Default::Bool(b) => Value::Bool(*b),
             Default::Int(i) => Value::Int(*i),
             Default::Str(s) => Value::str(*s),
+            Default::Strs(l) => Value::List(l.iter().map(|s| Value::str(*s)).collect()),
+            Default::Table => Value::Map(IndexMap::new()),
         }
     }
+}
+
+/// How a field's value is put in normal form before desired and live are
+/// compared, so that what AWS reports differently but means the same is no drift.
+#[derive(Debug, Clone, Copy)]
+pub enum Norm {
+    /// Compared without regard to ASCII case (`tcp` and `TCP`).
+    Case,
+    /// A declared version matches a live version it is a prefix of at a dot
+    /// (`16` matches `16.3`), as Terraform's prefix matching does.
+    VersionPrefix,
+    /// A declared name (or `name:revision`) matches the ARN AWS answers with
+    /// when the ARN's last path segment is that name (or that name with any
+    /// revision); a declared ARN must match exactly.
+    NameOrArn,
+    /// The kind's own normal form, given the value and the table it sits in
+    /// (the resource's fields at the top, the enclosing table when nested),
+    /// applied to both sides: defaults that depend on a sibling, say.
+    With(fn(&Value, &IndexMap<String, Value>) -> Value),
 }
 
 #[derive(Debug)]
@@ -70,6 +96,12 @@ pub struct Field {
     pub ty: Ty,
     pub required: bool,
     pub default: Option<Default>,
+    /// Inclusive bounds an integer (or number) must lie within; checked by `validate`.
+    pub range: Option<(i64, i64)>,
+    pub norm: Option<Norm>,
+    /// Leaving the field out means it should not be set at all (a log group's
+    /// retention, a task's role): a live value is then drift, cleared by the update.
+    pub absent_clears: bool,
     /// Changing this field cannot be done in place: the resource is replaced.
     pub force_new: bool,
     /// A list whose order does not matter (compared as a set).
@@ -89,6 +121,9 @@ impl Field {
             ty,
             required: false,
             default: None,
+            range: None,
+            norm: None,
+            absent_clears: false,
             force_new: false,
             set: false,
             local: false,
@@ -101,6 +136,18 @@ impl Field {
     }
     pub const fn default(mut self, d: Default) -> Self {
         self.default = Some(d);
+        self
+    }
+    pub const fn range(mut self, lo: i64, hi: i64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+    pub const fn norm(mut self, n: Norm) -> Self {
+        self.norm = Some(n);
+        self
+    }
+    pub const fn absent_clears(mut self) -> Self {
+        self.absent_clears = true;
         self
     }
     pub const fn force_new(mut self) -> Self {

@@ -9,6 +9,7 @@ use events::{Event, EventSink, StepError};
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
+use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::{Cx, Desired, Registry};
 use reconcile_core::model::{Fields, Reference, Value};
 use reconcile_core::plan::{tags_value, Action, Plan, Step};

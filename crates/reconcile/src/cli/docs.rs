@@ -221,6 +221,12 @@ fn field_table(out: &mut String, fields: &[Field], top: bool) {
         if f.set {
             ty.push_str(" (order does not matter)");
         }
+        if let Some((lo, hi)) = f.range {
+            ty.push_str(&format!(", {lo} to {hi}"));
+        }
+        if f.absent_clears {
+            ty.push_str(" (left out: not set)");
+        }
         if object_fields(&f.ty).is_some() {
             ty.push_str(", see below");
         }
@@ -271,6 +277,8 @@ pub(super) fn default_toml(d: Default) -> String {
         Default::Bool(b) => b.to_string(),
         Default::Int(i) => i.to_string(),
         Default::Str(s) => format!("{s:?}"),
+        Default::Strs(l) => format!("{l:?}"),
+        Default::Table => "{}".to_string(),
     }
 }
 

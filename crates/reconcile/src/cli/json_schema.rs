@@ -186,12 +186,25 @@ fn field(f: &Field, top: bool) -> Value {
     if let Some(d) = f.default {
         doc.push_str(&format!(" Default: `{}`.", default_toml(d)));
     }
-    let mut out = described(ty(&f.ty), &doc);
+    let typed = match (f.range, &f.ty) {
+        (Some((lo, hi)), Ty::Int) => or_ref(
+            json!({ "type": "integer", "minimum": lo, "maximum": hi }),
+            WHOLE_REF,
+        ),
+        (Some((lo, hi)), Ty::Float) => or_ref(
+            json!({ "type": "number", "minimum": lo, "maximum": hi }),
+            WHOLE_REF,
+        ),
+        _ => ty(&f.ty),
+    };
+    let mut out = described(typed, &doc);
     if let Some(d) = f.default {
         out["default"] = match d {
             Default::Bool(b) => json!(b),
             Default::Int(i) => json!(i),
             Default::Str(s) => json!(s),
+            Default::Strs(l) => json!(l),
+            Default::Table => json!({}),
         };
     }
     out
