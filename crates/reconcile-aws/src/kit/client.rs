@@ -139,6 +139,8 @@ pub struct Cx {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub acm: aws_sdk_acm::Client,
+    /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
     pub region: String,
     pub calls: CallCounter,
@@ -207,6 +209,7 @@ impl Cx {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecr: client!(aws_sdk_ecr),
             acm: client!(aws_sdk_acm),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),
             calls,
