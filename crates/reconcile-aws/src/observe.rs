@@ -4,8 +4,9 @@
 use crate::kit::{Cx, ProviderError};
 use crate::registry::Registry;
 use futures::future::join_all;
+use indexmap::IndexMap;
 use reconcile_core::model::Stack;
-use reconcile_core::plan::{Adoption, Observed};
+use reconcile_core::plan::{desired_tags, tags_value, Adoption, Observed};
 use reconcile_core::state::State;
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,12 +28,16 @@ pub struct ObserveError {
 /// Observes the stack's tracked resources (one describe per kind, kinds in
 /// parallel) and looks for untracked ones by tag where a create is due: a
 /// desired resource missing from state, or an interrupted create in the journal.
+/// Kinds whose describe answers without tags share one read of the whole
+/// stack's tags (the stack tag index), made for this pass only.
 pub async fn observe_stack(
     cx: &Cx,
     registry: &Registry,
     stack: Option<&Stack>,
     state: &State,
 ) -> Result<Observation, ObserveError> {
+    let pass = cx.for_observe_pass();
+    let cx = &pass;
     let mut by_kind: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
     for r in state.resources.values() {
         by_kind
@@ -74,6 +79,18 @@ pub async fn observe_stack(
         })
         .collect();
     if let Some(stack) = stack {
+        let live = observed
+            .iter()
+            .filter_map(|(a, o)| Some((a.as_str(), state.resources[a].kind.as_str(), o.as_ref()?)));
+        let fresh = confirm_indexed_tags(cx, registry, stack, live).await?;
+        for (address, live) in observed.iter_mut() {
+            let Some(o) = live else { continue };
+            match fresh.get(&(state.resources[address].kind.clone(), o.id.clone())) {
+                Some(Some(tags)) => o.tags = tags.clone(),
+                Some(None) => *live = None,
+                None => {}
+            }
+        }
         observe_against_desired(cx, registry, stack, &mut observed).await?;
     }
 
@@ -135,10 +152,93 @@ pub async fn observe_stack(
             });
         }
     }
+    if let Some(stack) = stack {
+        let live = adoptions
+            .iter()
+            .map(|a| (a.address.as_str(), a.kind.as_str(), &a.observed));
+        let fresh = confirm_indexed_tags(cx, registry, stack, live).await?;
+        adoptions.retain_mut(
+            |a| match fresh.get(&(a.kind.clone(), a.observed.id.clone())) {
+                Some(Some(tags)) => {
+                    a.observed.tags = tags.clone();
+                    true
+                }
+                Some(None) => false,
+                None => true,
+            },
+        );
+    }
     Ok(Observation {
         observed,
         adoptions,
     })
+}
+
+/// Tags re-read with the kinds' own calls, by (kind, id): `Some(None)` for a
+/// resource gone meanwhile. Only for resources whose tags came from the stack
+/// tag index and differ from the declared ones: the Tagging API is eventually
+/// consistent, so right after an apply it may still answer the old tags, and
+/// those must not show as drift. Tags that match need no second look, and
+/// tags read with the kind's own call are fresh already. One call per kind,
+/// kinds in parallel.
+async fn confirm_indexed_tags<'a>(
+    cx: &Cx,
+    registry: &Registry,
+    stack: &Stack,
+    live: impl Iterator<Item = (&'a str, &'a str, &'a Observed)>,
+) -> Result<HashMap<(String, String), Option<IndexMap<String, String>>>, ObserveError> {
+    let Some(index) = cx.stack_tags.as_ref() else {
+        return Ok(HashMap::new());
+    };
+    // kind -> (id, ARN) of the tag sets to confirm.
+    let mut doubtful: BTreeMap<&str, Vec<(String, String)>> = BTreeMap::new();
+    for (address, kind, o) in live {
+        let Some(r) = stack.resources.get(address) else {
+            continue;
+        };
+        if r.ignore_changes.iter().any(|f| f == "tags") {
+            continue;
+        }
+        let Some(arn) = index.served_arn(kind, &o.id) else {
+            continue;
+        };
+        if tags_value(&o.tags) != tags_value(&desired_tags(stack, address)) {
+            doubtful.entry(kind).or_default().push((o.id.clone(), arn));
+        }
+    }
+    let reads = doubtful.into_iter().filter_map(|(kind, items)| {
+        let p = registry.get(kind)?;
+        Some(async move {
+            let arns: Vec<String> = items.iter().map(|(_, arn)| arn.clone()).collect();
+            tracing::debug!(
+                kind,
+                count = arns.len(),
+                "confirming tags the Tagging API answered"
+            );
+            let read = p
+                .read_tags(cx, &arns)
+                .await
+                .map_err(|source| ObserveError {
+                    kind: kind.to_string(),
+                    source,
+                })?;
+            let Some(mut read) = read else {
+                // A kind that takes tags from the index without a read of its
+                // own: keep what the index said rather than fail the plan.
+                tracing::warn!(kind, "tags from the Tagging API cannot be confirmed");
+                return Ok(vec![]);
+            };
+            Ok(items
+                .into_iter()
+                .map(|(id, arn)| ((kind.to_string(), id), read.remove(&arn)))
+                .collect::<Vec<_>>())
+        })
+    });
+    let mut out = HashMap::new();
+    for r in join_all(reads).await {
+        out.extend(r?);
+    }
+    Ok(out)
 }
 
 /// Lets each kind judge live values that only make sense next to the desired

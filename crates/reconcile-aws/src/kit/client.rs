@@ -2,6 +2,7 @@
 //! retry policy, and an interceptor that counts every attempt by service and
 //! operation, and every throttled answer by service.
 
+use super::tags::StackTags;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -146,6 +147,10 @@ pub struct Cx {
     pub calls: CallCounter,
     /// Where long waits report what AWS says meanwhile ("modifying", ...).
     pub status: StatusSink,
+    /// The stack's tags read at once, inside an observe pass only: creates and
+    /// updates read back what they wrote with the services' own calls, which
+    /// the eventually consistent Tagging API may not show yet.
+    pub stack_tags: Option<Arc<StackTags>>,
 }
 
 /// Receives `(address, status)` while a provider waits on AWS; a no-op by default.
@@ -214,6 +219,17 @@ impl Cx {
             region: opts.region.clone(),
             calls,
             status: StatusSink::default(),
+            stack_tags: None,
+        }
+    }
+
+    /// These clients for one observe pass, with a stack tag index of their
+    /// own, read on first use. Each pass makes a new one, so nothing read in
+    /// an earlier pass is answered again.
+    pub fn for_observe_pass(&self) -> Cx {
+        Cx {
+            stack_tags: Some(Arc::new(StackTags::new(self.tagging.clone(), &self.stack))),
+            ..self.clone()
         }
     }
 }
