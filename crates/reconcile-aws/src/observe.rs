@@ -363,7 +363,7 @@ mod tests {
         };
         let mut cx = Cx::connect(&opts, "s", CallCounter::default()).await;
         cx.logs = mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, logs);
-        cx.tagging = mock_client!(aws_sdk_resourcegroupstagging, [tagging]);
+        cx.tagging = mock_client!(aws_sdk_resourcegroupstagging, RuleMode::MatchAny, [tagging]);
         cx
     }
 
@@ -486,6 +486,18 @@ mod tests {
         assert!(obs.observed[ADDRESS].is_none());
         let step = plan.steps.iter().find(|s| s.address == ADDRESS).unwrap();
         assert_eq!(step.action, Action::Create);
+    }
+
+    #[tokio::test]
+    async fn every_observe_pass_reads_the_index_afresh() {
+        // A daemon keeps its clients for months: no pass may answer from an
+        // earlier pass's read.
+        let (describe, index, own) = (describe(), index(declared()), own_read(declared()));
+        let cx = cx(&[&describe, &own], &index).await;
+        observe_and_plan(&cx).await;
+        observe_and_plan(&cx).await;
+        assert_eq!((index.num_calls(), own.num_calls()), (2, 0));
+        assert!(cx.stack_tags.is_none());
     }
 
     #[tokio::test]
