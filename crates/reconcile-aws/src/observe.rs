@@ -196,7 +196,9 @@ async fn confirm_indexed_tags<'a>(
         let Some(r) = stack.resources.get(address) else {
             continue;
         };
-        if r.ignore_changes.iter().any(|f| f == "tags") {
+        // The planner compares no tags here either.
+        let taggable = registry.get(kind).is_some_and(|p| p.schema().taggable);
+        if !taggable || r.ignore_changes.iter().any(|f| f == "tags") {
             continue;
         }
         let Some(arn) = index.served_arn(kind, &o.id) else {
