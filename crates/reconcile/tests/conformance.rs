@@ -389,8 +389,9 @@ subnet_ids = []
                 },
             },
             vary: |f, i| set(f, "name", format!("/conf/b{i}")),
-            // One DescribeLogGroups per 50, one ListTagsForResource per group.
-            budget: |n| n.div_ceil(50) + n,
+            // One DescribeLogGroups per 50; tags from the stack tag index (one
+            // GetResources per 100).
+            budget: |n| n.div_ceil(50) + n.div_ceil(100),
         }
     }
 
@@ -450,8 +451,10 @@ keep_last_images = 5
                 },
             },
             vary: |f, i| set(f, "name", format!("conf/b{i}")),
-            // One DescribeRepositories per 100; lifecycle policy and tags per repository.
-            budget: |n| n.div_ceil(100) + 2 * n,
+            // One DescribeRepositories per 100; lifecycle policy per repository. moto's
+            // Tagging API does not list repositories: the index (one GetResources)
+            // misses them and each costs its own ListTagsForResource.
+            budget: |n| 2 * n.div_ceil(100) + 2 * n,
         }
     }
 
@@ -612,8 +615,10 @@ subnet_ids = ["${subnet.a.id}", "${subnet.b.id}"]
                 },
             },
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
-            // One DescribeDBSubnetGroups per 100, one ListTagsForResource per group.
-            budget: |n| n.div_ceil(100) + n,
+            // One DescribeDBSubnetGroups per 100. moto's Tagging API does not list
+            // subnet groups: the index (one GetResources) misses them and each costs
+            // its own ListTagsForResource.
+            budget: |n| 2 * n.div_ceil(100) + n,
         }
     }
 
@@ -721,8 +726,9 @@ health_check = { path = "/" }
                 },
             },
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
-            // DescribeTargetGroups and DescribeTags per 20; attributes one group a call.
-            budget: |n| 2 * n.div_ceil(20) + n,
+            // DescribeTargetGroups per 20; tags from the stack tag index (one
+            // GetResources per 100); attributes one group a call.
+            budget: |n| n.div_ceil(20) + n.div_ceil(100) + n,
         }
     }
 
@@ -966,8 +972,9 @@ default_action = { type = "forward", target_group_arn = "${target_group.app.arn}
             vary: |f, i| {
                 f.insert("port".into(), Value::Int(9000 + i as i64));
             },
-            // DescribeListeners and DescribeTags per 20.
-            budget: |n| 2 * n.div_ceil(20),
+            // DescribeListeners and DescribeTags per 20: moto's Tagging API does not
+            // list listeners, so the index (one GetResources) misses them.
+            budget: |n| 2 * n.div_ceil(20) + n.div_ceil(100),
         }
     }
 
@@ -1063,8 +1070,9 @@ drop_invalid_header_fields = false
                 },
             },
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
-            // DescribeLoadBalancers and DescribeTags per 20; attributes one a call.
-            budget: |n| 2 * n.div_ceil(20) + n,
+            // DescribeLoadBalancers per 20; tags from the stack tag index (one
+            // GetResources per 100); attributes one a call.
+            budget: |n| n.div_ceil(20) + n.div_ceil(100) + n,
         }
     }
 
@@ -1299,8 +1307,9 @@ enable_execute_command = false
                 },
             },
             vary: |f, i| set(f, "domain_name", format!("b{i}.example.com")),
-            // One ListCertificates page; DescribeCertificate and tags one certificate a call.
-            budget: |n| 1 + 2 * n,
+            // One ListCertificates page; DescribeCertificate one certificate a call;
+            // tags from the stack tag index (one GetResources per 100).
+            budget: |n| 1 + n + n.div_ceil(100),
         }
     }
 
@@ -1381,8 +1390,9 @@ rules = [
                 },
             },
             vary: |f, i| set(f, "name", format!("conf-b{i}")),
-            // One ListWebACLs page; GetWebACL and tags one ACL a call.
-            budget: |n| 1 + 2 * n,
+            // One ListWebACLs page; GetWebACL and tags one ACL a call: moto's Tagging
+            // API does not list web ACLs, so the index (one GetResources) misses them.
+            budget: |n| 1 + 2 * n + n.div_ceil(100),
         }
     }
 
@@ -1517,8 +1527,9 @@ action = { type = "forward", target_group_arn = "${target_group.app.arn}" }
             vary: |f, i| {
                 f.insert("priority".into(), Value::Int(100 + i as i64));
             },
-            // DescribeRules and DescribeTags per 20.
-            budget: |n| 2 * n.div_ceil(20),
+            // DescribeRules and DescribeTags per 20: moto's Tagging API does not list
+            // listener rules, so the index (one GetResources) misses them.
+            budget: |n| 2 * n.div_ceil(20) + n.div_ceil(100),
         }
     }
 

@@ -3,7 +3,8 @@
 //! subnets, a security group, an Application Load Balancer, a target group, an
 //! HTTPS listener (TLS 1.3 policy, an ACM certificate made beforehand and passed
 //! with `--input`), an HTTP listener redirecting to HTTPS and a listener rule.
-//! The next plan is clean and cheap; an independent client checks what exists;
+//! The next plan is clean and cheap; tags changed out of band are drift, and
+//! repaired; an independent client checks what exists;
 //! destroy removes everything, deleting rule, listeners, load balancer and
 //! target group in that order (moto would accept most wrong orders, so the
 //! order is read from the proxy's record).
@@ -149,15 +150,86 @@ async fn an_https_load_balancer_through_the_cli() {
     assert_eq!(n("DescribeTargetGroups"), 1, "{plan_calls:?}");
     assert_eq!(n("DescribeListeners"), 1, "{plan_calls:?}");
     assert_eq!(n("DescribeRules"), 1, "{plan_calls:?}");
-    assert_eq!(n("DescribeTags"), 4, "{plan_calls:?}");
+    // The load balancer's and target group's tags come from the stack's one
+    // Tagging API read; moto's Tagging API does not list listeners and rules,
+    // so they still cost one DescribeTags each kind.
+    assert_eq!(n("GetResources"), 1, "{plan_calls:?}");
+    assert_eq!(n("DescribeTags"), 2, "{plan_calls:?}");
     assert_eq!(n("DescribeLoadBalancerAttributes"), 1, "{plan_calls:?}");
     assert_eq!(n("DescribeTargetGroupAttributes"), 1, "{plan_calls:?}");
+
+    // Out of band: a tag of the load balancer changed (the Tagging API shows
+    // it), and the target group's stack tag removed (the Tagging API no longer
+    // lists it, so its own DescribeTags must). Both are drift, and repaired.
+    let state = p.state_json("alb");
+    let lb_arn = state["resources"]["load_balancer.web"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tg_arn = state["resources"]["target_group.keycloak"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    elb.add_tags()
+        .resource_arns(&lb_arn)
+        .tags(
+            aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                .key("Project")
+                .value("someone-else")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    elb.remove_tags()
+        .resource_arns(&tg_arn)
+        .tag_keys("reconcile:stack")
+        .send()
+        .await
+        .unwrap();
+    let run = p.run_at(
+        &proxy.url,
+        &["plan", "--detailed-exitcode", "--input", &input],
+    );
+    run.expect_code(2);
+    for address in ["load_balancer.web", "target_group.keycloak"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(address))
+            .unwrap_or_else(|| panic!("{address} not planned:\n{}", run.stdout));
+        assert!(line.contains("drift"), "{line}\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("2 to update"), "{}", run.stdout);
+    p.run_at(&proxy.url, &["apply", "--auto-approve", "--input", &input])
+        .expect_code(0);
+    let tags = elb
+        .describe_tags()
+        .resource_arns(&lb_arn)
+        .resource_arns(&tg_arn)
+        .send()
+        .await
+        .unwrap();
+    for d in tags.tag_descriptions() {
+        let has = |k: &str, v: &str| {
+            d.tags()
+                .iter()
+                .any(|t| t.key() == Some(k) && t.value() == Some(v))
+        };
+        assert!(has("Project", "proxy-smart"), "{d:?}");
+        assert!(has("reconcile:stack", "alb"), "{d:?}");
+    }
+    p.run_at(
+        &proxy.url,
+        &["plan", "--detailed-exitcode", "--input", &input],
+    )
+    .expect_code(0);
 
     // What exists, seen by an independent client.
     let lbs = elb.describe_load_balancers().send().await.unwrap();
     assert_eq!(lbs.load_balancers().len(), 1, "exactly one load balancer");
     let lb = &lbs.load_balancers()[0];
-    let lb_arn = lb.load_balancer_arn().unwrap().to_string();
+    assert_eq!(lb.load_balancer_arn(), Some(lb_arn.as_str()));
     assert_eq!(lb.load_balancer_name(), Some("proxy-smart-keycloak"));
     assert_eq!(lb.availability_zones().len(), 2);
     let attrs = elb

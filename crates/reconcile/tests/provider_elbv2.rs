@@ -528,7 +528,8 @@ async fn load_balancer_target_group_listeners_and_rules() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].1.id, rule.id);
 
-    // --- observing N target groups costs one DescribeTargetGroups and one DescribeTags.
+    // --- observing N target groups costs one DescribeTargetGroups and one DescribeTags
+    // (one GetResources in an observe pass).
     let mut ids = vec![tg.id.clone()];
     for i in 0..4 {
         let address = format!("target_group.extra_{i}");
@@ -546,6 +547,15 @@ async fn load_balancer_target_group_listeners_and_rules() {
     assert_eq!(count(&cx, "DescribeTags") - tags_before, 1);
     // Attributes are one call per target group in AWS's API.
     assert_eq!(count(&cx, "DescribeTargetGroupAttributes") - attrs, 5);
+    // In an observe pass, the tags come from the stack's one Tagging API read instead.
+    let pass = cx.for_observe_pass();
+    let (tags_before, index_before) = (count(&cx, "DescribeTags"), count(&cx, "GetResources"));
+    let in_pass = TargetGroup.observe(&pass, &ids).await.unwrap();
+    assert_eq!(count(&cx, "GetResources") - index_before, 1);
+    assert_eq!(count(&cx, "DescribeTags") - tags_before, 0);
+    for (id, o) in &seen {
+        assert_eq!(in_pass[id].tags, o.tags, "{id}");
+    }
     // A deleted one drops out of the batch without failing it.
     TargetGroup.delete(&cx, &ids[4]).await.unwrap();
     let seen = TargetGroup.observe(&cx, &ids).await.unwrap();

@@ -772,6 +772,15 @@ async fn batched_observe_call_counts() {
     );
     assert_eq!(count(&cx, "ListTagsForResource"), 3);
     assert_eq!(cx.calls.total(), 4);
+    // In an observe pass, one Tagging API read answers the three groups' tags.
+    let cx = connect(&moto).await.for_observe_pass();
+    let in_pass = LogGroup.observe(&cx, &groups).await.unwrap();
+    assert_eq!(count(&cx, "GetResources"), 1, "{:?}", cx.calls.snapshot());
+    assert_eq!(count(&cx, "ListTagsForResource"), 0);
+    assert_eq!(cx.calls.total(), 2);
+    for (name, o) in &found {
+        assert_eq!(in_pass[name].tags, o.tags, "{name}");
+    }
 
     let cx = connect(&moto).await;
     let found = EcrRepository.observe(&cx, &repos).await.unwrap();
@@ -788,6 +797,15 @@ async fn batched_observe_call_counts() {
     assert_eq!(count(&cx, "GetLifecyclePolicy"), 3);
     assert_eq!(count(&cx, "ListTagsForResource"), 3);
     assert_eq!(cx.calls.total(), 7);
+    // moto's Tagging API does not list repositories: in an observe pass the
+    // index misses them, and ECR's own reads still answer.
+    let cx = connect(&moto).await.for_observe_pass();
+    let in_pass = EcrRepository.observe(&cx, &repos).await.unwrap();
+    assert_eq!(count(&cx, "GetResources"), 1, "{:?}", cx.calls.snapshot());
+    assert_eq!(count(&cx, "ListTagsForResource"), 3);
+    for (name, o) in &found {
+        assert_eq!(in_pass[name].tags, o.tags, "{name}");
+    }
 
     // One repository gone: the describe by names fails whole, and one listing replaces it.
     EcrRepository.delete(&setup, &repos[0]).await.unwrap();

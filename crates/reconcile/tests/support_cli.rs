@@ -3,7 +3,8 @@
 //! managed execution policy and an inline policy that reads exactly that
 //! secret, a log group with 30-day retention and an ECR repository that scans
 //! on push and keeps the last 10 images. Applied from nothing, a clean second
-//! plan, out-of-band drift caught and repaired, destroy leaving nothing.
+//! plan, out-of-band drift (fields and tags) caught and repaired, destroy
+//! leaving nothing.
 
 mod common;
 use common::{Moto, Project};
@@ -216,6 +217,62 @@ async fn a_fargate_services_support_resources_through_the_cli() {
     p.run(Some(&moto), &["apply", "--auto-approve"])
         .expect_code(0);
     assert_eq!(retention(&logs).await, Some(30));
+    p.run(Some(&moto), &["plan", "--detailed-exitcode"])
+        .expect_code(0);
+
+    // Out of band: tags. The log group's tags come from the stack's Tagging
+    // API read, the repository's (which moto's Tagging API does not list)
+    // from ECR itself; both changes are drift, and repaired.
+    let group_arn = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/support/keycloak";
+    logs.tag_resource()
+        .resource_arn(group_arn)
+        .tags("Project", "someone-else")
+        .send()
+        .await
+        .unwrap();
+    let repo_arn = repo.repositories()[0].repository_arn().unwrap().to_string();
+    ecr.untag_resource()
+        .resource_arn(&repo_arn)
+        .tag_keys("Project")
+        .send()
+        .await
+        .unwrap();
+    let run = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    run.expect_code(2);
+    for address in ["log_group.keycloak", "ecr_repository.keycloak"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(address))
+            .unwrap_or_else(|| panic!("{address} not planned:\n{}", run.stdout));
+        assert!(line.contains("drift"), "{line}\n{}", run.stdout);
+    }
+    assert!(run.stdout.contains("2 to update"), "{}", run.stdout);
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let group_tags = logs
+        .list_tags_for_resource()
+        .resource_arn(group_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        group_tags
+            .tags()
+            .and_then(|t| t.get("Project"))
+            .map(String::as_str),
+        Some("proxy-smart")
+    );
+    let repo_tags = ecr
+        .list_tags_for_resource()
+        .resource_arn(&repo_arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(repo_tags
+        .tags()
+        .iter()
+        .any(|t| t.key() == "Project" && t.value() == "proxy-smart"));
     p.run(Some(&moto), &["plan", "--detailed-exitcode"])
         .expect_code(0);
 

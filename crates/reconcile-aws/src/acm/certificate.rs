@@ -5,7 +5,9 @@
 //! person's (or a DNS kind's) job, so creates do not wait for ISSUED. ACM
 //! describes one certificate per call: observing costs one `ListCertificates`
 //! per page (which tells which certificates still exist) plus one
-//! `DescribeCertificate` and one `ListTagsForCertificate` per certificate.
+//! `DescribeCertificate` per certificate; tags come from the observe pass's
+//! stack tag index, or cost one `ListTagsForCertificate` per certificate the
+//! index does not list.
 
 use crate::kit::error::at;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
@@ -43,8 +45,11 @@ pub static SCHEMA: Schema = Schema {
           validate it (`domain_validation_options`); it does not wait for ISSUED, since \
           validation needs those records put into DNS. Tags are updated in place; every other \
           field replaces the certificate. Observing costs one ListCertificates per page plus one \
-          DescribeCertificate and one ListTagsForCertificate per certificate (ACM describes one \
-          certificate per call). State tracks it by its ARN.",
+          DescribeCertificate per certificate (ACM describes one certificate per call); tags \
+          come from the plan's one Resource Groups Tagging API read of the whole stack \
+          (GetResources, 100 resources a page, shared by every kind), or cost one \
+          ListTagsForCertificate per certificate that read does not list. State tracks it by \
+          its ARN.",
     fields: &[
         Field::new(
             "domain_name",
@@ -324,11 +329,20 @@ async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>
     }
 }
 
+/// A certificate's tags from the observe pass's stack tag index where it lists
+/// them, else with ListTagsForCertificate; `None` when it is gone.
+async fn tags_of(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>>, ProviderError> {
+    match crate::kit::tags::indexed(cx, SCHEMA.kind, arn, arn).await {
+        Some(t) => Ok(Some(t)),
+        None => list_tags(cx, arn).await,
+    }
+}
+
 async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
     let Some(d) = describe(cx, arn).await? else {
         return Ok(None);
     };
-    let Some(tags) = list_tags(cx, arn).await? else {
+    let Some(tags) = tags_of(cx, arn).await? else {
         return Ok(None);
     };
     Ok(observed(&d, tags))
@@ -462,8 +476,28 @@ impl Provider for Certificate {
             .collect())
     }
 
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        // Collected first: a lazy iterator's closure would not be Send for every lifetime.
+        let calls: Vec<_> = arns
+            .iter()
+            .map(|arn| async move {
+                Ok::<_, ProviderError>(list_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
+            })
+            .collect();
+        let found: Vec<Option<(String, IndexMap<String, String>)>> = futures::stream::iter(calls)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(Some(found.into_iter().flatten().collect()))
+    }
+
     /// One ListTagsForCertificate per certificate in the region (ACM cannot
-    /// search by tag), then DescribeCertificate for this stack's.
+    /// search by tag) that the stack tag index does not list, then
+    /// DescribeCertificate for this stack's.
     async fn find_tagged(
         &self,
         cx: &Cx,
@@ -472,7 +506,7 @@ impl Provider for Certificate {
         let all = list_certificates(cx).await?;
         let tagged: Vec<Option<(String, String)>> = futures::stream::iter(all)
             .map(|(arn, _)| async move {
-                let Some(tags) = list_tags(cx, &arn).await? else {
+                let Some(tags) = tags_of(cx, &arn).await? else {
                     return Ok::<_, ProviderError>(None);
                 };
                 Ok((tags.get(TAG_STACK) == Some(&cx.stack))

@@ -3,8 +3,9 @@
 //!
 //! DescribeRepositories takes up to 100 names a call but fails whole when one
 //! is missing; observe then lists the registry (1,000 a page) instead. The
-//! lifecycle policy and the tags have no batch read: one GetLifecyclePolicy and
-//! one ListTagsForResource per repository, concurrently.
+//! lifecycle policy has no batch read: one GetLifecyclePolicy per repository,
+//! concurrently. Tags come from the observe pass's stack tag index, or cost one
+//! ListTagsForResource per repository the index does not list.
 
 use crate::kit::error::at;
 use crate::kit::fields::changes_field;
@@ -36,8 +37,10 @@ pub static SCHEMA: Schema = Schema {
           meaning with the live policy); `0` removes any lifecycle policy; left out, the \
           lifecycle policy is not managed. Deleting a repository that still holds images \
           fails unless `force_delete = true` was applied. Observing costs one \
-          DescribeRepositories per 100 repositories plus one GetLifecyclePolicy and one \
-          ListTagsForResource per repository (ECR has no batch read for those).",
+          DescribeRepositories per 100 repositories plus one GetLifecyclePolicy per repository \
+          (ECR has no batch read for it); tags come from the plan's one Resource Groups Tagging \
+          API read of the whole stack (GetResources, 100 resources a page, shared by every \
+          kind), or cost one ListTagsForResource per repository that read does not list.",
     fields: &[
         Field::new(
             "name",
@@ -319,8 +322,33 @@ fn observed(
     })
 }
 
-/// Lifecycle policy and tags of each repository, concurrently. A repository
-/// deleted meanwhile is left out.
+/// A repository's tags by its ARN, with ECR's own call; `None` when it is gone.
+async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>>, ProviderError> {
+    match cx
+        .ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(ProviderError::from_sdk)
+    {
+        Ok(t) => {
+            let mut m: IndexMap<String, String> = t
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            m.sort_keys();
+            Ok(Some(m))
+        }
+        Err(e) if is_missing(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Lifecycle policy and tags of each repository, concurrently: the tags from
+/// the observe pass's stack tag index where it lists the repository. A
+/// repository deleted meanwhile is left out.
 async fn complete(cx: &Cx, repos: Vec<Repository>) -> Result<Vec<Observed>, ProviderError> {
     let calls = repos.into_iter().map(|r| async move {
         let name = r.repository_name().unwrap_or_default().to_string();
@@ -338,25 +366,12 @@ async fn complete(cx: &Cx, repos: Vec<Repository>) -> Result<Vec<Observed>, Prov
             Err(e) if is_missing(&e) => None,
             Err(e) => return Err(e),
         };
-        let tags = match cx
-            .ecr
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)
-        {
-            Ok(t) => {
-                let mut m: IndexMap<String, String> = t
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect();
-                m.sort_keys();
-                m
-            }
-            Err(e) if is_missing(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let tags = match crate::kit::tags::indexed(cx, SCHEMA.kind, &name, &arn).await {
+            Some(t) => t,
+            None => match list_tags(cx, &arn).await? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
         };
         Ok(observed(&r, policy.as_deref(), tags))
     });
@@ -531,6 +546,24 @@ impl Provider for EcrRepository {
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect())
+    }
+
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        let calls: Vec<_> = arns
+            .iter()
+            .map(|arn| async move {
+                Ok::<_, ProviderError>(list_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
+            })
+            .collect();
+        let found: Vec<Option<(String, IndexMap<String, String>)>> = stream::iter(calls)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(Some(found.into_iter().flatten().collect()))
     }
 
     /// Lists the registry and reads each repository's tags: only run when a

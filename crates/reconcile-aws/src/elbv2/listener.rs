@@ -1,7 +1,9 @@
 //! `listener`: a load balancer's HTTP or HTTPS listener with its default
 //! certificate, TLS policy and default action.
 //!
-//! Observing costs one DescribeListeners and one DescribeTags per 20 listeners.
+//! Observing costs one DescribeListeners per 20 listeners; tags come from the
+//! observe pass's stack tag index, or cost one DescribeTags per 20 listeners
+//! the index does not list.
 //! A certificate swapped outside reconcile reads as drift on `certificate_arn`.
 
 use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
@@ -23,7 +25,10 @@ pub static SCHEMA: Schema = Schema {
           policy, and the default action for requests no rule matches (forward to a target \
           group, redirect, or a fixed response). Everything but the load balancer changes in \
           place (ModifyListener). A create looks for a listener on the same port first. \
-          Observing costs one DescribeListeners and one DescribeTags per 20 listeners.",
+          Observing costs one DescribeListeners per 20 listeners; tags come from the plan's \
+          one Resource Groups Tagging API read of the whole stack (GetResources, 100 resources \
+          a page, shared by every kind), or cost one DescribeTags per 20 listeners that read \
+          does not list.",
     fields: &[
         Field::new(
             "load_balancer_arn",
@@ -120,7 +125,7 @@ async fn complete(cx: &Cx, ls: Vec<AwsListener>) -> Result<Vec<Observed>, Provid
     if arns.is_empty() {
         return Ok(vec![]);
     }
-    let mut tags = elbv2::describe_tags(cx, &arns).await?;
+    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
     Ok(ls
         .iter()
         .filter_map(|l| observed(l, tags.remove(l.listener_arn()?).unwrap_or_default()))
@@ -248,6 +253,14 @@ impl Provider for Listener {
 
     /// Every load balancer's listeners are read: listeners have no name to
     /// search by (one DescribeListeners per load balancer in the region).
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        elbv2::describe_tags(cx, arns).await.map(Some)
+    }
+
     async fn find_tagged(
         &self,
         cx: &Cx,

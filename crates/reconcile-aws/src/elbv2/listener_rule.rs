@@ -2,7 +2,9 @@
 //! path, header, method, source address) and the action for requests that
 //! match them.
 //!
-//! Observing costs one DescribeRules and one DescribeTags per 20 rules.
+//! Observing costs one DescribeRules per 20 rules; tags come from the observe
+//! pass's stack tag index, or cost one DescribeTags per 20 rules the index does
+//! not list.
 
 use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
 use crate::kit::fields::{changes_field, i32_of, str_of};
@@ -70,7 +72,9 @@ pub static SCHEMA: Schema = Schema {
           listener's default one; rules are evaluated by priority, lowest first. The priority \
           (SetRulePriorities), conditions and action (ModifyRule) change in place. A create \
           looks for a rule with the same priority on the listener first. Observing costs one \
-          DescribeRules and one DescribeTags per 20 rules.",
+          DescribeRules per 20 rules; tags come from the plan's one Resource Groups Tagging \
+          API read of the whole stack (GetResources, 100 resources a page, shared by every \
+          kind), or cost one DescribeTags per 20 rules that read does not list.",
     fields: &[
         Field::new(
             "listener_arn",
@@ -290,7 +294,7 @@ async fn complete(cx: &Cx, rules: Vec<AwsRule>) -> Result<Vec<Observed>, Provide
     if arns.is_empty() {
         return Ok(vec![]);
     }
-    let mut tags = elbv2::describe_tags(cx, &arns).await?;
+    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
     Ok(rules
         .iter()
         .filter_map(|r| observed(r, tags.remove(r.rule_arn()?).unwrap_or_default()))
@@ -401,6 +405,14 @@ impl Provider for ListenerRule {
 
     /// Every listener's rules are read: rules have no name to search by (one
     /// DescribeListeners per load balancer and one DescribeRules per listener).
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        elbv2::describe_tags(cx, arns).await.map(Some)
+    }
+
     async fn find_tagged(
         &self,
         cx: &Cx,

@@ -2,9 +2,10 @@
 //! attributes (deletion protection, idle timeout, invalid header handling)
 //! managed as plain fields.
 //!
-//! Observing costs one DescribeLoadBalancers per 20 load balancers and one
-//! DescribeTags per 20, plus one DescribeLoadBalancerAttributes per load
-//! balancer: AWS answers attributes for one load balancer a call.
+//! Observing costs one DescribeLoadBalancers per 20 load balancers plus one
+//! DescribeLoadBalancerAttributes per load balancer (AWS answers attributes for
+//! one load balancer a call); tags come from the observe pass's stack tag
+//! index, or cost one DescribeTags per 20 load balancers the index does not list.
 
 use crate::elbv2::{self, attribute_map, elb_error, named};
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_of, strs_of};
@@ -37,9 +38,11 @@ pub static SCHEMA: Schema = Schema {
           `load_balancer_type` says otherwise). Its attributes are plain fields. A create looks \
           the name up first (moto accepts duplicate names); a delete waits until the load \
           balancer is gone, so the target groups it used can go next. Observing costs one \
-          DescribeLoadBalancers and one DescribeTags per 20 load balancers plus one \
-          DescribeLoadBalancerAttributes per load balancer (AWS answers attributes one load \
-          balancer a call).",
+          DescribeLoadBalancers per 20 load balancers plus one DescribeLoadBalancerAttributes \
+          per load balancer (AWS answers attributes one load balancer a call); tags come from \
+          the plan's one Resource Groups Tagging API read of the whole stack (GetResources, \
+          100 resources a page, shared by every kind), or cost one DescribeTags per 20 load \
+          balancers that read does not list.",
     fields: &[
         Field::new(
             "name",
@@ -216,7 +219,7 @@ async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, Pr
 }
 
 /// Full observations of described load balancers: attributes (one call each,
-/// in parallel) and tags (one call per 20).
+/// in parallel) and tags (the stack tag index, or one call per 20).
 async fn complete(cx: &Cx, lbs: Vec<AwsLoadBalancer>) -> Result<Vec<Observed>, ProviderError> {
     let arns: Vec<String> = lbs
         .iter()
@@ -225,7 +228,7 @@ async fn complete(cx: &Cx, lbs: Vec<AwsLoadBalancer>) -> Result<Vec<Observed>, P
     if arns.is_empty() {
         return Ok(vec![]);
     }
-    let mut tags = elbv2::describe_tags(cx, &arns).await?;
+    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
     let attrs = try_join_all(lbs.iter().map(|lb| async move {
         let arn = lb.load_balancer_arn().unwrap_or_default();
         match attributes_of(cx, arn).await {
@@ -406,6 +409,14 @@ impl Provider for LoadBalancer {
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect())
+    }
+
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        elbv2::describe_tags(cx, arns).await.map(Some)
     }
 
     async fn find_tagged(

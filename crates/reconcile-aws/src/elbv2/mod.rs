@@ -140,6 +140,27 @@ pub async fn describe_tags(
     Ok(out)
 }
 
+/// Tags of existing resources of one ELBv2 kind, by ARN: from the observe
+/// pass's stack tag index where it lists them, the rest with DescribeTags.
+pub async fn observe_tags(
+    cx: &Cx,
+    kind: &str,
+    arns: &[String],
+) -> Result<HashMap<String, IndexMap<String, String>>, ProviderError> {
+    let mut out = HashMap::new();
+    let mut rest = Vec::new();
+    for arn in arns {
+        match crate::kit::tags::indexed(cx, kind, arn, arn).await {
+            Some(t) => {
+                out.insert(arn.clone(), t);
+            }
+            None => rest.push(arn.clone()),
+        }
+    }
+    out.extend(describe_tags(cx, &rest).await?);
+    Ok(out)
+}
+
 /// Makes the resource's tags exactly `want` (AWS-owned tags untouched).
 pub async fn sync_tags(
     cx: &Cx,

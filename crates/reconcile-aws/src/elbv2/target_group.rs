@@ -1,9 +1,10 @@
 //! `target_group`: an ELBv2 target group with its health check and
 //! deregistration delay.
 //!
-//! Observing costs one DescribeTargetGroups and one DescribeTags per 20 target
-//! groups, plus one DescribeTargetGroupAttributes per target group: AWS answers
-//! attributes for one target group a call.
+//! Observing costs one DescribeTargetGroups per 20 target groups plus one
+//! DescribeTargetGroupAttributes per target group (AWS answers attributes for
+//! one target group a call); tags come from the observe pass's stack tag index,
+//! or cost one DescribeTags per 20 target groups the index does not list.
 
 use crate::elbv2::{self, attribute_map, elb_error, named};
 use crate::kit::fields::{changes_field, i32_of, str_of};
@@ -91,9 +92,11 @@ pub static SCHEMA: Schema = Schema {
           requests (for Fargate services, target_type \"ip\"). The health check and the \
           deregistration delay change in place. A create looks the name up first; a delete \
           waits (briefly) for the load balancers that used it to be gone. Observing costs one \
-          DescribeTargetGroups and one DescribeTags per 20 target groups plus one \
-          DescribeTargetGroupAttributes per target group (AWS answers attributes one target \
-          group a call).",
+          DescribeTargetGroups per 20 target groups plus one DescribeTargetGroupAttributes per \
+          target group (AWS answers attributes one target group a call); tags come from the \
+          plan's one Resource Groups Tagging API read of the whole stack (GetResources, 100 \
+          resources a page, shared by every kind), or cost one DescribeTags per 20 target \
+          groups that read does not list.",
     fields: &[
         Field::new(
             "name",
@@ -305,8 +308,8 @@ async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, Pr
     ))
 }
 
-/// Full observations: attributes (one call each, in parallel) and tags (one
-/// call per 20).
+/// Full observations: attributes (one call each, in parallel) and tags (the
+/// stack tag index, or one call per 20).
 async fn complete(cx: &Cx, tgs: Vec<AwsTargetGroup>) -> Result<Vec<Observed>, ProviderError> {
     let arns: Vec<String> = tgs
         .iter()
@@ -315,7 +318,7 @@ async fn complete(cx: &Cx, tgs: Vec<AwsTargetGroup>) -> Result<Vec<Observed>, Pr
     if arns.is_empty() {
         return Ok(vec![]);
     }
-    let mut tags = elbv2::describe_tags(cx, &arns).await?;
+    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
     let attrs = try_join_all(tgs.iter().map(|t| async move {
         match attributes_of(cx, t.target_group_arn().unwrap_or_default()).await {
             Ok(a) => Ok(Some(a)),
@@ -538,6 +541,14 @@ impl Provider for TargetGroup {
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect())
+    }
+
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        elbv2::describe_tags(cx, arns).await.map(Some)
     }
 
     async fn find_tagged(

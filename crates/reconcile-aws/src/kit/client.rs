@@ -2,6 +2,7 @@
 //! retry policy, and an interceptor that counts every attempt by service and
 //! operation, and every throttled answer by service.
 
+use super::tags::StackTags;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
@@ -139,11 +140,17 @@ pub struct Cx {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub acm: aws_sdk_acm::Client,
+    /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
     pub region: String,
     pub calls: CallCounter,
     /// Where long waits report what AWS says meanwhile ("modifying", ...).
     pub status: StatusSink,
+    /// The stack's tags read at once, inside an observe pass only: creates and
+    /// updates read back what they wrote with the services' own calls, which
+    /// the eventually consistent Tagging API may not show yet.
+    pub stack_tags: Option<Arc<StackTags>>,
 }
 
 /// Receives `(address, status)` while a provider waits on AWS; a no-op by default.
@@ -207,10 +214,22 @@ impl Cx {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecr: client!(aws_sdk_ecr),
             acm: client!(aws_sdk_acm),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),
             calls,
             status: StatusSink::default(),
+            stack_tags: None,
+        }
+    }
+
+    /// These clients for one observe pass, with a stack tag index of their
+    /// own, read on first use. Each pass makes a new one, so nothing read in
+    /// an earlier pass is answered again.
+    pub fn for_observe_pass(&self) -> Cx {
+        Cx {
+            stack_tags: Some(Arc::new(StackTags::new(self.tagging.clone(), &self.stack))),
+            ..self.clone()
         }
     }
 }

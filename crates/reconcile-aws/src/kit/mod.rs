@@ -67,6 +67,21 @@ pub trait Provider: Send + Sync {
         Ok(())
     }
 
+    /// The tags of live resources by ARN, read with the kind's own API and
+    /// never through the stack tag index. The observe pass confirms with it
+    /// every tag set the index answered ([`tags::indexed`]) that differs from
+    /// the declared one: the Tagging API is eventually consistent and may still
+    /// show tags an apply changed a moment ago. Kinds that take tags from the
+    /// index implement it; `None`, the default, says the kind does not. An ARN
+    /// missing from the answer is a resource that no longer exists.
+    async fn read_tags(
+        &self,
+        _cx: &Cx,
+        _arns: &[String],
+    ) -> Result<Option<tags::TagsByArn>, ProviderError> {
+        Ok(None)
+    }
+
     /// Pure: problems only visible with the whole stack at hand (two resources
     /// that would undo each other, say). Reported with the other validation errors.
     fn validate(

@@ -2,9 +2,11 @@
 //!
 //! DescribeLogGroups filters by name prefix only, so observe asks once (50
 //! groups a page) for the longest prefix all wanted names share and keeps the
-//! exact names; it answers without tags, which cost one ListTagsForResource per
-//! group (concurrently). Retention and KMS key left out mean "never expire" and
-//! "no customer key", as in Terraform: a retention set outside reconcile is drift.
+//! exact names; it answers without tags, which come from the observe pass's
+//! stack tag index (one Tagging API read for the whole stack), or cost one
+//! ListTagsForResource per group the index does not list (concurrently).
+//! Retention and KMS key left out mean "never expire" and "no customer key", as
+//! in Terraform: a retention set outside reconcile is drift.
 
 use crate::kit::error::at;
 use crate::kit::fields::changes_field;
@@ -35,8 +37,10 @@ pub static SCHEMA: Schema = Schema {
     doc: "A CloudWatch Logs log group, such as the one an ECS task's awslogs driver writes \
           to. Left out, `retention_in_days` means never expire and `kms_key_id` means no \
           customer key: a retention or key set outside reconcile is drift. Observing costs \
-          one DescribeLogGroups per 50 groups sharing the stack's name prefix, plus one \
-          ListTagsForResource per group (the describe answers without tags).",
+          one DescribeLogGroups per 50 groups sharing the stack's name prefix; the describe \
+          answers without tags, which come from the plan's one Resource Groups Tagging API \
+          read of the whole stack (GetResources, 100 resources a page, shared by every kind), \
+          or cost one ListTagsForResource per group that read does not list.",
     fields: &[
         Field::new(
             "name",
@@ -200,30 +204,41 @@ fn attributes(name: &str, arn: &str) -> Fields {
     a
 }
 
-/// The groups with their tags: one ListTagsForResource each, concurrently. A
-/// group deleted between the two calls is left out.
+/// A group's tags by its ARN, with this service's own call; `None` when it is gone.
+async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>>, ProviderError> {
+    match cx
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(ProviderError::from_sdk)
+    {
+        Ok(out) => {
+            let mut t: IndexMap<String, String> = out
+                .tags()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            t.sort_keys();
+            Ok(Some(t))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The groups with their tags: from the observe pass's stack tag index where
+/// it lists them, else one ListTagsForResource each, concurrently. A group
+/// deleted between the two calls is left out.
 async fn with_tags(cx: &Cx, groups: Vec<AwsGroup>) -> Result<Vec<Observed>, ProviderError> {
     let calls = groups.into_iter().map(|g| async move {
         let arn = clean_arn(&g);
-        match cx
-            .logs
-            .list_tags_for_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)
-        {
-            Ok(out) => {
-                let mut t: IndexMap<String, String> = out
-                    .tags()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                t.sort_keys();
-                Ok(observed(&g, t))
-            }
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let name = g.log_group_name().unwrap_or_default();
+        let tags = match crate::kit::tags::indexed(cx, SCHEMA.kind, name, &arn).await {
+            Some(t) => Some(t),
+            None => list_tags(cx, &arn).await?,
+        };
+        Ok::<_, ProviderError>(tags.and_then(|t| observed(&g, t)))
     });
     let found: Vec<Option<Observed>> = stream::iter(calls.collect::<Vec<_>>())
         .buffer_unordered(CONCURRENCY)
@@ -393,6 +408,21 @@ impl Provider for LogGroup {
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect())
+    }
+
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        let calls = arns.iter().map(|arn| async move {
+            Ok::<_, ProviderError>(list_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
+        });
+        let found: Vec<_> = stream::iter(calls.collect::<Vec<_>>())
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(Some(found.into_iter().flatten().collect()))
     }
 
     /// Lists every group of the region and reads each one's tags: costly in a

@@ -2,10 +2,10 @@
 //! instance or Aurora cluster may place its network interfaces in.
 //!
 //! DescribeDBSubnetGroups takes no filters and answers without tags, so observe
-//! lists every group (paginated) and keeps the wanted ones, then reads each kept
-//! group's tags with ListTagsForResource: one call per group, concurrently. Stacks
-//! hold one or two groups, so this stays far below the per-resource cost of
-//! the other kinds' describes.
+//! lists every group (paginated) and keeps the wanted ones; their tags come from
+//! the observe pass's stack tag index, or cost one ListTagsForResource per
+//! group the index does not list, concurrently. Stacks hold one or two groups,
+//! so this stays far below the per-resource cost of the other kinds' describes.
 
 use crate::kit::fields::{changes_field, str_list, str_of, strs_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
@@ -119,23 +119,38 @@ fn observed(g: &AwsGroup, tags: indexmap::IndexMap<String, String>) -> Option<Ob
     })
 }
 
-/// The groups' tags, one ListTagsForResource each, concurrently. A group deleted
-/// between the list and its tag call is left out, as if the list had missed it.
+/// A group's tags by its ARN, with RDS's own call; `None` when it is gone.
+async fn list_tags(
+    cx: &Cx,
+    arn: &str,
+) -> Result<Option<indexmap::IndexMap<String, String>>, ProviderError> {
+    match cx
+        .rds
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(rds_error)
+    {
+        Ok(out) => Ok(Some(rds::tags_of(out.tag_list()))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The groups with their tags: from the observe pass's stack tag index where
+/// it lists them, else one ListTagsForResource each, concurrently. A group
+/// deleted between the list and its tag call is left out, as if the list had
+/// missed it.
 async fn with_tags(cx: &Cx, groups: Vec<AwsGroup>) -> Result<Vec<Observed>, ProviderError> {
     let calls = groups.iter().map(|g| async move {
         let arn = g.db_subnet_group_arn().unwrap_or_default();
-        match cx
-            .rds
-            .list_tags_for_resource()
-            .resource_name(arn)
-            .send()
-            .await
-            .map_err(rds_error)
-        {
-            Ok(out) => Ok(observed(g, rds::tags_of(out.tag_list()))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let name = g.db_subnet_group_name().unwrap_or_default();
+        let tags = match crate::kit::tags::indexed(cx, SCHEMA.kind, name, arn).await {
+            Some(t) => Some(t),
+            None => list_tags(cx, arn).await?,
+        };
+        Ok::<_, ProviderError>(tags.and_then(|t| observed(g, t)))
     });
     let mut out = Vec::new();
     for r in join_all(calls).await {
@@ -176,6 +191,21 @@ impl Provider for DbSubnetGroup {
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect())
+    }
+
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        let calls = arns.iter().map(|arn| async move {
+            Ok::<_, ProviderError>(list_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
+        });
+        let mut out = crate::kit::tags::TagsByArn::new();
+        for r in join_all(calls).await {
+            out.extend(r?);
+        }
+        Ok(Some(out))
     }
 
     async fn find_tagged(

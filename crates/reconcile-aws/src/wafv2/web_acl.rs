@@ -2,8 +2,9 @@
 //! WAF helpers `web_acl_association` shares (error typing, ARN parsing).
 //!
 //! WAF has no batch read: observing costs one `ListWebACLs` per page (which tells
-//! which ACLs still exist), then one `GetWebACL` (the rules) and one
-//! `ListTagsForResource` per ACL. Updates replace the ACL's whole configuration
+//! which ACLs still exist), then one `GetWebACL` (the rules) per ACL; tags come
+//! from the observe pass's stack tag index, or cost one `ListTagsForResource`
+//! per ACL the index does not list. Updates replace the ACL's whole configuration
 //! with `UpdateWebACL`, guarded by the lock token read just before; a
 //! `WAFOptimisticLockException` (someone else wrote in between) re-reads and
 //! retries twice.
@@ -141,8 +142,10 @@ pub static SCHEMA: Schema = Schema {
     doc: "A WAFv2 web ACL with AWS managed rule groups and rate limits. Updated in place with \
           UpdateWebACL and its lock token (re-read and retried when someone else wrote meanwhile); \
           a rule changed outside reconcile is drift on `rules`. Observing costs one ListWebACLs \
-          per page plus one GetWebACL and one ListTagsForResource per ACL: WAF has no batch read. \
-          State tracks the ACL by its ARN (import it with the ARN).",
+          per page plus one GetWebACL per ACL (WAF has no batch read); tags come from the \
+          plan's one Resource Groups Tagging API read of the whole stack (GetResources, 100 \
+          resources a page, shared by every kind), or cost one ListTagsForResource per ACL \
+          that read does not list. State tracks the ACL by its ARN (import it with the ARN).",
     fields: &[
         Field::new(
             "name",
@@ -794,15 +797,30 @@ pub async fn list_tags(cx: &Cx, arn: &str) -> Result<IndexMap<String, String>, P
     Ok(out)
 }
 
-/// GetWebACL and ListTagsForResource for one ACL: `None` when it is gone.
+/// An ACL's tags with WAF's own call; `None` when it is gone.
+async fn read_acl_tags(
+    cx: &Cx,
+    arn: &str,
+) -> Result<Option<IndexMap<String, String>>, ProviderError> {
+    match list_tags(cx, arn).await {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// GetWebACL, and the tags from the observe pass's stack tag index or
+/// ListTagsForResource, for one ACL: `None` when it is gone.
 async fn observe_one(cx: &Cx, a: &AclArn) -> Result<Option<Observed>, ProviderError> {
     let Some((acl, _)) = get_acl(cx, a).await? else {
         return Ok(None);
     };
-    let tags = match list_tags(cx, &a.arn).await {
-        Ok(t) => t,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+    let tags = match crate::kit::tags::indexed(cx, SCHEMA.kind, acl.arn(), &a.arn).await {
+        Some(t) => t,
+        None => match read_acl_tags(cx, &a.arn).await? {
+            Some(t) => t,
+            None => return Ok(None),
+        },
     };
     Ok(Some(observed(&acl, a.scope, tags)))
 }
@@ -1114,6 +1132,24 @@ impl Provider for WebAcl {
             .into_iter()
             .map(|o| (o.id.clone(), o))
             .collect())
+    }
+
+    async fn read_tags(
+        &self,
+        cx: &Cx,
+        arns: &[String],
+    ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
+        let calls: Vec<_> = arns
+            .iter()
+            .map(|arn| async move {
+                Ok::<_, ProviderError>(read_acl_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
+            })
+            .collect();
+        let found: Vec<Option<(String, IndexMap<String, String>)>> = futures::stream::iter(calls)
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(Some(found.into_iter().flatten().collect()))
     }
 
     /// One ListTagsForResource per web ACL in the region (WAF cannot search by

@@ -243,12 +243,12 @@ pub fn calls_table(
     let mut out = String::from("AWS calls by service and operation:\n");
     let total: u64 = calls.values().sum();
     for ((svc, op), n) in calls {
-        let _ = writeln!(out, "  {:<26} {:<40} {n:>5}", svc, op);
+        let _ = writeln!(out, "  {:<27} {:<40} {n:>5}", svc, op);
     }
-    let _ = writeln!(out, "  {:<67} {total:>5}", "total");
+    let _ = writeln!(out, "  {:<68} {total:>5}", "total");
     // Throttled answers are among the calls above; each narrowed its service.
     for (svc, n) in throttled {
-        let _ = writeln!(out, "  throttled {:<57} {n:>5}", svc);
+        let _ = writeln!(out, "  throttled {:<58} {n:>5}", svc);
     }
     out
 }

@@ -26,7 +26,8 @@ pub struct Fixture {
     pub drift: Drift,
     /// Makes the i-th budget copy unique (a name, a range) where AWS wants that.
     pub vary: fn(&mut Fields, usize),
-    /// The most AWS calls observing `n` resources of the kind may cost.
+    /// The most AWS calls observing `n` resources of the kind may cost in an
+    /// observe pass (the stack tag index's GetResources included).
     pub budget: fn(u64) -> u64,
 }
 
@@ -417,7 +418,8 @@ async fn budget_and_destroy(
         ids.push((create(&*r.provider, &bcx, &a, &fi, &ti).await, fi));
     }
     let (ids, copies): (Vec<String>, Vec<Fields>) = ids.into_iter().unzip();
-    let cx = r.cx(&other).await;
+    // As a plan observes: with the stack tag index of an observe pass.
+    let cx = r.cx(&other).await.for_observe_pass();
     let seen = r.provider.observe(&cx, &ids).await.expect("observe");
     assert_eq!(seen.len(), N, "{addr}: observed {} of {N}", seen.len());
     let (calls, budget) = (cx.calls.total(), (f.budget)(N as u64));
