@@ -2,6 +2,7 @@
 //! shared clients with call counting and retry policy, typed AWS errors, tags,
 //! field helpers, durations and the one waiter.
 
+pub mod adopt;
 pub mod client;
 pub mod duration;
 pub mod error;

@@ -304,6 +304,19 @@ mod tests {
                         errs.push(format!("{at}: {v} is not of type {arg}"));
                     }
                 }
+                "minimum" | "maximum" => {
+                    let bound = arg.as_f64().expect("a bound is a number");
+                    if let Some(n) = v.as_f64() {
+                        let out = if kw == "minimum" {
+                            n < bound
+                        } else {
+                            n > bound
+                        };
+                        if out {
+                            errs.push(format!("{at}: {v} is outside {kw} {arg}"));
+                        }
+                    }
+                }
                 "enum" => {
                     if !arg.as_array().is_some_and(|opts| opts.contains(v)) {
                         errs.push(format!("{at}: {v} is not one of {arg}"));
@@ -453,6 +466,11 @@ mod tests {
                 ".vpc.main.ignore_changes[0]",
             ),
             ("[output.x]\ndescription = \"no value\"\n", "missing required \"value\""),
+            (
+                "[iam_role.r]\nname = \"r\"\ntrusted_services = [\"ecs-tasks.amazonaws.com\"]\n\
+                 max_session_duration = 60\n",
+                ".iam_role.r.max_session_duration",
+            ),
         ];
         for (text, expected) in cases {
             let errs = errors(text);
