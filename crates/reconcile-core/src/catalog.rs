@@ -32,8 +32,9 @@ pub trait KindCatalog: Schemas + Send + Sync {
         vec![]
     }
 
-    /// Field-by-field differences between desired and live; schema-driven unless
-    /// the kind knows better.
+    /// Field-by-field differences between desired and live, from the kind's
+    /// schema alone: what AWS reports differently but means the same is told by
+    /// the schema's normal forms, not by code of the kind's own.
     fn diff(&self, kind: &str, desired: &Fields, live: &Fields) -> Vec<FieldChange> {
         match self.schema(kind) {
             Some(s) => diff_fields(s, desired, live),

@@ -396,3 +396,17 @@ fn region_names_aws_does_not_have() {
     );
     has(&run, "help: write it like --region us-east-1");
 }
+
+#[test]
+fn numbers_outside_the_range_aws_takes_point_at_the_value() {
+    let text = format!(
+        "{HEADER}[iam_role.app]\nname = \"app\"\ntrusted_services = [\"ecs-tasks.amazonaws.com\"]\n\
+         max_session_duration = 60\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(
+        &run,
+        "desired-state/s.toml:8:24: `iam_role.app`.max_session_duration is 60; AWS takes 3600 to 43200",
+    );
+    has(&run, "help: set `max_session_duration` between 3600 and 43200");
+}
