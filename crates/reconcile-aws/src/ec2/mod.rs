@@ -10,14 +10,16 @@ pub mod security_group_rule;
 pub mod subnet;
 pub mod vpc;
 
-use crate::kit::{Cx, ProviderError};
+use crate::kit::fields::changes_field;
+use crate::kit::{Cx, Desired, ProviderError};
 use async_trait::async_trait;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
+use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use indexmap::IndexMap;
 use reconcile_core::model::value::{parse_template, TemplatePart};
-use reconcile_core::model::{Reference, Resource, Stack, Value};
-use reconcile_core::plan::{Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::model::{Diagnostic, Fields, Reference, Resource, Stack, Value};
+use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::HashMap;
 
 /// Error codes EC2 returns for an id it created a moment ago but has not yet
@@ -133,8 +135,7 @@ pub async fn find_by_tags<K: Describe>(
         out.extend(
             found
                 .into_iter()
-                .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
-                .filter_map(|o| address_of(&o.tags).map(|a| (a, o)))
+                .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
                 .filter(|(a, _)| addresses.is_empty() || addresses.contains(a)),
         );
     }
@@ -181,9 +182,55 @@ pub fn tags_of(tags: Option<&[Tag]>) -> IndexMap<String, String> {
         .collect()
 }
 
-/// The `reconcile:address` tag, if any.
-pub fn address_of(tags: &IndexMap<String, String>) -> Option<String> {
-    tags.get(TAG_ADDRESS).cloned()
+/// The `id`, `arn` and `owner_id` attributes: the ARN as AWS gave it, else
+/// built from `rtype`, the resource type in EC2 ARNs (`vpc`, `route-table`).
+pub fn arn_attributes(cx: &Cx, rtype: &str, id: &str, owner: &str, arn: Option<&str>) -> Fields {
+    let arn = match arn.filter(|a| !a.is_empty()) {
+        Some(a) => a.to_string(),
+        None => format!("arn:aws:ec2:{}:{owner}:{rtype}/{id}", cx.region),
+    };
+    Fields::from([
+        ("id".into(), Value::str(id)),
+        ("arn".into(), Value::str(arn)),
+        ("owner_id".into(), Value::str(owner)),
+    ])
+}
+
+/// A delete's answer: a resource already gone is success.
+pub fn gone_is_done<T, E, R>(r: Result<T, SdkError<E, R>>) -> Result<(), ProviderError>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match r.map_err(ProviderError::from_sdk) {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// The end of every EC2 update: the tags made exactly the wanted ones when they
+/// changed, and the live copy with the wanted fields.
+pub async fn finish_update(
+    cx: &Cx,
+    live: &Observed,
+    want: &Desired<'_>,
+    changes: &[FieldChange],
+) -> Result<Observed, ProviderError> {
+    if changes_field(changes, "tags") {
+        sync_tags(cx, &live.id, &live.tags, want.tags).await?;
+    }
+    let mut fields = live.fields.clone();
+    fields.extend(want.fields.clone());
+    Ok(Observed {
+        id: live.id.clone(),
+        fields,
+        attributes: live.attributes.clone(),
+        tags: want.tags.clone(),
+    })
 }
 
 /// The resource of `kind` that `v` refers to as a whole (`${vpc.main.id}`), if
@@ -197,6 +244,12 @@ pub fn referenced<'s>(stack: &'s Stack, v: Option<&Value>, kind: &str) -> Option
         return None;
     }
     stack.resources.get(&format!("{k}.{name}"))
+}
+
+/// A problem with `r`, shown at its field `field` (at the resource when not declared).
+pub fn diagnostic(r: &Resource, field: &str, msg: String, help: String) -> Diagnostic {
+    let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
+    Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
 }
 
 /// A declared IPv4 range, when it is literal rather than a reference.

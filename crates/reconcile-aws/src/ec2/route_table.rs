@@ -4,7 +4,7 @@
 //! added or removed outside reconcile is drift. When left out, they are not managed.
 
 use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe};
-use crate::kit::fields::changes_field;
+use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::operation::associate_route_table::AssociateRouteTableError;
@@ -236,36 +236,22 @@ fn live_associations(t: &aws_sdk_ec2::types::RouteTable) -> BTreeMap<String, Str
         .collect()
 }
 
-fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(format!(
-            "arn:aws:ec2:{}:{owner}:route-table/{id}",
-            cx.region
-        )),
-    );
-    a.insert("owner_id".into(), Value::str(owner));
-    a
-}
-
 fn observed(cx: &Cx, t: &aws_sdk_ec2::types::RouteTable) -> Option<Observed> {
     let id = t.route_table_id()?;
     let routes: BTreeMap<String, Fields> = t.routes().iter().filter_map(live_route).collect();
-    let mut fields = Fields::new();
-    fields.insert("vpc_id".into(), Value::str(t.vpc_id().unwrap_or_default()));
-    fields.insert(
-        "routes".into(),
-        Value::List(routes.into_values().map(Value::Map).collect()),
-    );
-    fields.insert(
-        "subnet_ids".into(),
-        Value::List(live_associations(t).into_keys().map(Value::Str).collect()),
-    );
+    let subnets = live_associations(t).into_keys().map(Value::Str).collect();
+    let fields = Fields::from([
+        ("vpc_id".into(), Value::str(t.vpc_id().unwrap_or_default())),
+        (
+            "routes".into(),
+            Value::List(routes.into_values().map(Value::Map).collect()),
+        ),
+        ("subnet_ids".into(), Value::List(subnets)),
+    ]);
+    let owner = t.owner_id().unwrap_or_default();
     Some(Observed {
         id: id.to_string(),
-        attributes: attributes(cx, id, t.owner_id().unwrap_or_default()),
+        attributes: ec2::arn_attributes(cx, "route-table", id, owner, None),
         fields,
         tags: tags_of(Some(t.tags())),
     })
@@ -275,18 +261,15 @@ async fn describe_tables(
     cx: &Cx,
     filters: Vec<Filter>,
 ) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .ec2
+    cx.ec2
         .describe_route_tables()
         .set_filters(Some(filters))
         .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        out.extend(page.route_tables().iter().cloned());
-    }
-    Ok(out)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(ProviderError::from_sdk)
 }
 
 /// The one table, by a filter so that a missing id is `None` rather than an error.
@@ -356,10 +339,7 @@ async fn delete_route(cx: &Cx, table: &str, route: &Fields) -> Result<(), Provid
         (None, Some(d)) => req.destination_ipv6_cidr_block(d),
         (None, None) => return Ok(()),
     };
-    match req.send().await.map_err(ProviderError::from_sdk) {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other.map(|_| ()),
-    }
+    ec2::gone_is_done(req.send().await)
 }
 
 async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<(), ProviderError> {
@@ -377,17 +357,8 @@ async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<(), ProviderErr
 }
 
 async fn disassociate(cx: &Cx, association: &str) -> Result<(), ProviderError> {
-    match cx
-        .ec2
-        .disassociate_route_table()
-        .association_id(association)
-        .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other.map(|_| ()),
-    }
+    let req = cx.ec2.disassociate_route_table();
+    ec2::gone_is_done(req.association_id(association).send().await)
 }
 
 #[async_trait]
@@ -428,9 +399,7 @@ impl Provider for RouteTable {
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
-        let vpc_id = f
-            .get("vpc_id")
-            .and_then(Value::as_str)
+        let vpc_id = str_of(f, "vpc_id")
             .ok_or_else(|| invalid(format!("{}: `vpc_id` must be a known string", want.address)))?;
         // Everything is checked before the table exists.
         let routes = declared_routes(f, want.address)?.unwrap_or_default();
@@ -462,8 +431,9 @@ impl Provider for RouteTable {
         for s in &subnets {
             associate(cx, &id, s).await?;
         }
+        let owner = t.owner_id().unwrap_or_default();
         Ok(Observed {
-            attributes: attributes(cx, &id, t.owner_id().unwrap_or_default()),
+            attributes: ec2::arn_attributes(cx, "route-table", &id, owner, None),
             id,
             fields: f.clone(),
             tags: want.tags.clone(),
@@ -520,17 +490,7 @@ impl Provider for RouteTable {
                 }
             }
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
@@ -547,20 +507,8 @@ impl Provider for RouteTable {
                 disassociate(cx, association).await?;
             }
         }
-        match cx
-            .ec2
-            .delete_route_table()
-            .route_table_id(id)
-            .customize()
-            .config_override(eventual_delete::<DeleteRouteTableError>())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let req = cx.ec2.delete_route_table().route_table_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteRouteTableError>());
+        ec2::gone_is_done(req.send().await)
     }
 }

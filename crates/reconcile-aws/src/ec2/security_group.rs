@@ -7,7 +7,7 @@
 //! ignores ports for `-1`, so any ports given with it are read as 0 and 0.
 
 use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Describe};
-use crate::kit::fields::changes_field;
+use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::operation::authorize_security_group_egress::AuthorizeSecurityGroupEgressError;
@@ -586,18 +586,15 @@ async fn describe_groups(
     cx: &Cx,
     filters: Vec<Filter>,
 ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .ec2
+    cx.ec2
         .describe_security_groups()
         .set_filters(Some(filters))
         .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        out.extend(page.security_groups().iter().cloned());
-    }
-    Ok(out)
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(ProviderError::from_sdk)
 }
 
 /// Describes security groups by id, the raw groups: one call per 200 ids.
@@ -613,36 +610,27 @@ pub async fn describe_groups_by_id(
 }
 
 fn attributes(cx: &Cx, id: &str, name: &str, owner: &str, arn: Option<&str>) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(
-            arn.map(str::to_string).unwrap_or_else(|| {
-                format!("arn:aws:ec2:{}:{owner}:security-group/{id}", cx.region)
-            }),
-        ),
-    );
-    a.insert("name".into(), Value::str(name));
-    a.insert("owner_id".into(), Value::str(owner));
+    let mut a = ec2::arn_attributes(cx, "security-group", id, owner, arn);
+    a.shift_insert(2, "name".into(), Value::str(name));
     a
 }
 
 fn observed(cx: &Cx, g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Observed> {
     let id = g.group_id()?;
     let name = g.group_name().unwrap_or_default();
-    let mut fields = Fields::new();
-    fields.insert("name".into(), Value::str(name));
-    fields.insert(
-        "description".into(),
-        Value::str(g.description().unwrap_or_default()),
-    );
-    fields.insert("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default()));
-    fields.insert("ingress".into(), rules_value(&rules_of(g.ip_permissions())));
-    fields.insert(
-        "egress".into(),
-        rules_value(&rules_of(g.ip_permissions_egress())),
-    );
+    let fields = Fields::from([
+        ("name".into(), Value::str(name)),
+        (
+            "description".into(),
+            Value::str(g.description().unwrap_or_default()),
+        ),
+        ("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default())),
+        ("ingress".into(), rules_value(&rules_of(g.ip_permissions()))),
+        (
+            "egress".into(),
+            rules_value(&rules_of(g.ip_permissions_egress())),
+        ),
+    ]);
     Some(Observed {
         id: id.to_string(),
         attributes: attributes(
@@ -658,7 +646,7 @@ fn observed(cx: &Cx, g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Observed> 
 }
 
 fn required_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str, ProviderError> {
-    f.get(key).and_then(Value::as_str).ok_or_else(|| {
+    str_of(f, key).ok_or_else(|| {
         ProviderError::InvalidInput(format!("{address}: `{key}` must be a known string"))
     })
 }
@@ -693,10 +681,7 @@ impl Provider for SecurityGroup {
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         inline_rule_problems(&r.fields)
             .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
+            .map(|(field, msg, help)| ec2::diagnostic(r, field, msg, help))
             .collect()
     }
 
@@ -726,10 +711,7 @@ impl Provider for SecurityGroup {
         let f = want.fields;
         let name = required_str(f, "name", want.address)?;
         let vpc_id = required_str(f, "vpc_id", want.address)?;
-        let description = f
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or("Managed by reconcile");
+        let description = str_of(f, "description").unwrap_or("Managed by reconcile");
         // Every rule is checked before anything is created.
         let ingress = declared(f, Direction::Ingress, want.address)?;
         let egress = declared(f, Direction::Egress, want.address)?;
@@ -826,35 +808,13 @@ impl Provider for SecurityGroup {
             revoke(cx, &live.id, *dir, stale).await?;
             authorize(cx, &live.id, *dir, missing).await?;
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .ec2
-            .delete_security_group()
-            .group_id(id)
-            .customize()
-            .config_override(eventual_delete::<DeleteSecurityGroupError>())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let req = cx.ec2.delete_security_group().group_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteSecurityGroupError>());
+        ec2::gone_is_done(req.send().await)
     }
 }
 

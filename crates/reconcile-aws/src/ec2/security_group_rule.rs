@@ -10,15 +10,17 @@
 //! A group whose rules are managed here must leave that direction undeclared on
 //! its `security_group`, or the two would keep undoing each other.
 
+use crate::ec2;
 use crate::ec2::security_group::{
     all_traffic_port, authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems,
     rules_of, Direction, Rule, Source,
 };
+use crate::kit::fields::str_of;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 
@@ -162,17 +164,12 @@ impl RuleId {
 
     /// Reads the rule a desired resource declares.
     fn from_desired(f: &Fields, address: &str) -> Result<RuleId, ProviderError> {
-        let group = f
-            .get("security_group_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ProviderError::InvalidInput(format!(
-                    "{address}: `security_group_id` must be a known string"
-                ))
-            })?;
-        let dir = f
-            .get("type")
-            .and_then(Value::as_str)
+        let group = str_of(f, "security_group_id").ok_or_else(|| {
+            ProviderError::InvalidInput(format!(
+                "{address}: `security_group_id` must be a known string"
+            ))
+        })?;
+        let dir = str_of(f, "type")
             .and_then(Direction::parse)
             .ok_or_else(|| {
                 ProviderError::InvalidInput(format!(
@@ -238,43 +235,18 @@ fn find_live(live: &HashMap<(String, Direction), Vec<Rule>>, want: &RuleId) -> O
 
 /// A rule added to a group that also lists its rules of that direction inline
 /// would be revoked by the group and re-added by the rule on every apply.
-fn undone_by_group(
-    stack: &reconcile_core::model::Stack,
-    r: &reconcile_core::model::Resource,
-) -> Vec<reconcile_core::model::Diagnostic> {
-    let direction = r
-        .fields
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ingress");
-    let target = r
-        .fields
-        .get("security_group_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let Ok(parts) = reconcile_core::model::value::parse_template(target) else {
-        return vec![];
-    };
-    let [reconcile_core::model::value::TemplatePart::Ref(
-        reconcile_core::model::Reference::Resource { kind, name, .. },
-    )] = parts.as_slice()
-    else {
-        return vec![];
-    };
-    let group = format!("{kind}.{name}");
-    match stack.resources.get(&group) {
-        Some(g) if kind == "security_group" && g.fields.contains_key(direction) => {
-            vec![reconcile_core::model::Diagnostic::at(
-                    r.field_pos.get("security_group_id").cloned().unwrap_or(r.pos.clone()),
-                    format!(
-                        "`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other",
-                        r.address
-                    ),
-                    format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
-                )]
-        }
-        _ => vec![],
-    }
+fn undone_by_group(stack: &Stack, r: &Resource) -> Option<Diagnostic> {
+    let direction = str_of(&r.fields, "type").unwrap_or("ingress");
+    let g = ec2::referenced(stack, r.fields.get("security_group_id"), "security_group")?;
+    let group = &g.address;
+    g.fields.contains_key(direction).then(|| {
+        let pos = r.field_pos.get("security_group_id").cloned();
+        Diagnostic::at(
+            pos.unwrap_or(r.pos.clone()),
+            format!("`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other", r.address),
+            format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
+        )
+    })
 }
 
 #[async_trait]
@@ -283,17 +255,10 @@ impl Provider for SecurityGroupRule {
         &SCHEMA
     }
 
-    fn validate(
-        &self,
-        stack: &reconcile_core::model::Stack,
-        r: &reconcile_core::model::Resource,
-    ) -> Vec<reconcile_core::model::Diagnostic> {
-        let mut out: Vec<reconcile_core::model::Diagnostic> = rule_problems(&r.fields)
+    fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        let mut out: Vec<Diagnostic> = rule_problems(&r.fields)
             .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
-                reconcile_core::model::Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
+            .map(|(field, msg, help)| ec2::diagnostic(r, field, msg, help))
             .collect();
         out.extend(undone_by_group(stack, r));
         out

@@ -1,9 +1,12 @@
 //! `vpc`: an Amazon VPC with its DNS attributes.
 
 use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
-use crate::kit::fields::changes_field;
+use crate::kit::fields::{bool_of, changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::{
+    delete_vpc::DeleteVpcError, modify_vpc_attribute::ModifyVpcAttributeError,
+};
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tenancy, VpcAttributeName};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
@@ -53,33 +56,20 @@ pub static SCHEMA: Schema = Schema {
 
 impl Vpc {
     /// DNS settings are not in DescribeVpcs: EC2 answers them one attribute per call.
-    async fn dns(&self, cx: &Cx, id: &str) -> Result<(bool, bool), ProviderError> {
-        let support = cx
+    async fn dns(&self, cx: &Cx, id: &str, attr: VpcAttributeName) -> Result<bool, ProviderError> {
+        let out = cx
             .ec2
             .describe_vpc_attribute()
             .vpc_id(id)
-            .attribute(VpcAttributeName::EnableDnsSupport)
+            .attribute(attr.clone())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
-        let hostnames = cx
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(id)
-            .attribute(VpcAttributeName::EnableDnsHostnames)
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)?;
-        Ok((
-            support
-                .enable_dns_support()
-                .and_then(|a| a.value())
-                .unwrap_or(false),
-            hostnames
-                .enable_dns_hostnames()
-                .and_then(|a| a.value())
-                .unwrap_or(false),
-        ))
+        let on = match attr {
+            VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
+            _ => out.enable_dns_hostnames(),
+        };
+        Ok(on.and_then(|a| a.value()).unwrap_or(false))
     }
 
     async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<(), ProviderError> {
@@ -91,25 +81,12 @@ impl Vpc {
             req.enable_dns_hostnames(v)
         };
         req.customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::modify_vpc_attribute::ModifyVpcAttributeError,
-            >())
+            .config_override(eventual::<ModifyVpcAttributeError>())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
         Ok(())
     }
-}
-
-fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(format!("arn:aws:ec2:{}:{owner}:vpc/{id}", cx.region)),
-    );
-    a.insert("owner_id".into(), Value::str(owner));
-    a
 }
 
 #[async_trait]
@@ -121,41 +98,45 @@ impl ec2::Describe for Vpc {
         cx: &Cx,
         filters: Vec<Filter>,
     ) -> Result<Vec<Observed>, ProviderError> {
-        let mut out = Vec::new();
-        let mut pages = cx
+        let vpcs = cx
             .ec2
             .describe_vpcs()
             .set_filters(Some(filters))
             .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(ProviderError::from_sdk)?;
-            for v in page.vpcs() {
-                let Some(id) = v.vpc_id() else { continue };
-                let (support, hostnames) = self.dns(cx, id).await?;
-                let owner = v.owner_id().unwrap_or_default().to_string();
-                let mut fields = Fields::new();
-                fields.insert(
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(ProviderError::from_sdk)?;
+        let mut out = Vec::new();
+        for v in &vpcs {
+            let Some(id) = v.vpc_id() else { continue };
+            let tenancy = v.instance_tenancy().map_or("default", |t| t.as_str());
+            let fields = Fields::from([
+                (
                     "cidr_block".into(),
                     Value::str(v.cidr_block().unwrap_or_default()),
-                );
-                fields.insert("enable_dns_support".into(), Value::Bool(support));
-                fields.insert("enable_dns_hostnames".into(), Value::Bool(hostnames));
-                fields.insert(
-                    "instance_tenancy".into(),
-                    Value::str(
-                        v.instance_tenancy()
-                            .map(|t| t.as_str())
-                            .unwrap_or("default"),
+                ),
+                (
+                    "enable_dns_support".into(),
+                    Value::Bool(self.dns(cx, id, VpcAttributeName::EnableDnsSupport).await?),
+                ),
+                (
+                    "enable_dns_hostnames".into(),
+                    Value::Bool(
+                        self.dns(cx, id, VpcAttributeName::EnableDnsHostnames)
+                            .await?,
                     ),
-                );
-                out.push(Observed {
-                    id: id.to_string(),
-                    attributes: attributes(cx, id, &owner),
-                    fields,
-                    tags: tags_of(Some(v.tags())),
-                });
-            }
+                ),
+                ("instance_tenancy".into(), Value::str(tenancy)),
+            ]);
+            let owner = v.owner_id().unwrap_or_default();
+            out.push(Observed {
+                id: id.to_string(),
+                attributes: ec2::arn_attributes(cx, "vpc", id, owner, None),
+                fields,
+                tags: tags_of(Some(v.tags())),
+            });
         }
         Ok(out)
     }
@@ -172,14 +153,7 @@ impl Provider for Vpc {
             return vec![];
         };
         ec2::prefix_problem(&net)
-            .map(|(msg, help)| {
-                let pos = r
-                    .field_pos
-                    .get("cidr_block")
-                    .cloned()
-                    .unwrap_or(r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
+            .map(|(msg, help)| ec2::diagnostic(r, "cidr_block", msg, help))
             .into_iter()
             .collect()
     }
@@ -202,19 +176,13 @@ impl Provider for Vpc {
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
-        let cidr = f
-            .get("cidr_block")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let tenancy = f
-            .get("instance_tenancy")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
         let out = cx
             .ec2
             .create_vpc()
-            .cidr_block(cidr)
-            .instance_tenancy(Tenancy::from(tenancy))
+            .cidr_block(str_of(f, "cidr_block").unwrap_or_default())
+            .instance_tenancy(Tenancy::from(
+                str_of(f, "instance_tenancy").unwrap_or("default"),
+            ))
             .tag_specifications(tag_spec(ResourceType::Vpc, want.tags))
             .send()
             .await
@@ -224,22 +192,15 @@ impl Provider for Vpc {
             .ok_or_else(|| ProviderError::Other("CreateVpc returned no VPC".into()))?;
         let id = v.vpc_id().unwrap_or_default().to_string();
         // AWS defaults: DNS support on, hostnames off. Only differences cost a call.
-        let support = f
-            .get("enable_dns_support")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let hostnames = f
-            .get("enable_dns_hostnames")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if !support {
+        if !bool_of(f, "enable_dns_support").unwrap_or(true) {
             self.set_dns(cx, &id, "enable_dns_support", false).await?;
         }
-        if hostnames {
+        if bool_of(f, "enable_dns_hostnames").unwrap_or(false) {
             self.set_dns(cx, &id, "enable_dns_hostnames", true).await?;
         }
+        let owner = v.owner_id().unwrap_or_default();
         Ok(Observed {
-            attributes: attributes(cx, &id, v.owner_id().unwrap_or_default()),
+            attributes: ec2::arn_attributes(cx, "vpc", &id, owner, None),
             id,
             fields: f.clone(),
             tags: want.tags.clone(),
@@ -255,44 +216,16 @@ impl Provider for Vpc {
     ) -> Result<Observed, ProviderError> {
         for attr in ["enable_dns_support", "enable_dns_hostnames"] {
             if changes_field(changes, attr) {
-                let on = want
-                    .fields
-                    .get(attr)
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                let on = bool_of(want.fields, attr).unwrap_or(false);
                 self.set_dns(cx, &live.id, attr, on).await?;
             }
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .ec2
-            .delete_vpc()
-            .vpc_id(id)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::delete_vpc::DeleteVpcError,
-            >())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let req = cx.ec2.delete_vpc().vpc_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteVpcError>());
+        ec2::gone_is_done(req.send().await)
     }
 }
