@@ -1,6 +1,6 @@
 //! `elastic_ip`: an Elastic IP address allocated for use in a VPC (a NAT gateway's, say).
 
-use crate::ec2::{self, eventual_delete, tag_spec, tags_of};
+use crate::ec2::{self, eventual_delete, tag_spec, tags_of, Result};
 use crate::kit::fields::str_of;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -48,11 +48,7 @@ fn border_group<'a>(cx: &'a Cx, reported: Option<&'a str>) -> &'a str {
 impl ec2::Describe for ElasticIp {
     const ID_FILTER: &'static str = "allocation-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         // DescribeAddresses is not paginated: one call answers for the whole region.
         let out = cx
             .ec2
@@ -85,23 +81,15 @@ impl Provider for ElasticIp {
         &SCHEMA
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let group = str_of(want.fields, "network_border_group").filter(|g| !g.is_empty());
         let out = cx
             .ec2
@@ -137,12 +125,12 @@ impl Provider for ElasticIp {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         // The only field forces a replacement: tags are all an update can change.
         ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         // A NAT gateway holding the address is deleted first and waited for (see
         // nat_gateway), so the address is free by the time this runs.
         let req = cx.ec2.release_address().allocation_id(id).customize();

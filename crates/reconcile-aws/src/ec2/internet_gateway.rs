@@ -1,6 +1,6 @@
 //! `internet_gateway`: an internet gateway and its attachment to (at most) one VPC.
 
-use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe};
+use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe, Result};
 use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -55,7 +55,7 @@ fn wanted_vpc(fields: &Fields) -> &str {
 }
 
 impl InternetGateway {
-    async fn describe_raw(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Igw>, ProviderError> {
+    async fn describe_raw(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Igw>> {
         cx.ec2
             .describe_internet_gateways()
             .set_filters(Some(filters))
@@ -67,7 +67,7 @@ impl InternetGateway {
             .map_err(ProviderError::from_sdk)
     }
 
-    async fn attach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<(), ProviderError> {
+    async fn attach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<()> {
         cx.ec2
             .attach_internet_gateway()
             .internet_gateway_id(id)
@@ -81,7 +81,7 @@ impl InternetGateway {
     }
 
     /// Detaching an already detached gateway, or from a VPC that is gone, is success.
-    async fn detach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<(), ProviderError> {
+    async fn detach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<()> {
         // DependencyViolation while a NAT gateway's or instance's public address in
         // the VPC is still being released: retried with the delete policy.
         let req = cx.ec2.detach_internet_gateway().internet_gateway_id(id);
@@ -103,11 +103,7 @@ impl InternetGateway {
 impl Describe for InternetGateway {
     const ID_FILTER: &'static str = "internet-gateway-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         Ok(self
             .describe_raw(cx, filters)
             .await?
@@ -134,23 +130,15 @@ impl Provider for InternetGateway {
         &SCHEMA
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let out = cx
             .ec2
             .create_internet_gateway()
@@ -190,7 +178,7 @@ impl Provider for InternetGateway {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let (old, new) = (wanted_vpc(&live.fields), wanted_vpc(want.fields));
         if changes_field(changes, "vpc_id") && old != new {
             // A gateway attaches to one VPC at a time: leave the old one first.
@@ -208,7 +196,7 @@ impl Provider for InternetGateway {
         Ok(o)
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         // The id alone does not say where the gateway is attached, and AWS refuses to
         // delete an attached gateway: look, detach, then delete.
         let found = self

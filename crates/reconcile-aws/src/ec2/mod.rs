@@ -22,6 +22,9 @@ use reconcile_core::model::{Diagnostic, Fields, Reference, Resource, Stack, Valu
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::HashMap;
 
+/// What the kinds' calls answer: failures are [`ProviderError`]s.
+pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
+
 /// Error codes EC2 returns for an id it created a moment ago but has not yet
 /// propagated. Retried with the SDK's backoff; any other error fails at once.
 pub const EVENTUAL_CONSISTENCY: &[&str] = &[
@@ -90,8 +93,7 @@ pub trait Describe: Send + Sync {
     const ID_FILTER: &'static str;
 
     /// Every resource of the kind matching `filters`, all pages.
-    async fn describe(&self, cx: &Cx, filters: Vec<Filter>)
-        -> Result<Vec<Observed>, ProviderError>;
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>>;
 }
 
 /// One filter list per call, selecting `ids` by the filter `name`. A filter
@@ -109,7 +111,7 @@ pub async fn observe_by_id<K: Describe>(
     kind: &K,
     cx: &Cx,
     ids: &[String],
-) -> Result<HashMap<String, Observed>, ProviderError> {
+) -> Result<HashMap<String, Observed>> {
     let mut out = HashMap::new();
     for filters in id_filters(K::ID_FILTER, ids) {
         let found = kind.describe(cx, filters).await?;
@@ -128,7 +130,7 @@ pub async fn find_by_tags<K: Describe>(
     kind: &K,
     cx: &Cx,
     addresses: &[String],
-) -> Result<Vec<(String, Observed)>, ProviderError> {
+) -> Result<Vec<(String, Observed)>> {
     let mut out = Vec::new();
     for filters in tagged_filters(&cx.stack, addresses) {
         let found = kind.describe(cx, filters).await?;
@@ -197,7 +199,7 @@ pub fn arn_attributes(cx: &Cx, rtype: &str, id: &str, owner: &str, arn: Option<&
 }
 
 /// A delete's answer: a resource already gone is success.
-pub fn gone_is_done<T, E, R>(r: Result<T, SdkError<E, R>>) -> Result<(), ProviderError>
+pub fn gone_is_done<T, E, R>(r: Result<T, SdkError<E, R>>) -> Result<()>
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata
         + std::error::Error
@@ -219,7 +221,7 @@ pub async fn finish_update(
     live: &Observed,
     want: &Desired<'_>,
     changes: &[FieldChange],
-) -> Result<Observed, ProviderError> {
+) -> Result<Observed> {
     if changes_field(changes, "tags") {
         sync_tags(cx, &live.id, &live.tags, want.tags).await?;
     }
@@ -244,6 +246,18 @@ pub fn referenced<'s>(stack: &'s Stack, v: Option<&Value>, kind: &str) -> Option
         return None;
     }
     stack.resources.get(&format!("{k}.{name}"))
+}
+
+/// A string field AWS answered, "" when it left it out.
+pub fn text(v: Option<&str>) -> Value {
+    Value::str(v.unwrap_or_default())
+}
+
+/// A string field that must be known by the time the resource is created.
+pub fn known_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str> {
+    crate::kit::fields::str_of(f, key).ok_or_else(|| {
+        ProviderError::InvalidInput(format!("{address}: `{key}` must be a known string"))
+    })
 }
 
 /// A problem with `r`, shown at its field `field` (at the resource when not declared).
@@ -278,7 +292,7 @@ pub async fn sync_tags(
     id: &str,
     have: &IndexMap<String, String>,
     want: &IndexMap<String, String>,
-) -> Result<(), ProviderError> {
+) -> Result<()> {
     let stale: Vec<Tag> = crate::kit::tags::tag_keys_to_remove(have, want)
         .into_iter()
         .map(|k| Tag::builder().key(k).build())

@@ -1,7 +1,7 @@
 //! `nat_gateway`: a NAT gateway in a subnet, created and deleted to completion so
 //! that routes, subnets and addresses depending on it can follow.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Result};
 use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -80,14 +80,13 @@ fn observed(n: &Nat) -> Option<Observed> {
         .iter()
         .find(|a| a.is_primary() == Some(true))
         .or_else(|| addrs.first());
-    let text = |v: Option<&str>| Value::str(v.unwrap_or_default());
     let connectivity = n.connectivity_type().map_or("public", |c| c.as_str());
     let fields = Fields::from([
-        ("subnet_id".into(), text(n.subnet_id())),
+        ("subnet_id".into(), ec2::text(n.subnet_id())),
         // "" for a gateway without an address, so that a declared one shows as a change.
         (
             "allocation_id".into(),
-            text(primary.and_then(|a| a.allocation_id())),
+            ec2::text(primary.and_then(|a| a.allocation_id())),
         ),
         ("connectivity_type".into(), Value::str(connectivity)),
     ]);
@@ -95,15 +94,15 @@ fn observed(n: &Nat) -> Option<Observed> {
         ("id".into(), Value::str(id)),
         (
             "public_ip".into(),
-            text(primary.and_then(|a| a.public_ip())),
+            ec2::text(primary.and_then(|a| a.public_ip())),
         ),
         (
             "private_ip".into(),
-            text(primary.and_then(|a| a.private_ip())),
+            ec2::text(primary.and_then(|a| a.private_ip())),
         ),
         (
             "network_interface_id".into(),
-            text(primary.and_then(|a| a.network_interface_id())),
+            ec2::text(primary.and_then(|a| a.network_interface_id())),
         ),
     ]);
     Some(Observed {
@@ -157,11 +156,7 @@ where
 impl ec2::Describe for NatGateway {
     const ID_FILTER: &'static str = "nat-gateway-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let gateways = cx
             .ec2
             .describe_nat_gateways()
@@ -193,23 +188,15 @@ impl Provider for NatGateway {
         changes_field(changes, "allocation_id")
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
         let subnet = str_of(f, "subnet_id").unwrap_or_default();
         let allocation = str_of(f, "allocation_id").filter(|a| !a.is_empty());
@@ -286,12 +273,12 @@ impl Provider for NatGateway {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         // Every field forces a replacement: tags are all an update can change.
         ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let req = cx.ec2.delete_nat_gateway().nat_gateway_id(id).customize();
         let req = req.config_override(eventual_delete::<DeleteNatGatewayError>());
         match req.send().await.map_err(ProviderError::from_sdk) {

@@ -3,7 +3,7 @@
 //! `routes` and `subnet_ids`, when declared, are exact: a route or association
 //! added or removed outside reconcile is drift. When left out, they are not managed.
 
-use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe};
+use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe, Result};
 use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -80,6 +80,11 @@ struct WantRoute {
 }
 
 impl WantRoute {
+    /// The target when it is of kind `k` (`gateway_id`, `nat_gateway_id`).
+    fn via(&self, k: &str) -> Option<String> {
+        (self.target.0 == k).then(|| self.target.1.clone())
+    }
+
     fn fields(&self) -> Fields {
         let mut m = Fields::new();
         m.insert(
@@ -96,7 +101,7 @@ fn invalid(msg: String) -> ProviderError {
 }
 
 /// Reads and checks the declared routes; `None` when `routes` is not managed.
-fn declared_routes(f: &Fields, address: &str) -> Result<Option<Vec<WantRoute>>, ProviderError> {
+fn declared_routes(f: &Fields, address: &str) -> Result<Option<Vec<WantRoute>>> {
     let Some(v) = f.get("routes") else {
         return Ok(None);
     };
@@ -143,7 +148,7 @@ fn declared_routes(f: &Fields, address: &str) -> Result<Option<Vec<WantRoute>>, 
 }
 
 /// Reads the declared subnets; `None` when associations are not managed.
-fn declared_subnets(f: &Fields, address: &str) -> Result<Option<BTreeSet<String>>, ProviderError> {
+fn declared_subnets(f: &Fields, address: &str) -> Result<Option<BTreeSet<String>>> {
     let Some(v) = f.get("subnet_ids") else {
         return Ok(None);
     };
@@ -260,7 +265,7 @@ fn observed(cx: &Cx, t: &aws_sdk_ec2::types::RouteTable) -> Option<Observed> {
 async fn describe_tables(
     cx: &Cx,
     filters: Vec<Filter>,
-) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
+) -> Result<Vec<aws_sdk_ec2::types::RouteTable>> {
     cx.ec2
         .describe_route_tables()
         .set_filters(Some(filters))
@@ -273,24 +278,19 @@ async fn describe_tables(
 }
 
 /// The one table, by a filter so that a missing id is `None` rather than an error.
-async fn describe_one(
-    cx: &Cx,
-    id: &str,
-) -> Result<Option<aws_sdk_ec2::types::RouteTable>, ProviderError> {
+async fn describe_one(cx: &Cx, id: &str) -> Result<Option<aws_sdk_ec2::types::RouteTable>> {
     let tables = describe_tables(cx, vec![filter(RouteTable::ID_FILTER, [id])]).await?;
     Ok(tables.into_iter().find(|t| t.route_table_id() == Some(id)))
 }
 
-async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), ProviderError> {
+async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<()> {
     let req = cx
         .ec2
         .create_route()
         .route_table_id(table)
-        .destination_cidr_block(&r.destination);
-    let req = match r.target.0 {
-        "nat_gateway_id" => req.nat_gateway_id(&r.target.1),
-        _ => req.gateway_id(&r.target.1),
-    };
+        .destination_cidr_block(&r.destination)
+        .set_gateway_id(r.via("gateway_id"))
+        .set_nat_gateway_id(r.via("nat_gateway_id"));
     // The gateway may have been created a moment ago in this apply.
     match req
         .customize()
@@ -308,16 +308,14 @@ async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), Provide
     }
 }
 
-async fn replace_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), ProviderError> {
+async fn replace_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<()> {
     let req = cx
         .ec2
         .replace_route()
         .route_table_id(table)
-        .destination_cidr_block(&r.destination);
-    let req = match r.target.0 {
-        "nat_gateway_id" => req.nat_gateway_id(&r.target.1),
-        _ => req.gateway_id(&r.target.1),
-    };
+        .destination_cidr_block(&r.destination)
+        .set_gateway_id(r.via("gateway_id"))
+        .set_nat_gateway_id(r.via("nat_gateway_id"));
     req.customize()
         .config_override(eventual::<ReplaceRouteError>())
         .send()
@@ -327,13 +325,11 @@ async fn replace_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), Provid
 }
 
 /// Deletes an observed route by its destination; a route already gone is success.
-async fn delete_route(cx: &Cx, table: &str, route: &Fields) -> Result<(), ProviderError> {
+async fn delete_route(cx: &Cx, table: &str, route: &Fields) -> Result<()> {
     let req = cx.ec2.delete_route().route_table_id(table);
     let req = match (
-        route.get("destination_cidr_block").and_then(Value::as_str),
-        route
-            .get("destination_ipv6_cidr_block")
-            .and_then(Value::as_str),
+        str_of(route, "destination_cidr_block"),
+        str_of(route, "destination_ipv6_cidr_block"),
     ) {
         (Some(d), _) => req.destination_cidr_block(d),
         (None, Some(d)) => req.destination_ipv6_cidr_block(d),
@@ -342,7 +338,7 @@ async fn delete_route(cx: &Cx, table: &str, route: &Fields) -> Result<(), Provid
     ec2::gone_is_done(req.send().await)
 }
 
-async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<(), ProviderError> {
+async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<()> {
     // The subnet or the table may have been created a moment ago in this apply.
     cx.ec2
         .associate_route_table()
@@ -356,7 +352,7 @@ async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<(), ProviderErr
     Ok(())
 }
 
-async fn disassociate(cx: &Cx, association: &str) -> Result<(), ProviderError> {
+async fn disassociate(cx: &Cx, association: &str) -> Result<()> {
     let req = cx.ec2.disassociate_route_table();
     ec2::gone_is_done(req.association_id(association).send().await)
 }
@@ -365,11 +361,7 @@ async fn disassociate(cx: &Cx, association: &str) -> Result<(), ProviderError> {
 impl Describe for RouteTable {
     const ID_FILTER: &'static str = "route-table-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let tables = describe_tables(cx, filters).await?;
         Ok(tables.iter().filter_map(|t| observed(cx, t)).collect())
     }
@@ -381,26 +373,17 @@ impl Provider for RouteTable {
         &SCHEMA
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let vpc_id = str_of(f, "vpc_id")
-            .ok_or_else(|| invalid(format!("{}: `vpc_id` must be a known string", want.address)))?;
+        let vpc_id = ec2::known_str(f, "vpc_id", want.address)?;
         // Everything is checked before the table exists.
         let routes = declared_routes(f, want.address)?.unwrap_or_default();
         let subnets = declared_subnets(f, want.address)?.unwrap_or_default();
@@ -446,7 +429,7 @@ impl Provider for RouteTable {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let routes = if changes_field(changes, "routes") {
             declared_routes(want.fields, want.address)?
         } else {
@@ -493,7 +476,7 @@ impl Provider for RouteTable {
         ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let Some(table) = describe_one(cx, id).await? else {
             return Ok(());
         };

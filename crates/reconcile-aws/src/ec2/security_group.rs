@@ -6,7 +6,7 @@
 //! All traffic is written `protocol = "-1", from_port = 0, to_port = 0`; AWS
 //! ignores ports for `-1`, so any ports given with it are read as 0 and 0.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Describe};
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Describe, Result};
 use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -160,9 +160,9 @@ pub struct Rule {
 impl Rule {
     /// Reads a rule from rule fields: a declared rule table, an observed one, or
     /// the fields of a `security_group_rule`. `what` names the rule in errors.
-    pub fn from_fields(m: &Fields, what: &str) -> Result<Rule, ProviderError> {
+    pub fn from_fields(m: &Fields, what: &str) -> Result<Rule> {
         let bad = |msg: String| ProviderError::InvalidInput(format!("{what}: {msg}"));
-        let text = |k: &str| -> Result<Option<String>, ProviderError> {
+        let text = |k: &str| -> Result<Option<String>> {
             match m.get(k) {
                 None => Ok(None),
                 Some(Value::Str(s)) => Ok(Some(s.clone())),
@@ -170,7 +170,7 @@ impl Rule {
                 Some(other) => Err(bad(format!("`{k}` must be a string, found {other}"))),
             }
         };
-        let port = |k: &str| -> Result<i64, ProviderError> {
+        let port = |k: &str| -> Result<i64> {
             match m.get(k) {
                 Some(Value::Int(i)) if (-1..=65535).contains(i) => Ok(*i),
                 Some(Value::Int(i)) => Err(bad(format!("`{k}` = {i} is outside -1..65535"))),
@@ -422,7 +422,7 @@ pub fn rules_of(perms: &[IpPermission]) -> Vec<Rule> {
 }
 
 /// Reads a declared or observed rule list; `what` names the field in errors.
-pub fn rules_from_value(v: &Value, what: &str) -> Result<Vec<Rule>, ProviderError> {
+pub fn rules_from_value(v: &Value, what: &str) -> Result<Vec<Rule>> {
     let items = match v {
         Value::List(l) => l,
         Value::Unknown => {
@@ -460,16 +460,7 @@ pub fn all_traffic_port(v: &Value, rule: &Fields) -> Value {
     }
 }
 
-fn is_code(e: &ProviderError, code: &str) -> bool {
-    matches!(e, ProviderError::Aws { code: c, .. } if c == code)
-}
-
-async fn authorize_once(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
+async fn authorize_once(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
     let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
     // The group or a source group may have been created a moment ago in this apply.
     match dir {
@@ -498,12 +489,7 @@ async fn authorize_once(
     }
 }
 
-async fn revoke_once(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
+async fn revoke_once(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
     let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
     match dir {
         Direction::Ingress => cx
@@ -530,53 +516,42 @@ async fn revoke_once(
 /// Adds rules in one call. A rule that already exists is success (an earlier,
 /// interrupted apply made it); since one duplicate fails the whole batch, the
 /// batch is then retried rule by rule.
-pub async fn authorize(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
-    const DUPLICATE: &str = "InvalidPermission.Duplicate";
-    if rules.is_empty() {
-        return Ok(());
-    }
-    match authorize_once(cx, group, dir, rules).await {
-        Err(e) if is_code(&e, DUPLICATE) && rules.len() > 1 => {
-            for r in rules {
-                match authorize_once(cx, group, dir, std::slice::from_ref(r)).await {
-                    Err(e) if is_code(&e, DUPLICATE) => {}
-                    other => other?,
-                }
-            }
-            Ok(())
-        }
-        Err(e) if is_code(&e, DUPLICATE) => Ok(()),
-        other => other,
-    }
+pub async fn authorize(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
+    let duplicate = |e: &ProviderError| matches!(e, ProviderError::Aws { code, .. } if code == "InvalidPermission.Duplicate");
+    batch_or_each(rules, duplicate, |r| authorize_once(cx, group, dir, r)).await
 }
 
 /// Removes rules in one call. A rule already gone is success; since one
 /// missing rule can fail the whole batch, the batch is then retried rule by rule.
-pub async fn revoke(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
+pub async fn revoke(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
+    let gone = ProviderError::is_not_found;
+    batch_or_each(rules, gone, |r| revoke_once(cx, group, dir, r)).await
+}
+
+/// Sends `rules` in one call; when AWS refuses it because one rule is already
+/// as wanted (`done`), sends them one by one, passing over those.
+async fn batch_or_each<'r, F>(
+    rules: &'r [Rule],
+    done: impl Fn(&ProviderError) -> bool,
+    send: impl Fn(&'r [Rule]) -> F,
+) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
     if rules.is_empty() {
         return Ok(());
     }
-    match revoke_once(cx, group, dir, rules).await {
-        Err(e) if e.is_not_found() && rules.len() > 1 => {
+    match send(rules).await {
+        Err(e) if done(&e) && rules.len() > 1 => {
             for r in rules {
-                match revoke_once(cx, group, dir, std::slice::from_ref(r)).await {
-                    Err(e) if e.is_not_found() => {}
+                match send(std::slice::from_ref(r)).await {
+                    Err(e) if done(&e) => {}
                     other => other?,
                 }
             }
             Ok(())
         }
-        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) if done(&e) => Ok(()),
         other => other,
     }
 }
@@ -585,7 +560,7 @@ pub async fn revoke(
 async fn describe_groups(
     cx: &Cx,
     filters: Vec<Filter>,
-) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>> {
     cx.ec2
         .describe_security_groups()
         .set_filters(Some(filters))
@@ -601,7 +576,7 @@ async fn describe_groups(
 pub async fn describe_groups_by_id(
     cx: &Cx,
     ids: &[String],
-) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>> {
     let mut out = Vec::new();
     for filters in ec2::id_filters(SecurityGroup::ID_FILTER, ids) {
         out.extend(describe_groups(cx, filters).await?);
@@ -618,41 +593,25 @@ fn attributes(cx: &Cx, id: &str, name: &str, owner: &str, arn: Option<&str>) -> 
 fn observed(cx: &Cx, g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Observed> {
     let id = g.group_id()?;
     let name = g.group_name().unwrap_or_default();
+    let egress = rules_value(&rules_of(g.ip_permissions_egress()));
     let fields = Fields::from([
         ("name".into(), Value::str(name)),
-        (
-            "description".into(),
-            Value::str(g.description().unwrap_or_default()),
-        ),
-        ("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default())),
+        ("description".into(), ec2::text(g.description())),
+        ("vpc_id".into(), ec2::text(g.vpc_id())),
         ("ingress".into(), rules_value(&rules_of(g.ip_permissions()))),
-        (
-            "egress".into(),
-            rules_value(&rules_of(g.ip_permissions_egress())),
-        ),
+        ("egress".into(), egress),
     ]);
+    let (owner, arn) = (g.owner_id().unwrap_or_default(), g.security_group_arn());
     Some(Observed {
         id: id.to_string(),
-        attributes: attributes(
-            cx,
-            id,
-            name,
-            g.owner_id().unwrap_or_default(),
-            g.security_group_arn(),
-        ),
+        attributes: attributes(cx, id, name, owner, arn),
         fields,
         tags: tags_of(Some(g.tags())),
     })
 }
 
-fn required_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str, ProviderError> {
-    str_of(f, key).ok_or_else(|| {
-        ProviderError::InvalidInput(format!("{address}: `{key}` must be a known string"))
-    })
-}
-
 /// The declared rules of one direction; `None` when that direction is unmanaged.
-fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule>>, ProviderError> {
+fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule>>> {
     f.get(dir.as_str())
         .map(|v| rules_from_value(v, &format!("{address}.{}", dir.as_str())))
         .transpose()
@@ -662,11 +621,7 @@ fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule
 impl Describe for SecurityGroup {
     const ID_FILTER: &'static str = "group-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let groups = describe_groups(cx, filters).await?;
         Ok(groups.iter().filter_map(|g| observed(cx, g)).collect())
     }
@@ -691,26 +646,18 @@ impl Provider for SecurityGroup {
         changes_field(changes, "name") || changes_field(changes, "vpc_id")
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let name = required_str(f, "name", want.address)?;
-        let vpc_id = required_str(f, "vpc_id", want.address)?;
+        let name = ec2::known_str(f, "name", want.address)?;
+        let vpc_id = ec2::known_str(f, "vpc_id", want.address)?;
         let description = str_of(f, "description").unwrap_or("Managed by reconcile");
         // Every rule is checked before anything is created.
         let ingress = declared(f, Direction::Ingress, want.address)?;
@@ -783,7 +730,7 @@ impl Provider for SecurityGroup {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let mut plans = Vec::new();
         for dir in [Direction::Ingress, Direction::Egress] {
             if !changes_field(changes, dir.as_str()) {
@@ -811,7 +758,7 @@ impl Provider for SecurityGroup {
         ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let req = cx.ec2.delete_security_group().group_id(id).customize();
         let req = req.config_override(eventual_delete::<DeleteSecurityGroupError>());
         ec2::gone_is_done(req.send().await)

@@ -10,11 +10,11 @@
 //! A group whose rules are managed here must leave that direction undeclared on
 //! its `security_group`, or the two would keep undoing each other.
 
-use crate::ec2;
 use crate::ec2::security_group::{
     all_traffic_port, authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems,
     rules_of, Direction, Rule, Source,
 };
+use crate::ec2::{self, Result};
 use crate::kit::fields::str_of;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -114,7 +114,7 @@ struct RuleId {
 }
 
 impl RuleId {
-    fn parse(id: &str) -> Result<RuleId, ProviderError> {
+    fn parse(id: &str) -> Result<RuleId> {
         let bad = || {
             ProviderError::InvalidInput(format!(
                 "`{id}` is not a security_group_rule id; write it as GROUP_ID|TYPE|PROTOCOL|FROM_PORT|TO_PORT|SOURCE, \
@@ -163,12 +163,8 @@ impl RuleId {
     }
 
     /// Reads the rule a desired resource declares.
-    fn from_desired(f: &Fields, address: &str) -> Result<RuleId, ProviderError> {
-        let group = str_of(f, "security_group_id").ok_or_else(|| {
-            ProviderError::InvalidInput(format!(
-                "{address}: `security_group_id` must be a known string"
-            ))
-        })?;
+    fn from_desired(f: &Fields, address: &str) -> Result<RuleId> {
+        let group = ec2::known_str(f, "security_group_id", address)?;
         let dir = str_of(f, "type")
             .and_then(Direction::parse)
             .ok_or_else(|| {
@@ -208,7 +204,7 @@ fn observed(id: RuleId) -> Observed {
 async fn live_rules(
     cx: &Cx,
     groups: BTreeSet<String>,
-) -> Result<HashMap<(String, Direction), Vec<Rule>>, ProviderError> {
+) -> Result<HashMap<(String, Direction), Vec<Rule>>> {
     let mut out = HashMap::new();
     let groups: Vec<String> = groups.into_iter().collect();
     for g in describe_groups_by_id(cx, &groups).await? {
@@ -271,11 +267,7 @@ impl Provider for SecurityGroupRule {
         changes.iter().any(|c| IDENTITY.contains(&c.field.as_str()))
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         let wanted: Vec<RuleId> = ids
             .iter()
             .map(|id| RuleId::parse(id))
@@ -300,11 +292,11 @@ impl Provider for SecurityGroupRule {
         &self,
         _cx: &Cx,
         _addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    ) -> Result<Vec<(String, Observed)>> {
         Ok(Vec::new())
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let id = RuleId::from_desired(want.fields, want.address)?;
         authorize(cx, &id.group, id.dir, std::slice::from_ref(&id.rule)).await?;
         let mut o = observed(id);
@@ -320,7 +312,7 @@ impl Provider for SecurityGroupRule {
         live: &Observed,
         want: &Desired<'_>,
         _changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let mut fields = live.fields.clone();
         fields.extend(want.fields.clone());
         Ok(Observed {
@@ -329,7 +321,7 @@ impl Provider for SecurityGroupRule {
         })
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let want = RuleId::parse(id)?;
         // The revoke is sent exactly as the live rule reads, description included:
         // moto only matches a group-sourced rule when the description matches too.

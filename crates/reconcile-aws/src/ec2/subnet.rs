@@ -1,6 +1,6 @@
 //! `subnet`: a VPC subnet in one availability zone, and whether it gives instances public IPs.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Result};
 use crate::kit::fields::{bool_of, changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -52,7 +52,7 @@ pub static SCHEMA: Schema = Schema {
 };
 
 impl Subnet {
-    async fn set_map_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<(), ProviderError> {
+    async fn set_map_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<()> {
         cx.ec2
             .modify_subnet_attribute()
             .subnet_id(id)
@@ -109,11 +109,7 @@ fn problems(stack: &Stack, r: &Resource) -> Vec<(String, String)> {
 impl ec2::Describe for Subnet {
     const ID_FILTER: &'static str = "subnet-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let subnets = cx
             .ec2
             .describe_subnets()
@@ -128,12 +124,11 @@ impl ec2::Describe for Subnet {
             .iter()
             .filter_map(|s| {
                 let id = s.subnet_id()?;
-                let text = |v: Option<&str>| Value::str(v.unwrap_or_default());
                 let public = s.map_public_ip_on_launch().unwrap_or(false);
                 let fields = Fields::from([
-                    ("vpc_id".into(), text(s.vpc_id())),
-                    ("cidr_block".into(), text(s.cidr_block())),
-                    ("availability_zone".into(), text(s.availability_zone())),
+                    ("vpc_id".into(), ec2::text(s.vpc_id())),
+                    ("cidr_block".into(), ec2::text(s.cidr_block())),
+                    ("availability_zone".into(), ec2::text(s.availability_zone())),
                     ("map_public_ip_on_launch".into(), Value::Bool(public)),
                 ]);
                 let owner = s.owner_id().unwrap_or_default();
@@ -184,23 +179,15 @@ impl Provider for Subnet {
         }
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
         let text = |k: &str| str_of(f, k).unwrap_or_default().to_string();
         let out = cx
@@ -246,7 +233,7 @@ impl Provider for Subnet {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         if changes_field(changes, "map_public_ip_on_launch") {
             let on = bool_of(want.fields, "map_public_ip_on_launch").unwrap_or(false);
             self.set_map_public_ip(cx, &live.id, on).await?;
@@ -254,7 +241,7 @@ impl Provider for Subnet {
         ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let req = cx.ec2.delete_subnet().subnet_id(id).customize();
         let req = req.config_override(eventual_delete::<DeleteSubnetError>());
         ec2::gone_is_done(req.send().await)

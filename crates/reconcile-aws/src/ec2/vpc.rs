@@ -1,6 +1,6 @@
 //! `vpc`: an Amazon VPC with its DNS attributes.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Result};
 use crate::kit::fields::{bool_of, changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -56,7 +56,7 @@ pub static SCHEMA: Schema = Schema {
 
 impl Vpc {
     /// DNS settings are not in DescribeVpcs: EC2 answers them one attribute per call.
-    async fn dns(&self, cx: &Cx, id: &str, attr: VpcAttributeName) -> Result<bool, ProviderError> {
+    async fn dns(&self, cx: &Cx, id: &str, attr: VpcAttributeName) -> Result<bool> {
         let out = cx
             .ec2
             .describe_vpc_attribute()
@@ -72,7 +72,7 @@ impl Vpc {
         Ok(on.and_then(|a| a.value()).unwrap_or(false))
     }
 
-    async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<(), ProviderError> {
+    async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<()> {
         let v = AttributeBooleanValue::builder().value(on).build();
         let req = cx.ec2.modify_vpc_attribute().vpc_id(id);
         let req = if attr == "enable_dns_support" {
@@ -93,11 +93,7 @@ impl Vpc {
 impl ec2::Describe for Vpc {
     const ID_FILTER: &'static str = "vpc-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let vpcs = cx
             .ec2
             .describe_vpcs()
@@ -158,23 +154,15 @@ impl Provider for Vpc {
             .collect()
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
         let out = cx
             .ec2
@@ -213,7 +201,7 @@ impl Provider for Vpc {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         for attr in ["enable_dns_support", "enable_dns_hostnames"] {
             if changes_field(changes, attr) {
                 let on = bool_of(want.fields, attr).unwrap_or(false);
@@ -223,7 +211,7 @@ impl Provider for Vpc {
         ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let req = cx.ec2.delete_vpc().vpc_id(id).customize();
         let req = req.config_override(eventual_delete::<DeleteVpcError>());
         ec2::gone_is_done(req.send().await)
