@@ -56,15 +56,11 @@ fn wanted_vpc(fields: &Fields) -> &str {
 
 impl InternetGateway {
     async fn describe_raw(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Igw>> {
-        cx.ec2
+        let req = cx
+            .ec2
             .describe_internet_gateways()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(ProviderError::from_sdk)
+            .set_filters(Some(filters));
+        ec2::all_items!(req)
     }
 
     async fn attach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<()> {

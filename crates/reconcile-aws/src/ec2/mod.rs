@@ -96,6 +96,21 @@ pub trait Describe: Send + Sync {
     async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>>;
 }
 
+/// Every item a paginated describe answers, all pages: `$req` is the request
+/// (`cx.ec2.describe_vpcs().set_filters(..)`). A macro because the SDK's
+/// paginators share no trait.
+macro_rules! all_items {
+    ($req:expr) => {
+        $req.into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(crate::kit::ProviderError::from_sdk)
+    };
+}
+pub(crate) use all_items;
+
 /// One filter list per call, selecting `ids` by the filter `name`. A filter
 /// rather than the call's id list, because one missing id would fail the call.
 pub fn id_filters<'a>(

@@ -157,16 +157,7 @@ impl ec2::Describe for NatGateway {
     const ID_FILTER: &'static str = "nat-gateway-id";
 
     async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
-        let gateways = cx
-            .ec2
-            .describe_nat_gateways()
-            .set_filter(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(ProviderError::from_sdk)?;
+        let gateways = ec2::all_items!(cx.ec2.describe_nat_gateways().set_filter(Some(filters)))?;
         Ok(gateways
             .iter()
             .filter(|n| !is_gone(n))

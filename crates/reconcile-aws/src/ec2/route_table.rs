@@ -266,15 +266,7 @@ async fn describe_tables(
     cx: &Cx,
     filters: Vec<Filter>,
 ) -> Result<Vec<aws_sdk_ec2::types::RouteTable>> {
-    cx.ec2
-        .describe_route_tables()
-        .set_filters(Some(filters))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(ProviderError::from_sdk)
+    ec2::all_items!(cx.ec2.describe_route_tables().set_filters(Some(filters)))
 }
 
 /// The one table, by a filter so that a missing id is `None` rather than an error.

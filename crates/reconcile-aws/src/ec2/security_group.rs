@@ -25,43 +25,44 @@ use std::collections::{BTreeSet, HashMap};
 pub struct SecurityGroup;
 
 /// The fields of one rule table in `ingress` / `egress`.
-pub const RULE_FIELDS: &[Field] = &[
-    Field::new(
-        "protocol",
-        Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
-        "tcp, udp, icmp, or -1 for all traffic.",
-    )
-    .required(),
-    Field::new(
-        "from_port",
-        Ty::Int,
-        "First port of the range (ICMP: the type; all traffic: 0).",
-    )
-    .norm(Norm::With(all_traffic_port))
-    .required(),
-    Field::new(
-        "to_port",
-        Ty::Int,
-        "Last port of the range (ICMP: the code; all traffic: 0).",
-    )
-    .norm(Norm::With(all_traffic_port))
-    .required(),
-    Field::new(
-        "cidr_block",
-        Ty::Cidr,
-        "The IPv4 range the rule allows; exclusive with source_security_group_id.",
-    ),
-    Field::new(
-        "source_security_group_id",
-        Ty::Str,
-        "The security group whose members the rule allows; exclusive with cidr_block.",
-    ),
-    Field::new(
-        "description",
-        Ty::Str,
-        "A note on the rule, up to 255 characters.",
-    ),
-];
+pub const RULE_FIELDS: &[Field] = &[PROTOCOL, FROM_PORT, TO_PORT, CIDR, SOURCE_GROUP, NOTE];
+
+// One rule's fields, which `security_group_rule` declares as its own too.
+pub const PROTOCOL: Field = Field::new(
+    "protocol",
+    Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
+    "tcp, udp, icmp, or -1 for all traffic.",
+)
+.required();
+pub const FROM_PORT: Field = Field::new(
+    "from_port",
+    Ty::Int,
+    "First port of the range (ICMP: the type; all traffic: 0).",
+)
+.norm(Norm::With(all_traffic_port))
+.required();
+pub const TO_PORT: Field = Field::new(
+    "to_port",
+    Ty::Int,
+    "Last port of the range (ICMP: the code; all traffic: 0).",
+)
+.norm(Norm::With(all_traffic_port))
+.required();
+pub const CIDR: Field = Field::new(
+    "cidr_block",
+    Ty::Cidr,
+    "The IPv4 range the rule allows; exclusive with source_security_group_id.",
+);
+pub const SOURCE_GROUP: Field = Field::new(
+    "source_security_group_id",
+    Ty::Str,
+    "The security group whose members the rule allows; exclusive with cidr_block.",
+);
+pub const NOTE: Field = Field::new(
+    "description",
+    Ty::Str,
+    "A note on the rule, up to 255 characters.",
+);
 
 pub static SCHEMA: Schema = Schema {
     kind: "security_group",
@@ -561,15 +562,7 @@ async fn describe_groups(
     cx: &Cx,
     filters: Vec<Filter>,
 ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>> {
-    cx.ec2
-        .describe_security_groups()
-        .set_filters(Some(filters))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(ProviderError::from_sdk)
+    ec2::all_items!(cx.ec2.describe_security_groups().set_filters(Some(filters)))
 }
 
 /// Describes security groups by id, the raw groups: one call per 200 ids.

@@ -11,15 +11,15 @@
 //! its `security_group`, or the two would keep undoing each other.
 
 use crate::ec2::security_group::{
-    all_traffic_port, authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems,
-    rules_of, Direction, Rule, Source,
+    authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems, rules_of,
+    Direction, Rule, Source, CIDR, FROM_PORT, NOTE, PROTOCOL, SOURCE_GROUP, TO_PORT,
 };
 use crate::ec2::{self, Result};
 use crate::kit::fields::str_of;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
+use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
@@ -45,47 +45,12 @@ pub static SCHEMA: Schema = Schema {
         )
         .required()
         .force_new(),
-        Field::new(
-            "protocol",
-            Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
-            "tcp, udp, icmp, or -1 for all traffic.",
-        )
-        .required()
-        .force_new(),
-        Field::new(
-            "from_port",
-            Ty::Int,
-            "First port of the range (ICMP: the type; all traffic: 0).",
-        )
-        .norm(Norm::With(all_traffic_port))
-        .required()
-        .force_new(),
-        Field::new(
-            "to_port",
-            Ty::Int,
-            "Last port of the range (ICMP: the code; all traffic: 0).",
-        )
-        .norm(Norm::With(all_traffic_port))
-        .required()
-        .force_new(),
-        Field::new(
-            "cidr_block",
-            Ty::Cidr,
-            "The IPv4 range the rule allows; exclusive with source_security_group_id.",
-        )
-        .force_new(),
-        Field::new(
-            "source_security_group_id",
-            Ty::Str,
-            "The security group whose members the rule allows; exclusive with cidr_block.",
-        )
-        .force_new(),
-        Field::new(
-            "description",
-            Ty::Str,
-            "A note on the rule, up to 255 characters.",
-        )
-        .force_new(),
+        PROTOCOL.force_new(),
+        FROM_PORT.force_new(),
+        TO_PORT.force_new(),
+        CIDR.force_new(),
+        SOURCE_GROUP.force_new(),
+        NOTE.force_new(),
     ],
     attributes: &[(
         "id",

@@ -110,16 +110,7 @@ impl ec2::Describe for Subnet {
     const ID_FILTER: &'static str = "subnet-id";
 
     async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
-        let subnets = cx
-            .ec2
-            .describe_subnets()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(ProviderError::from_sdk)?;
+        let subnets = ec2::all_items!(cx.ec2.describe_subnets().set_filters(Some(filters)))?;
         Ok(subnets
             .iter()
             .filter_map(|s| {

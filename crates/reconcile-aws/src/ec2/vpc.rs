@@ -94,36 +94,19 @@ impl ec2::Describe for Vpc {
     const ID_FILTER: &'static str = "vpc-id";
 
     async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
-        let vpcs = cx
-            .ec2
-            .describe_vpcs()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(ProviderError::from_sdk)?;
+        let vpcs = ec2::all_items!(cx.ec2.describe_vpcs().set_filters(Some(filters)))?;
         let mut out = Vec::new();
         for v in &vpcs {
             let Some(id) = v.vpc_id() else { continue };
             let tenancy = v.instance_tenancy().map_or("default", |t| t.as_str());
+            let support = self.dns(cx, id, VpcAttributeName::EnableDnsSupport).await?;
+            let hostnames = self
+                .dns(cx, id, VpcAttributeName::EnableDnsHostnames)
+                .await?;
             let fields = Fields::from([
-                (
-                    "cidr_block".into(),
-                    Value::str(v.cidr_block().unwrap_or_default()),
-                ),
-                (
-                    "enable_dns_support".into(),
-                    Value::Bool(self.dns(cx, id, VpcAttributeName::EnableDnsSupport).await?),
-                ),
-                (
-                    "enable_dns_hostnames".into(),
-                    Value::Bool(
-                        self.dns(cx, id, VpcAttributeName::EnableDnsHostnames)
-                            .await?,
-                    ),
-                ),
+                ("cidr_block".into(), ec2::text(v.cidr_block())),
+                ("enable_dns_support".into(), Value::Bool(support)),
+                ("enable_dns_hostnames".into(), Value::Bool(hostnames)),
                 ("instance_tenancy".into(), Value::str(tenancy)),
             ]);
             let owner = v.owner_id().unwrap_or_default();
