@@ -145,9 +145,10 @@ impl RuleId {
     }
 
     fn fields(&self) -> Fields {
-        let mut f = Fields::new();
-        f.insert("security_group_id".into(), Value::str(&self.group));
-        f.insert("type".into(), Value::str(self.dir.as_str()));
+        let mut f = Fields::from([
+            ("security_group_id".into(), Value::str(&self.group)),
+            ("type".into(), Value::str(self.dir.as_str())),
+        ]);
         f.extend(self.rule.to_fields());
         f
     }
@@ -155,12 +156,10 @@ impl RuleId {
 
 fn observed(id: RuleId) -> Observed {
     let rendered = id.render();
-    let mut attributes = Fields::new();
-    attributes.insert("id".into(), Value::str(&rendered));
     Observed {
+        attributes: Fields::from([("id".into(), Value::str(&rendered))]),
         id: rendered,
         fields: id.fields(),
-        attributes,
         tags: IndexMap::new(),
     }
 }
@@ -174,14 +173,9 @@ async fn live_rules(
     let groups: Vec<String> = groups.into_iter().collect();
     for g in describe_groups_by_id(cx, &groups).await? {
         let Some(id) = g.group_id() else { continue };
-        out.insert(
-            (id.to_string(), Direction::Ingress),
-            rules_of(g.ip_permissions()),
-        );
-        out.insert(
-            (id.to_string(), Direction::Egress),
-            rules_of(g.ip_permissions_egress()),
-        );
+        let (ingress, egress) = (g.ip_permissions(), g.ip_permissions_egress());
+        out.insert((id.to_string(), Direction::Ingress), rules_of(ingress));
+        out.insert((id.to_string(), Direction::Egress), rules_of(egress));
     }
     Ok(out)
 }
