@@ -1,9 +1,10 @@
 //! `elastic_ip`: an Elastic IP address allocated for use in a VPC (a NAT gateway's, say).
 
-use crate::ec2::{self, eventual_delete, tag_spec, tags_of};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual_delete, tag_spec, tags_of, Result};
+use crate::kit::fields::str_of;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::release_address::ReleaseAddressError;
 use aws_sdk_ec2::types::{DomainType, Filter, ResourceType};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Fields, Value};
@@ -30,11 +31,11 @@ pub static SCHEMA: Schema = Schema {
 };
 
 fn attributes(id: &str, public_ip: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert("allocation_id".into(), Value::str(id));
-    a.insert("public_ip".into(), Value::str(public_ip));
-    a
+    Fields::from([
+        ("id".into(), Value::str(id)),
+        ("allocation_id".into(), Value::str(id)),
+        ("public_ip".into(), Value::str(public_ip)),
+    ])
 }
 
 /// AWS's own default border group is the region's, so an address allocated
@@ -47,11 +48,7 @@ fn border_group<'a>(cx: &'a Cx, reported: Option<&'a str>) -> &'a str {
 impl ec2::Describe for ElasticIp {
     const ID_FILTER: &'static str = "allocation-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         // DescribeAddresses is not paginated: one call answers for the whole region.
         let out = cx
             .ec2
@@ -65,11 +62,8 @@ impl ec2::Describe for ElasticIp {
             .iter()
             .filter_map(|a| {
                 let id = a.allocation_id()?;
-                let mut fields = Fields::new();
-                fields.insert(
-                    "network_border_group".into(),
-                    Value::str(border_group(cx, a.network_border_group())),
-                );
+                let group = Value::str(border_group(cx, a.network_border_group()));
+                let fields = Fields::from([("network_border_group".into(), group)]);
                 Some(Observed {
                     id: id.to_string(),
                     attributes: attributes(id, a.public_ip().unwrap_or_default()),
@@ -87,28 +81,16 @@ impl Provider for ElasticIp {
         &SCHEMA
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
-        let group = want
-            .fields
-            .get("network_border_group")
-            .and_then(Value::as_str)
-            .filter(|g| !g.is_empty());
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
+        let group = str_of(want.fields, "network_border_group").filter(|g| !g.is_empty());
         let out = cx
             .ec2
             .allocate_address()
@@ -143,40 +125,16 @@ impl Provider for ElasticIp {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         // The only field forces a replacement: tags are all an update can change.
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         // A NAT gateway holding the address is deleted first and waited for (see
         // nat_gateway), so the address is free by the time this runs.
-        match cx
-            .ec2
-            .release_address()
-            .allocation_id(id)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::release_address::ReleaseAddressError,
-            >())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let req = cx.ec2.release_address().allocation_id(id).customize();
+        let req = req.config_override(eventual_delete::<ReleaseAddressError>());
+        ec2::gone_is_done(req.send().await)
     }
 }

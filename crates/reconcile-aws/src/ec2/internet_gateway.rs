@@ -1,9 +1,12 @@
 //! `internet_gateway`: an internet gateway and its attachment to (at most) one VPC.
 
-use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe, Result};
+use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::attach_internet_gateway::AttachInternetGatewayError;
+use aws_sdk_ec2::operation::delete_internet_gateway::DeleteInternetGatewayError;
+use aws_sdk_ec2::operation::detach_internet_gateway::DetachInternetGatewayError;
 use aws_sdk_ec2::types::{AttachmentStatus, Filter, InternetGateway as Igw, ResourceType};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Fields, Value};
@@ -46,57 +49,27 @@ fn attached_vpc(g: &Igw) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(format!(
-            "arn:aws:ec2:{}:{owner}:internet-gateway/{id}",
-            cx.region
-        )),
-    );
-    a.insert("owner_id".into(), Value::str(owner));
-    a
-}
-
 /// `vpc_id` as the TOML gives it; "" (detached) when absent, as observe reports it.
 fn wanted_vpc(fields: &Fields) -> &str {
-    fields
-        .get("vpc_id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    str_of(fields, "vpc_id").unwrap_or_default()
 }
 
 impl InternetGateway {
-    async fn describe_raw(
-        &self,
-        cx: &Cx,
-        filters: Vec<aws_sdk_ec2::types::Filter>,
-    ) -> Result<Vec<Igw>, ProviderError> {
-        let mut out = Vec::new();
-        let mut pages = cx
+    async fn describe_raw(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Igw>> {
+        let req = cx
             .ec2
             .describe_internet_gateways()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(ProviderError::from_sdk)?;
-            out.extend(page.internet_gateways().iter().cloned());
-        }
-        Ok(out)
+            .set_filters(Some(filters));
+        ec2::all_items!(req)
     }
 
-    async fn attach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<(), ProviderError> {
+    async fn attach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<()> {
         cx.ec2
             .attach_internet_gateway()
             .internet_gateway_id(id)
             .vpc_id(vpc)
             .customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::attach_internet_gateway::AttachInternetGatewayError,
-            >())
+            .config_override(eventual::<AttachInternetGatewayError>())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
@@ -104,56 +77,42 @@ impl InternetGateway {
     }
 
     /// Detaching an already detached gateway, or from a VPC that is gone, is success.
-    async fn detach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<(), ProviderError> {
+    async fn detach(&self, cx: &Cx, id: &str, vpc: &str) -> Result<()> {
         // DependencyViolation while a NAT gateway's or instance's public address in
         // the VPC is still being released: retried with the delete policy.
-        match cx
-            .ec2
-            .detach_internet_gateway()
-            .internet_gateway_id(id)
-            .vpc_id(vpc)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::detach_internet_gateway::DetachInternetGatewayError,
-            >())
+        let req = cx.ec2.detach_internet_gateway().internet_gateway_id(id);
+        let req = req.vpc_id(vpc).customize();
+        match req
+            .config_override(eventual_delete::<DetachInternetGatewayError>())
             .send()
             .await
+            .map_err(ProviderError::from_sdk)
         {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                ProviderError::Aws { code, .. } if code == "Gateway.NotAttached" => Ok(()),
-                other => Err(other),
-            },
+            Err(ProviderError::Aws { code, .. }) if code == "Gateway.NotAttached" => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other.map(|_| ()),
         }
     }
 }
 
 #[async_trait]
-impl ec2::Describe for InternetGateway {
+impl Describe for InternetGateway {
     const ID_FILTER: &'static str = "internet-gateway-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         Ok(self
             .describe_raw(cx, filters)
             .await?
             .iter()
             .filter_map(|g| {
                 let id = g.internet_gateway_id()?;
-                let mut fields = Fields::new();
                 // A detached gateway reports "" so that a declared vpc_id shows as a change.
-                fields.insert(
-                    "vpc_id".into(),
-                    Value::str(attached_vpc(g).unwrap_or_default()),
-                );
+                let vpc = Value::str(attached_vpc(g).unwrap_or_default());
+                let owner = g.owner_id().unwrap_or_default();
                 Some(Observed {
                     id: id.to_string(),
-                    attributes: attributes(cx, id, g.owner_id().unwrap_or_default()),
-                    fields,
+                    attributes: ec2::arn_attributes(cx, "internet-gateway", id, owner, None),
+                    fields: Fields::from([("vpc_id".into(), vpc)]),
                     tags: tags_of(Some(g.tags())),
                 })
             })
@@ -167,23 +126,15 @@ impl Provider for InternetGateway {
         &SCHEMA
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let out = cx
             .ec2
             .create_internet_gateway()
@@ -208,8 +159,9 @@ impl Provider for InternetGateway {
         }
         let mut fields = want.fields.clone();
         fields.insert("vpc_id".into(), Value::str(vpc));
+        let owner = g.owner_id().unwrap_or_default();
         Ok(Observed {
-            attributes: attributes(cx, &id, g.owner_id().unwrap_or_default()),
+            attributes: ec2::arn_attributes(cx, "internet-gateway", &id, owner, None),
             id,
             fields,
             tags: want.tags.clone(),
@@ -222,39 +174,29 @@ impl Provider for InternetGateway {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        if changes_field(changes, "vpc_id") {
-            let old = wanted_vpc(&live.fields);
-            let new = wanted_vpc(want.fields);
-            if old != new {
-                // A gateway attaches to one VPC at a time: leave the old one first.
-                if !old.is_empty() {
-                    self.detach(cx, &live.id, old).await?;
-                }
-                if !new.is_empty() {
-                    self.attach(cx, &live.id, new).await?;
-                }
+    ) -> Result<Observed> {
+        let (old, new) = (wanted_vpc(&live.fields), wanted_vpc(want.fields));
+        if changes_field(changes, "vpc_id") && old != new {
+            // A gateway attaches to one VPC at a time: leave the old one first.
+            if !old.is_empty() {
+                self.detach(cx, &live.id, old).await?;
             }
-            fields.insert("vpc_id".into(), Value::str(new));
+            if !new.is_empty() {
+                self.attach(cx, &live.id, new).await?;
+            }
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
+        let mut o = ec2::finish_update(cx, live, want, changes).await?;
+        if changes_field(changes, "vpc_id") {
+            o.fields.insert("vpc_id".into(), Value::str(new));
         }
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        Ok(o)
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         // The id alone does not say where the gateway is attached, and AWS refuses to
         // delete an attached gateway: look, detach, then delete.
         let found = self
-            .describe_raw(cx, vec![filter("internet-gateway-id", [id.to_string()])])
+            .describe_raw(cx, vec![filter(Self::ID_FILTER, [id])])
             .await?;
         let Some(g) = found.first() else {
             return Ok(());
@@ -262,22 +204,9 @@ impl Provider for InternetGateway {
         for vpc in g.attachments().iter().filter_map(|a| a.vpc_id()) {
             self.detach(cx, id, vpc).await?;
         }
-        match cx
-            .ec2
-            .delete_internet_gateway()
-            .internet_gateway_id(id)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::delete_internet_gateway::DeleteInternetGatewayError,
-            >())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let req = cx.ec2.delete_internet_gateway().internet_gateway_id(id);
+        let req = req.customize();
+        let req = req.config_override(eventual_delete::<DeleteInternetGatewayError>());
+        ec2::gone_is_done(req.send().await)
     }
 }

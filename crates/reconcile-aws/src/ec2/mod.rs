@@ -10,15 +10,20 @@ pub mod security_group_rule;
 pub mod subnet;
 pub mod vpc;
 
-use crate::kit::{Cx, ProviderError};
+use crate::kit::fields::changes_field;
+use crate::kit::{Cx, Desired, ProviderError};
 use async_trait::async_trait;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
+use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use indexmap::IndexMap;
 use reconcile_core::model::value::{parse_template, TemplatePart};
-use reconcile_core::model::{Reference, Resource, Stack, Value};
-use reconcile_core::plan::{Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::model::{Diagnostic, Fields, Reference, Resource, Stack, Value};
+use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::HashMap;
+
+/// What the kinds' calls answer: failures are [`ProviderError`]s.
+pub type Result<T, E = ProviderError> = std::result::Result<T, E>;
 
 /// Error codes EC2 returns for an id it created a moment ago but has not yet
 /// propagated. Retried with the SDK's backoff; any other error fails at once.
@@ -88,9 +93,23 @@ pub trait Describe: Send + Sync {
     const ID_FILTER: &'static str;
 
     /// Every resource of the kind matching `filters`, all pages.
-    async fn describe(&self, cx: &Cx, filters: Vec<Filter>)
-        -> Result<Vec<Observed>, ProviderError>;
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>>;
 }
+
+/// Every item a paginated describe answers, all pages: `$req` is the request
+/// (`cx.ec2.describe_vpcs().set_filters(..)`). A macro because the SDK's
+/// paginators share no trait.
+macro_rules! all_items {
+    ($req:expr) => {
+        $req.into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(crate::kit::ProviderError::from_sdk)
+    };
+}
+pub(crate) use all_items;
 
 /// One filter list per call, selecting `ids` by the filter `name`. A filter
 /// rather than the call's id list, because one missing id would fail the call.
@@ -107,7 +126,7 @@ pub async fn observe_by_id<K: Describe>(
     kind: &K,
     cx: &Cx,
     ids: &[String],
-) -> Result<HashMap<String, Observed>, ProviderError> {
+) -> Result<HashMap<String, Observed>> {
     let mut out = HashMap::new();
     for filters in id_filters(K::ID_FILTER, ids) {
         let found = kind.describe(cx, filters).await?;
@@ -126,15 +145,14 @@ pub async fn find_by_tags<K: Describe>(
     kind: &K,
     cx: &Cx,
     addresses: &[String],
-) -> Result<Vec<(String, Observed)>, ProviderError> {
+) -> Result<Vec<(String, Observed)>> {
     let mut out = Vec::new();
     for filters in tagged_filters(&cx.stack, addresses) {
         let found = kind.describe(cx, filters).await?;
         out.extend(
             found
                 .into_iter()
-                .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
-                .filter_map(|o| address_of(&o.tags).map(|a| (a, o)))
+                .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
                 .filter(|(a, _)| addresses.is_empty() || addresses.contains(a)),
         );
     }
@@ -181,9 +199,55 @@ pub fn tags_of(tags: Option<&[Tag]>) -> IndexMap<String, String> {
         .collect()
 }
 
-/// The `reconcile:address` tag, if any.
-pub fn address_of(tags: &IndexMap<String, String>) -> Option<String> {
-    tags.get(TAG_ADDRESS).cloned()
+/// The `id`, `arn` and `owner_id` attributes: the ARN as AWS gave it, else
+/// built from `rtype`, the resource type in EC2 ARNs (`vpc`, `route-table`).
+pub fn arn_attributes(cx: &Cx, rtype: &str, id: &str, owner: &str, arn: Option<&str>) -> Fields {
+    let arn = match arn.filter(|a| !a.is_empty()) {
+        Some(a) => a.to_string(),
+        None => format!("arn:aws:ec2:{}:{owner}:{rtype}/{id}", cx.region),
+    };
+    Fields::from([
+        ("id".into(), Value::str(id)),
+        ("arn".into(), Value::str(arn)),
+        ("owner_id".into(), Value::str(owner)),
+    ])
+}
+
+/// A delete's answer: a resource already gone is success.
+pub fn gone_is_done<T, E, R>(r: Result<T, SdkError<E, R>>) -> Result<()>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match r.map_err(ProviderError::from_sdk) {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// The end of every EC2 update: the tags made exactly the wanted ones when they
+/// changed, and the live copy with the wanted fields.
+pub async fn finish_update(
+    cx: &Cx,
+    live: &Observed,
+    want: &Desired<'_>,
+    changes: &[FieldChange],
+) -> Result<Observed> {
+    if changes_field(changes, "tags") {
+        sync_tags(cx, &live.id, &live.tags, want.tags).await?;
+    }
+    let mut fields = live.fields.clone();
+    fields.extend(want.fields.clone());
+    Ok(Observed {
+        id: live.id.clone(),
+        fields,
+        attributes: live.attributes.clone(),
+        tags: want.tags.clone(),
+    })
 }
 
 /// The resource of `kind` that `v` refers to as a whole (`${vpc.main.id}`), if
@@ -197,6 +261,24 @@ pub fn referenced<'s>(stack: &'s Stack, v: Option<&Value>, kind: &str) -> Option
         return None;
     }
     stack.resources.get(&format!("{k}.{name}"))
+}
+
+/// A string field AWS answered, "" when it left it out.
+pub fn text(v: Option<&str>) -> Value {
+    Value::str(v.unwrap_or_default())
+}
+
+/// A string field that must be known by the time the resource is created.
+pub fn known_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str> {
+    crate::kit::fields::str_of(f, key).ok_or_else(|| {
+        ProviderError::InvalidInput(format!("{address}: `{key}` must be a known string"))
+    })
+}
+
+/// A problem with `r`, shown at its field `field` (at the resource when not declared).
+pub fn diagnostic(r: &Resource, field: &str, msg: String, help: String) -> Diagnostic {
+    let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
+    Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
 }
 
 /// A declared IPv4 range, when it is literal rather than a reference.
@@ -225,7 +307,7 @@ pub async fn sync_tags(
     id: &str,
     have: &IndexMap<String, String>,
     want: &IndexMap<String, String>,
-) -> Result<(), ProviderError> {
+) -> Result<()> {
     let stale: Vec<Tag> = crate::kit::tags::tag_keys_to_remove(have, want)
         .into_iter()
         .map(|k| Tag::builder().key(k).build())

@@ -1,11 +1,13 @@
 //! `nat_gateway`: a NAT gateway in a subnet, created and deleted to completion so
 //! that routes, subnets and addresses depending on it can follow.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Result};
+use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::operation::create_nat_gateway::CreateNatGatewayError;
+use aws_sdk_ec2::operation::delete_nat_gateway::DeleteNatGatewayError;
 use aws_sdk_ec2::types::{
     ConnectivityType, Filter, NatGateway as Nat, NatGatewayState, ResourceType,
 };
@@ -78,36 +80,31 @@ fn observed(n: &Nat) -> Option<Observed> {
         .iter()
         .find(|a| a.is_primary() == Some(true))
         .or_else(|| addrs.first());
-    let text = |v: Option<&str>| Value::str(v.unwrap_or_default());
-    let mut fields = Fields::new();
-    fields.insert("subnet_id".into(), text(n.subnet_id()));
-    // "" for a gateway without an address, so that a declared one shows as a change.
-    fields.insert(
-        "allocation_id".into(),
-        text(primary.and_then(|a| a.allocation_id())),
-    );
-    fields.insert(
-        "connectivity_type".into(),
-        Value::str(
-            n.connectivity_type()
-                .map(|c| c.as_str())
-                .unwrap_or("public"),
+    let connectivity = n.connectivity_type().map_or("public", |c| c.as_str());
+    let fields = Fields::from([
+        ("subnet_id".into(), ec2::text(n.subnet_id())),
+        // "" for a gateway without an address, so that a declared one shows as a change.
+        (
+            "allocation_id".into(),
+            ec2::text(primary.and_then(|a| a.allocation_id())),
         ),
-    );
-    let mut attributes = Fields::new();
-    attributes.insert("id".into(), Value::str(id));
-    attributes.insert(
-        "public_ip".into(),
-        text(primary.and_then(|a| a.public_ip())),
-    );
-    attributes.insert(
-        "private_ip".into(),
-        text(primary.and_then(|a| a.private_ip())),
-    );
-    attributes.insert(
-        "network_interface_id".into(),
-        text(primary.and_then(|a| a.network_interface_id())),
-    );
+        ("connectivity_type".into(), Value::str(connectivity)),
+    ]);
+    let attributes = Fields::from([
+        ("id".into(), Value::str(id)),
+        (
+            "public_ip".into(),
+            ec2::text(primary.and_then(|a| a.public_ip())),
+        ),
+        (
+            "private_ip".into(),
+            ec2::text(primary.and_then(|a| a.private_ip())),
+        ),
+        (
+            "network_interface_id".into(),
+            ec2::text(primary.and_then(|a| a.network_interface_id())),
+        ),
+    ]);
     Some(Observed {
         id: id.to_string(),
         fields,
@@ -159,28 +156,13 @@ where
 impl ec2::Describe for NatGateway {
     const ID_FILTER: &'static str = "nat-gateway-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
-        let mut out = Vec::new();
-        let mut pages = cx
-            .ec2
-            .describe_nat_gateways()
-            .set_filter(Some(filters))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(ProviderError::from_sdk)?;
-            out.extend(
-                page.nat_gateways()
-                    .iter()
-                    .filter(|n| !is_gone(n))
-                    .filter_map(observed),
-            );
-        }
-        Ok(out)
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
+        let gateways = ec2::all_items!(cx.ec2.describe_nat_gateways().set_filter(Some(filters)))?;
+        Ok(gateways
+            .iter()
+            .filter(|n| !is_gone(n))
+            .filter_map(observed)
+            .collect())
     }
 }
 
@@ -197,36 +179,19 @@ impl Provider for NatGateway {
         changes_field(changes, "allocation_id")
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let subnet = f
-            .get("subnet_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let allocation = f
-            .get("allocation_id")
-            .and_then(Value::as_str)
-            .filter(|a| !a.is_empty());
-        let connectivity = f
-            .get("connectivity_type")
-            .and_then(Value::as_str)
-            .unwrap_or("public");
+        let subnet = str_of(f, "subnet_id").unwrap_or_default();
+        let allocation = str_of(f, "allocation_id").filter(|a| !a.is_empty());
+        let connectivity = str_of(f, "connectivity_type").unwrap_or("public");
         let out = cx
             .ec2
             .create_nat_gateway()
@@ -237,9 +202,7 @@ impl Provider for NatGateway {
             .client_token(want.token)
             .tag_specifications(tag_spec(ResourceType::Natgateway, want.tags))
             .customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::create_nat_gateway::CreateNatGatewayError,
-            >())
+            .config_override(eventual::<CreateNatGatewayError>())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
@@ -301,39 +264,18 @@ impl Provider for NatGateway {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         // Every field forces a replacement: tags are all an update can change.
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .ec2
-            .delete_nat_gateway()
-            .nat_gateway_id(id)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::delete_nat_gateway::DeleteNatGatewayError,
-            >())
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => return Ok(()),
-                other => return Err(other),
-            },
-        }
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
+        let req = cx.ec2.delete_nat_gateway().nat_gateway_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteNatGatewayError>());
+        match req.send().await.map_err(ProviderError::from_sdk) {
+            Err(e) if e.is_not_found() => return Ok(()),
+            other => other?,
+        };
         // Its subnet and Elastic IP cannot be deleted while the gateway is still
         // "deleting": finish here so that they can follow at once.
         cx.ec2

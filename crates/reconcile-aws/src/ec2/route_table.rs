@@ -3,8 +3,8 @@
 //! `routes` and `subnet_ids`, when declared, are exact: a route or association
 //! added or removed outside reconcile is drift. When left out, they are not managed.
 
-use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual, eventual_delete, filter, tag_spec, tags_of, Describe, Result};
+use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::operation::associate_route_table::AssociateRouteTableError;
@@ -80,6 +80,11 @@ struct WantRoute {
 }
 
 impl WantRoute {
+    /// The target when it is of kind `k` (`gateway_id`, `nat_gateway_id`).
+    fn via(&self, k: &str) -> Option<String> {
+        (self.target.0 == k).then(|| self.target.1.clone())
+    }
+
     fn fields(&self) -> Fields {
         let mut m = Fields::new();
         m.insert(
@@ -96,7 +101,7 @@ fn invalid(msg: String) -> ProviderError {
 }
 
 /// Reads and checks the declared routes; `None` when `routes` is not managed.
-fn declared_routes(f: &Fields, address: &str) -> Result<Option<Vec<WantRoute>>, ProviderError> {
+fn declared_routes(f: &Fields, address: &str) -> Result<Option<Vec<WantRoute>>> {
     let Some(v) = f.get("routes") else {
         return Ok(None);
     };
@@ -143,7 +148,7 @@ fn declared_routes(f: &Fields, address: &str) -> Result<Option<Vec<WantRoute>>, 
 }
 
 /// Reads the declared subnets; `None` when associations are not managed.
-fn declared_subnets(f: &Fields, address: &str) -> Result<Option<BTreeSet<String>>, ProviderError> {
+fn declared_subnets(f: &Fields, address: &str) -> Result<Option<BTreeSet<String>>> {
     let Some(v) = f.get("subnet_ids") else {
         return Ok(None);
     };
@@ -236,36 +241,22 @@ fn live_associations(t: &aws_sdk_ec2::types::RouteTable) -> BTreeMap<String, Str
         .collect()
 }
 
-fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(format!(
-            "arn:aws:ec2:{}:{owner}:route-table/{id}",
-            cx.region
-        )),
-    );
-    a.insert("owner_id".into(), Value::str(owner));
-    a
-}
-
 fn observed(cx: &Cx, t: &aws_sdk_ec2::types::RouteTable) -> Option<Observed> {
     let id = t.route_table_id()?;
     let routes: BTreeMap<String, Fields> = t.routes().iter().filter_map(live_route).collect();
-    let mut fields = Fields::new();
-    fields.insert("vpc_id".into(), Value::str(t.vpc_id().unwrap_or_default()));
-    fields.insert(
-        "routes".into(),
-        Value::List(routes.into_values().map(Value::Map).collect()),
-    );
-    fields.insert(
-        "subnet_ids".into(),
-        Value::List(live_associations(t).into_keys().map(Value::Str).collect()),
-    );
+    let subnets = live_associations(t).into_keys().map(Value::Str).collect();
+    let fields = Fields::from([
+        ("vpc_id".into(), Value::str(t.vpc_id().unwrap_or_default())),
+        (
+            "routes".into(),
+            Value::List(routes.into_values().map(Value::Map).collect()),
+        ),
+        ("subnet_ids".into(), Value::List(subnets)),
+    ]);
+    let owner = t.owner_id().unwrap_or_default();
     Some(Observed {
         id: id.to_string(),
-        attributes: attributes(cx, id, t.owner_id().unwrap_or_default()),
+        attributes: ec2::arn_attributes(cx, "route-table", id, owner, None),
         fields,
         tags: tags_of(Some(t.tags())),
     })
@@ -274,40 +265,24 @@ fn observed(cx: &Cx, t: &aws_sdk_ec2::types::RouteTable) -> Option<Observed> {
 async fn describe_tables(
     cx: &Cx,
     filters: Vec<Filter>,
-) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .ec2
-        .describe_route_tables()
-        .set_filters(Some(filters))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        out.extend(page.route_tables().iter().cloned());
-    }
-    Ok(out)
+) -> Result<Vec<aws_sdk_ec2::types::RouteTable>> {
+    ec2::all_items!(cx.ec2.describe_route_tables().set_filters(Some(filters)))
 }
 
 /// The one table, by a filter so that a missing id is `None` rather than an error.
-async fn describe_one(
-    cx: &Cx,
-    id: &str,
-) -> Result<Option<aws_sdk_ec2::types::RouteTable>, ProviderError> {
+async fn describe_one(cx: &Cx, id: &str) -> Result<Option<aws_sdk_ec2::types::RouteTable>> {
     let tables = describe_tables(cx, vec![filter(RouteTable::ID_FILTER, [id])]).await?;
     Ok(tables.into_iter().find(|t| t.route_table_id() == Some(id)))
 }
 
-async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), ProviderError> {
+async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<()> {
     let req = cx
         .ec2
         .create_route()
         .route_table_id(table)
-        .destination_cidr_block(&r.destination);
-    let req = match r.target.0 {
-        "nat_gateway_id" => req.nat_gateway_id(&r.target.1),
-        _ => req.gateway_id(&r.target.1),
-    };
+        .destination_cidr_block(&r.destination)
+        .set_gateway_id(r.via("gateway_id"))
+        .set_nat_gateway_id(r.via("nat_gateway_id"));
     // The gateway may have been created a moment ago in this apply.
     match req
         .customize()
@@ -325,16 +300,14 @@ async fn create_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), Provide
     }
 }
 
-async fn replace_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), ProviderError> {
+async fn replace_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<()> {
     let req = cx
         .ec2
         .replace_route()
         .route_table_id(table)
-        .destination_cidr_block(&r.destination);
-    let req = match r.target.0 {
-        "nat_gateway_id" => req.nat_gateway_id(&r.target.1),
-        _ => req.gateway_id(&r.target.1),
-    };
+        .destination_cidr_block(&r.destination)
+        .set_gateway_id(r.via("gateway_id"))
+        .set_nat_gateway_id(r.via("nat_gateway_id"));
     req.customize()
         .config_override(eventual::<ReplaceRouteError>())
         .send()
@@ -344,25 +317,20 @@ async fn replace_route(cx: &Cx, table: &str, r: &WantRoute) -> Result<(), Provid
 }
 
 /// Deletes an observed route by its destination; a route already gone is success.
-async fn delete_route(cx: &Cx, table: &str, route: &Fields) -> Result<(), ProviderError> {
+async fn delete_route(cx: &Cx, table: &str, route: &Fields) -> Result<()> {
     let req = cx.ec2.delete_route().route_table_id(table);
     let req = match (
-        route.get("destination_cidr_block").and_then(Value::as_str),
-        route
-            .get("destination_ipv6_cidr_block")
-            .and_then(Value::as_str),
+        str_of(route, "destination_cidr_block"),
+        str_of(route, "destination_ipv6_cidr_block"),
     ) {
         (Some(d), _) => req.destination_cidr_block(d),
         (None, Some(d)) => req.destination_ipv6_cidr_block(d),
         (None, None) => return Ok(()),
     };
-    match req.send().await.map_err(ProviderError::from_sdk) {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other.map(|_| ()),
-    }
+    ec2::gone_is_done(req.send().await)
 }
 
-async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<(), ProviderError> {
+async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<()> {
     // The subnet or the table may have been created a moment ago in this apply.
     cx.ec2
         .associate_route_table()
@@ -376,29 +344,16 @@ async fn associate(cx: &Cx, table: &str, subnet: &str) -> Result<(), ProviderErr
     Ok(())
 }
 
-async fn disassociate(cx: &Cx, association: &str) -> Result<(), ProviderError> {
-    match cx
-        .ec2
-        .disassociate_route_table()
-        .association_id(association)
-        .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other.map(|_| ()),
-    }
+async fn disassociate(cx: &Cx, association: &str) -> Result<()> {
+    let req = cx.ec2.disassociate_route_table();
+    ec2::gone_is_done(req.association_id(association).send().await)
 }
 
 #[async_trait]
 impl Describe for RouteTable {
     const ID_FILTER: &'static str = "route-table-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let tables = describe_tables(cx, filters).await?;
         Ok(tables.iter().filter_map(|t| observed(cx, t)).collect())
     }
@@ -410,28 +365,17 @@ impl Provider for RouteTable {
         &SCHEMA
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let vpc_id = f
-            .get("vpc_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("{}: `vpc_id` must be a known string", want.address)))?;
+        let vpc_id = ec2::known_str(f, "vpc_id", want.address)?;
         // Everything is checked before the table exists.
         let routes = declared_routes(f, want.address)?.unwrap_or_default();
         let subnets = declared_subnets(f, want.address)?.unwrap_or_default();
@@ -462,8 +406,9 @@ impl Provider for RouteTable {
         for s in &subnets {
             associate(cx, &id, s).await?;
         }
+        let owner = t.owner_id().unwrap_or_default();
         Ok(Observed {
-            attributes: attributes(cx, &id, t.owner_id().unwrap_or_default()),
+            attributes: ec2::arn_attributes(cx, "route-table", &id, owner, None),
             id,
             fields: f.clone(),
             tags: want.tags.clone(),
@@ -476,7 +421,7 @@ impl Provider for RouteTable {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let routes = if changes_field(changes, "routes") {
             declared_routes(want.fields, want.address)?
         } else {
@@ -520,20 +465,10 @@ impl Provider for RouteTable {
                 }
             }
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let Some(table) = describe_one(cx, id).await? else {
             return Ok(());
         };
@@ -547,20 +482,8 @@ impl Provider for RouteTable {
                 disassociate(cx, association).await?;
             }
         }
-        match cx
-            .ec2
-            .delete_route_table()
-            .route_table_id(id)
-            .customize()
-            .config_override(eventual_delete::<DeleteRouteTableError>())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+        let req = cx.ec2.delete_route_table().route_table_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteRouteTableError>());
+        ec2::gone_is_done(req.send().await)
     }
 }

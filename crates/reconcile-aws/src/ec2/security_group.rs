@@ -6,8 +6,8 @@
 //! All traffic is written `protocol = "-1", from_port = 0, to_port = 0`; AWS
 //! ignores ports for `-1`, so any ports given with it are read as 0 and 0.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Describe};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Describe, Result};
+use crate::kit::fields::{changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ec2::operation::authorize_security_group_egress::AuthorizeSecurityGroupEgressError;
@@ -25,43 +25,44 @@ use std::collections::{BTreeSet, HashMap};
 pub struct SecurityGroup;
 
 /// The fields of one rule table in `ingress` / `egress`.
-pub const RULE_FIELDS: &[Field] = &[
-    Field::new(
-        "protocol",
-        Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
-        "tcp, udp, icmp, or -1 for all traffic.",
-    )
-    .required(),
-    Field::new(
-        "from_port",
-        Ty::Int,
-        "First port of the range (ICMP: the type; all traffic: 0).",
-    )
-    .norm(Norm::With(all_traffic_port))
-    .required(),
-    Field::new(
-        "to_port",
-        Ty::Int,
-        "Last port of the range (ICMP: the code; all traffic: 0).",
-    )
-    .norm(Norm::With(all_traffic_port))
-    .required(),
-    Field::new(
-        "cidr_block",
-        Ty::Cidr,
-        "The IPv4 range the rule allows; exclusive with source_security_group_id.",
-    ),
-    Field::new(
-        "source_security_group_id",
-        Ty::Str,
-        "The security group whose members the rule allows; exclusive with cidr_block.",
-    ),
-    Field::new(
-        "description",
-        Ty::Str,
-        "A note on the rule, up to 255 characters.",
-    ),
-];
+pub const RULE_FIELDS: &[Field] = &[PROTOCOL, FROM_PORT, TO_PORT, CIDR, SOURCE_GROUP, NOTE];
+
+// One rule's fields, which `security_group_rule` declares as its own too.
+pub const PROTOCOL: Field = Field::new(
+    "protocol",
+    Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
+    "tcp, udp, icmp, or -1 for all traffic.",
+)
+.required();
+pub const FROM_PORT: Field = Field::new(
+    "from_port",
+    Ty::Int,
+    "First port of the range (ICMP: the type; all traffic: 0).",
+)
+.norm(Norm::With(all_traffic_port))
+.required();
+pub const TO_PORT: Field = Field::new(
+    "to_port",
+    Ty::Int,
+    "Last port of the range (ICMP: the code; all traffic: 0).",
+)
+.norm(Norm::With(all_traffic_port))
+.required();
+pub const CIDR: Field = Field::new(
+    "cidr_block",
+    Ty::Cidr,
+    "The IPv4 range the rule allows; exclusive with source_security_group_id.",
+);
+pub const SOURCE_GROUP: Field = Field::new(
+    "source_security_group_id",
+    Ty::Str,
+    "The security group whose members the rule allows; exclusive with cidr_block.",
+);
+pub const NOTE: Field = Field::new(
+    "description",
+    Ty::Str,
+    "A note on the rule, up to 255 characters.",
+);
 
 pub static SCHEMA: Schema = Schema {
     kind: "security_group",
@@ -160,9 +161,9 @@ pub struct Rule {
 impl Rule {
     /// Reads a rule from rule fields: a declared rule table, an observed one, or
     /// the fields of a `security_group_rule`. `what` names the rule in errors.
-    pub fn from_fields(m: &Fields, what: &str) -> Result<Rule, ProviderError> {
+    pub fn from_fields(m: &Fields, what: &str) -> Result<Rule> {
         let bad = |msg: String| ProviderError::InvalidInput(format!("{what}: {msg}"));
-        let text = |k: &str| -> Result<Option<String>, ProviderError> {
+        let text = |k: &str| -> Result<Option<String>> {
             match m.get(k) {
                 None => Ok(None),
                 Some(Value::Str(s)) => Ok(Some(s.clone())),
@@ -170,7 +171,7 @@ impl Rule {
                 Some(other) => Err(bad(format!("`{k}` must be a string, found {other}"))),
             }
         };
-        let port = |k: &str| -> Result<i64, ProviderError> {
+        let port = |k: &str| -> Result<i64> {
             match m.get(k) {
                 Some(Value::Int(i)) if (-1..=65535).contains(i) => Ok(*i),
                 Some(Value::Int(i)) => Err(bad(format!("`{k}` = {i} is outside -1..65535"))),
@@ -422,7 +423,7 @@ pub fn rules_of(perms: &[IpPermission]) -> Vec<Rule> {
 }
 
 /// Reads a declared or observed rule list; `what` names the field in errors.
-pub fn rules_from_value(v: &Value, what: &str) -> Result<Vec<Rule>, ProviderError> {
+pub fn rules_from_value(v: &Value, what: &str) -> Result<Vec<Rule>> {
     let items = match v {
         Value::List(l) => l,
         Value::Unknown => {
@@ -460,16 +461,7 @@ pub fn all_traffic_port(v: &Value, rule: &Fields) -> Value {
     }
 }
 
-fn is_code(e: &ProviderError, code: &str) -> bool {
-    matches!(e, ProviderError::Aws { code: c, .. } if c == code)
-}
-
-async fn authorize_once(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
+async fn authorize_once(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
     let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
     // The group or a source group may have been created a moment ago in this apply.
     match dir {
@@ -498,12 +490,7 @@ async fn authorize_once(
     }
 }
 
-async fn revoke_once(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
+async fn revoke_once(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
     let perms: Vec<IpPermission> = rules.iter().map(Rule::permission).collect();
     match dir {
         Direction::Ingress => cx
@@ -530,53 +517,42 @@ async fn revoke_once(
 /// Adds rules in one call. A rule that already exists is success (an earlier,
 /// interrupted apply made it); since one duplicate fails the whole batch, the
 /// batch is then retried rule by rule.
-pub async fn authorize(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
-    const DUPLICATE: &str = "InvalidPermission.Duplicate";
-    if rules.is_empty() {
-        return Ok(());
-    }
-    match authorize_once(cx, group, dir, rules).await {
-        Err(e) if is_code(&e, DUPLICATE) && rules.len() > 1 => {
-            for r in rules {
-                match authorize_once(cx, group, dir, std::slice::from_ref(r)).await {
-                    Err(e) if is_code(&e, DUPLICATE) => {}
-                    other => other?,
-                }
-            }
-            Ok(())
-        }
-        Err(e) if is_code(&e, DUPLICATE) => Ok(()),
-        other => other,
-    }
+pub async fn authorize(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
+    let duplicate = |e: &ProviderError| matches!(e, ProviderError::Aws { code, .. } if code == "InvalidPermission.Duplicate");
+    batch_or_each(rules, duplicate, |r| authorize_once(cx, group, dir, r)).await
 }
 
 /// Removes rules in one call. A rule already gone is success; since one
 /// missing rule can fail the whole batch, the batch is then retried rule by rule.
-pub async fn revoke(
-    cx: &Cx,
-    group: &str,
-    dir: Direction,
-    rules: &[Rule],
-) -> Result<(), ProviderError> {
+pub async fn revoke(cx: &Cx, group: &str, dir: Direction, rules: &[Rule]) -> Result<()> {
+    let gone = ProviderError::is_not_found;
+    batch_or_each(rules, gone, |r| revoke_once(cx, group, dir, r)).await
+}
+
+/// Sends `rules` in one call; when AWS refuses it because one rule is already
+/// as wanted (`done`), sends them one by one, passing over those.
+async fn batch_or_each<'r, F>(
+    rules: &'r [Rule],
+    done: impl Fn(&ProviderError) -> bool,
+    send: impl Fn(&'r [Rule]) -> F,
+) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
     if rules.is_empty() {
         return Ok(());
     }
-    match revoke_once(cx, group, dir, rules).await {
-        Err(e) if e.is_not_found() && rules.len() > 1 => {
+    match send(rules).await {
+        Err(e) if done(&e) && rules.len() > 1 => {
             for r in rules {
-                match revoke_once(cx, group, dir, std::slice::from_ref(r)).await {
-                    Err(e) if e.is_not_found() => {}
+                match send(std::slice::from_ref(r)).await {
+                    Err(e) if done(&e) => {}
                     other => other?,
                 }
             }
             Ok(())
         }
-        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) if done(&e) => Ok(()),
         other => other,
     }
 }
@@ -585,26 +561,15 @@ pub async fn revoke(
 async fn describe_groups(
     cx: &Cx,
     filters: Vec<Filter>,
-) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .ec2
-        .describe_security_groups()
-        .set_filters(Some(filters))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        out.extend(page.security_groups().iter().cloned());
-    }
-    Ok(out)
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>> {
+    ec2::all_items!(cx.ec2.describe_security_groups().set_filters(Some(filters)))
 }
 
 /// Describes security groups by id, the raw groups: one call per 200 ids.
 pub async fn describe_groups_by_id(
     cx: &Cx,
     ids: &[String],
-) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
+) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>> {
     let mut out = Vec::new();
     for filters in ec2::id_filters(SecurityGroup::ID_FILTER, ids) {
         out.extend(describe_groups(cx, filters).await?);
@@ -613,58 +578,33 @@ pub async fn describe_groups_by_id(
 }
 
 fn attributes(cx: &Cx, id: &str, name: &str, owner: &str, arn: Option<&str>) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(
-            arn.map(str::to_string).unwrap_or_else(|| {
-                format!("arn:aws:ec2:{}:{owner}:security-group/{id}", cx.region)
-            }),
-        ),
-    );
-    a.insert("name".into(), Value::str(name));
-    a.insert("owner_id".into(), Value::str(owner));
+    let mut a = ec2::arn_attributes(cx, "security-group", id, owner, arn);
+    a.shift_insert(2, "name".into(), Value::str(name));
     a
 }
 
 fn observed(cx: &Cx, g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Observed> {
     let id = g.group_id()?;
     let name = g.group_name().unwrap_or_default();
-    let mut fields = Fields::new();
-    fields.insert("name".into(), Value::str(name));
-    fields.insert(
-        "description".into(),
-        Value::str(g.description().unwrap_or_default()),
-    );
-    fields.insert("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default()));
-    fields.insert("ingress".into(), rules_value(&rules_of(g.ip_permissions())));
-    fields.insert(
-        "egress".into(),
-        rules_value(&rules_of(g.ip_permissions_egress())),
-    );
+    let egress = rules_value(&rules_of(g.ip_permissions_egress()));
+    let fields = Fields::from([
+        ("name".into(), Value::str(name)),
+        ("description".into(), ec2::text(g.description())),
+        ("vpc_id".into(), ec2::text(g.vpc_id())),
+        ("ingress".into(), rules_value(&rules_of(g.ip_permissions()))),
+        ("egress".into(), egress),
+    ]);
+    let (owner, arn) = (g.owner_id().unwrap_or_default(), g.security_group_arn());
     Some(Observed {
         id: id.to_string(),
-        attributes: attributes(
-            cx,
-            id,
-            name,
-            g.owner_id().unwrap_or_default(),
-            g.security_group_arn(),
-        ),
+        attributes: attributes(cx, id, name, owner, arn),
         fields,
         tags: tags_of(Some(g.tags())),
     })
 }
 
-fn required_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str, ProviderError> {
-    f.get(key).and_then(Value::as_str).ok_or_else(|| {
-        ProviderError::InvalidInput(format!("{address}: `{key}` must be a known string"))
-    })
-}
-
 /// The declared rules of one direction; `None` when that direction is unmanaged.
-fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule>>, ProviderError> {
+fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule>>> {
     f.get(dir.as_str())
         .map(|v| rules_from_value(v, &format!("{address}.{}", dir.as_str())))
         .transpose()
@@ -674,11 +614,7 @@ fn declared(f: &Fields, dir: Direction, address: &str) -> Result<Option<Vec<Rule
 impl Describe for SecurityGroup {
     const ID_FILTER: &'static str = "group-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
         let groups = describe_groups(cx, filters).await?;
         Ok(groups.iter().filter_map(|g| observed(cx, g)).collect())
     }
@@ -693,10 +629,7 @@ impl Provider for SecurityGroup {
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         inline_rule_problems(&r.fields)
             .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
+            .map(|(field, msg, help)| ec2::diagnostic(r, field, msg, help))
             .collect()
     }
 
@@ -706,30 +639,19 @@ impl Provider for SecurityGroup {
         changes_field(changes, "name") || changes_field(changes, "vpc_id")
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let name = required_str(f, "name", want.address)?;
-        let vpc_id = required_str(f, "vpc_id", want.address)?;
-        let description = f
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or("Managed by reconcile");
+        let name = ec2::known_str(f, "name", want.address)?;
+        let vpc_id = ec2::known_str(f, "vpc_id", want.address)?;
+        let description = str_of(f, "description").unwrap_or("Managed by reconcile");
         // Every rule is checked before anything is created.
         let ingress = declared(f, Direction::Ingress, want.address)?;
         let egress = declared(f, Direction::Egress, want.address)?;
@@ -801,7 +723,7 @@ impl Provider for SecurityGroup {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let mut plans = Vec::new();
         for dir in [Direction::Ingress, Direction::Egress] {
             if !changes_field(changes, dir.as_str()) {
@@ -826,35 +748,13 @@ impl Provider for SecurityGroup {
             revoke(cx, &live.id, *dir, stale).await?;
             authorize(cx, &live.id, *dir, missing).await?;
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .ec2
-            .delete_security_group()
-            .group_id(id)
-            .customize()
-            .config_override(eventual_delete::<DeleteSecurityGroupError>())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
+        let req = cx.ec2.delete_security_group().group_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteSecurityGroupError>());
+        ec2::gone_is_done(req.send().await)
     }
 }
 

@@ -11,14 +11,16 @@
 //! its `security_group`, or the two would keep undoing each other.
 
 use crate::ec2::security_group::{
-    all_traffic_port, authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems,
-    rules_of, Direction, Rule, Source,
+    authorize, describe_groups_by_id, normalise_protocol, revoke, rule_problems, rules_of,
+    Direction, Rule, Source, CIDR, FROM_PORT, NOTE, PROTOCOL, SOURCE_GROUP, TO_PORT,
 };
+use crate::ec2::{self, Result};
+use crate::kit::fields::str_of;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use indexmap::IndexMap;
-use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::schema::{Field, Schema, Ty};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 
@@ -43,47 +45,12 @@ pub static SCHEMA: Schema = Schema {
         )
         .required()
         .force_new(),
-        Field::new(
-            "protocol",
-            Ty::Enum(&["tcp", "udp", "icmp", "-1"]),
-            "tcp, udp, icmp, or -1 for all traffic.",
-        )
-        .required()
-        .force_new(),
-        Field::new(
-            "from_port",
-            Ty::Int,
-            "First port of the range (ICMP: the type; all traffic: 0).",
-        )
-        .norm(Norm::With(all_traffic_port))
-        .required()
-        .force_new(),
-        Field::new(
-            "to_port",
-            Ty::Int,
-            "Last port of the range (ICMP: the code; all traffic: 0).",
-        )
-        .norm(Norm::With(all_traffic_port))
-        .required()
-        .force_new(),
-        Field::new(
-            "cidr_block",
-            Ty::Cidr,
-            "The IPv4 range the rule allows; exclusive with source_security_group_id.",
-        )
-        .force_new(),
-        Field::new(
-            "source_security_group_id",
-            Ty::Str,
-            "The security group whose members the rule allows; exclusive with cidr_block.",
-        )
-        .force_new(),
-        Field::new(
-            "description",
-            Ty::Str,
-            "A note on the rule, up to 255 characters.",
-        )
-        .force_new(),
+        PROTOCOL.force_new(),
+        FROM_PORT.force_new(),
+        TO_PORT.force_new(),
+        CIDR.force_new(),
+        SOURCE_GROUP.force_new(),
+        NOTE.force_new(),
     ],
     attributes: &[(
         "id",
@@ -112,7 +79,7 @@ struct RuleId {
 }
 
 impl RuleId {
-    fn parse(id: &str) -> Result<RuleId, ProviderError> {
+    fn parse(id: &str) -> Result<RuleId> {
         let bad = || {
             ProviderError::InvalidInput(format!(
                 "`{id}` is not a security_group_rule id; write it as GROUP_ID|TYPE|PROTOCOL|FROM_PORT|TO_PORT|SOURCE, \
@@ -161,18 +128,9 @@ impl RuleId {
     }
 
     /// Reads the rule a desired resource declares.
-    fn from_desired(f: &Fields, address: &str) -> Result<RuleId, ProviderError> {
-        let group = f
-            .get("security_group_id")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ProviderError::InvalidInput(format!(
-                    "{address}: `security_group_id` must be a known string"
-                ))
-            })?;
-        let dir = f
-            .get("type")
-            .and_then(Value::as_str)
+    fn from_desired(f: &Fields, address: &str) -> Result<RuleId> {
+        let group = ec2::known_str(f, "security_group_id", address)?;
+        let dir = str_of(f, "type")
             .and_then(Direction::parse)
             .ok_or_else(|| {
                 ProviderError::InvalidInput(format!(
@@ -187,9 +145,10 @@ impl RuleId {
     }
 
     fn fields(&self) -> Fields {
-        let mut f = Fields::new();
-        f.insert("security_group_id".into(), Value::str(&self.group));
-        f.insert("type".into(), Value::str(self.dir.as_str()));
+        let mut f = Fields::from([
+            ("security_group_id".into(), Value::str(&self.group)),
+            ("type".into(), Value::str(self.dir.as_str())),
+        ]);
         f.extend(self.rule.to_fields());
         f
     }
@@ -197,12 +156,10 @@ impl RuleId {
 
 fn observed(id: RuleId) -> Observed {
     let rendered = id.render();
-    let mut attributes = Fields::new();
-    attributes.insert("id".into(), Value::str(&rendered));
     Observed {
+        attributes: Fields::from([("id".into(), Value::str(&rendered))]),
         id: rendered,
         fields: id.fields(),
-        attributes,
         tags: IndexMap::new(),
     }
 }
@@ -211,19 +168,14 @@ fn observed(id: RuleId) -> Observed {
 async fn live_rules(
     cx: &Cx,
     groups: BTreeSet<String>,
-) -> Result<HashMap<(String, Direction), Vec<Rule>>, ProviderError> {
+) -> Result<HashMap<(String, Direction), Vec<Rule>>> {
     let mut out = HashMap::new();
     let groups: Vec<String> = groups.into_iter().collect();
     for g in describe_groups_by_id(cx, &groups).await? {
         let Some(id) = g.group_id() else { continue };
-        out.insert(
-            (id.to_string(), Direction::Ingress),
-            rules_of(g.ip_permissions()),
-        );
-        out.insert(
-            (id.to_string(), Direction::Egress),
-            rules_of(g.ip_permissions_egress()),
-        );
+        let (ingress, egress) = (g.ip_permissions(), g.ip_permissions_egress());
+        out.insert((id.to_string(), Direction::Ingress), rules_of(ingress));
+        out.insert((id.to_string(), Direction::Egress), rules_of(egress));
     }
     Ok(out)
 }
@@ -238,43 +190,18 @@ fn find_live(live: &HashMap<(String, Direction), Vec<Rule>>, want: &RuleId) -> O
 
 /// A rule added to a group that also lists its rules of that direction inline
 /// would be revoked by the group and re-added by the rule on every apply.
-fn undone_by_group(
-    stack: &reconcile_core::model::Stack,
-    r: &reconcile_core::model::Resource,
-) -> Vec<reconcile_core::model::Diagnostic> {
-    let direction = r
-        .fields
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ingress");
-    let target = r
-        .fields
-        .get("security_group_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let Ok(parts) = reconcile_core::model::value::parse_template(target) else {
-        return vec![];
-    };
-    let [reconcile_core::model::value::TemplatePart::Ref(
-        reconcile_core::model::Reference::Resource { kind, name, .. },
-    )] = parts.as_slice()
-    else {
-        return vec![];
-    };
-    let group = format!("{kind}.{name}");
-    match stack.resources.get(&group) {
-        Some(g) if kind == "security_group" && g.fields.contains_key(direction) => {
-            vec![reconcile_core::model::Diagnostic::at(
-                    r.field_pos.get("security_group_id").cloned().unwrap_or(r.pos.clone()),
-                    format!(
-                        "`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other",
-                        r.address
-                    ),
-                    format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
-                )]
-        }
-        _ => vec![],
-    }
+fn undone_by_group(stack: &Stack, r: &Resource) -> Option<Diagnostic> {
+    let direction = str_of(&r.fields, "type").unwrap_or("ingress");
+    let g = ec2::referenced(stack, r.fields.get("security_group_id"), "security_group")?;
+    let group = &g.address;
+    g.fields.contains_key(direction).then(|| {
+        let pos = r.field_pos.get("security_group_id").cloned();
+        Diagnostic::at(
+            pos.unwrap_or(r.pos.clone()),
+            format!("`{}` adds an {direction} rule to `{group}`, which lists its own `{direction}` rules; each apply would undo the other", r.address),
+            format!("move this rule into `{group}`'s `{direction}` list, or remove that list and keep all its {direction} rules as security_group_rule resources"),
+        )
+    })
 }
 
 #[async_trait]
@@ -283,17 +210,10 @@ impl Provider for SecurityGroupRule {
         &SCHEMA
     }
 
-    fn validate(
-        &self,
-        stack: &reconcile_core::model::Stack,
-        r: &reconcile_core::model::Resource,
-    ) -> Vec<reconcile_core::model::Diagnostic> {
-        let mut out: Vec<reconcile_core::model::Diagnostic> = rule_problems(&r.fields)
+    fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        let mut out: Vec<Diagnostic> = rule_problems(&r.fields)
             .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
-                reconcile_core::model::Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
+            .map(|(field, msg, help)| ec2::diagnostic(r, field, msg, help))
             .collect();
         out.extend(undone_by_group(stack, r));
         out
@@ -306,11 +226,7 @@ impl Provider for SecurityGroupRule {
         changes.iter().any(|c| IDENTITY.contains(&c.field.as_str()))
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         let wanted: Vec<RuleId> = ids
             .iter()
             .map(|id| RuleId::parse(id))
@@ -335,11 +251,11 @@ impl Provider for SecurityGroupRule {
         &self,
         _cx: &Cx,
         _addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    ) -> Result<Vec<(String, Observed)>> {
         Ok(Vec::new())
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let id = RuleId::from_desired(want.fields, want.address)?;
         authorize(cx, &id.group, id.dir, std::slice::from_ref(&id.rule)).await?;
         let mut o = observed(id);
@@ -355,7 +271,7 @@ impl Provider for SecurityGroupRule {
         live: &Observed,
         want: &Desired<'_>,
         _changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         let mut fields = live.fields.clone();
         fields.extend(want.fields.clone());
         Ok(Observed {
@@ -364,7 +280,7 @@ impl Provider for SecurityGroupRule {
         })
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
         let want = RuleId::parse(id)?;
         // The revoke is sent exactly as the live rule reads, description included:
         // moto only matches a group-sourced rule when the description matches too.

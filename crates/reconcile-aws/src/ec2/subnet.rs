@@ -1,9 +1,12 @@
 //! `subnet`: a VPC subnet in one availability zone, and whether it gives instances public IPs.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Result};
+use crate::kit::fields::{bool_of, changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::create_subnet::CreateSubnetError;
+use aws_sdk_ec2::operation::delete_subnet::DeleteSubnetError;
+use aws_sdk_ec2::operation::modify_subnet_attribute::ModifySubnetAttributeError;
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
@@ -49,40 +52,18 @@ pub static SCHEMA: Schema = Schema {
 };
 
 impl Subnet {
-    async fn set_map_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<(), ProviderError> {
+    async fn set_map_public_ip(&self, cx: &Cx, id: &str, on: bool) -> Result<()> {
         cx.ec2
             .modify_subnet_attribute()
             .subnet_id(id)
             .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
             .customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::modify_subnet_attribute::ModifySubnetAttributeError,
-            >())
+            .config_override(eventual::<ModifySubnetAttributeError>())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
         Ok(())
     }
-}
-
-fn attributes(cx: &Cx, id: &str, owner: &str, arn: Option<&str>) -> Fields {
-    let arn = match arn {
-        Some(a) if !a.is_empty() => a.to_string(),
-        _ => format!("arn:aws:ec2:{}:{owner}:subnet/{id}", cx.region),
-    };
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert("arn".into(), Value::str(arn));
-    a.insert("owner_id".into(), Value::str(owner));
-    a
-}
-
-fn change_of<'a>(changes: &'a [FieldChange], field: &str) -> Option<&'a FieldChange> {
-    changes.iter().find(|c| c.field == field)
-}
-
-fn cidr_of(v: Option<&Value>) -> Option<ipnet::Ipv4Net> {
-    v.and_then(Value::as_str).and_then(|s| s.parse().ok())
 }
 
 /// What AWS would refuse in this subnet's range: its size, a range outside its
@@ -128,50 +109,28 @@ fn problems(stack: &Stack, r: &Resource) -> Vec<(String, String)> {
 impl ec2::Describe for Subnet {
     const ID_FILTER: &'static str = "subnet-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
-        let mut out = Vec::new();
-        let mut pages = cx
-            .ec2
-            .describe_subnets()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(ProviderError::from_sdk)?;
-            for s in page.subnets() {
-                let Some(id) = s.subnet_id() else { continue };
-                let mut fields = Fields::new();
-                fields.insert("vpc_id".into(), Value::str(s.vpc_id().unwrap_or_default()));
-                fields.insert(
-                    "cidr_block".into(),
-                    Value::str(s.cidr_block().unwrap_or_default()),
-                );
-                fields.insert(
-                    "availability_zone".into(),
-                    Value::str(s.availability_zone().unwrap_or_default()),
-                );
-                fields.insert(
-                    "map_public_ip_on_launch".into(),
-                    Value::Bool(s.map_public_ip_on_launch().unwrap_or(false)),
-                );
-                out.push(Observed {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
+        let subnets = ec2::all_items!(cx.ec2.describe_subnets().set_filters(Some(filters)))?;
+        Ok(subnets
+            .iter()
+            .filter_map(|s| {
+                let id = s.subnet_id()?;
+                let public = s.map_public_ip_on_launch().unwrap_or(false);
+                let fields = Fields::from([
+                    ("vpc_id".into(), ec2::text(s.vpc_id())),
+                    ("cidr_block".into(), ec2::text(s.cidr_block())),
+                    ("availability_zone".into(), ec2::text(s.availability_zone())),
+                    ("map_public_ip_on_launch".into(), Value::Bool(public)),
+                ]);
+                let owner = s.owner_id().unwrap_or_default();
+                Some(Observed {
                     id: id.to_string(),
-                    attributes: attributes(
-                        cx,
-                        id,
-                        s.owner_id().unwrap_or_default(),
-                        s.subnet_arn(),
-                    ),
+                    attributes: ec2::arn_attributes(cx, "subnet", id, owner, s.subnet_arn()),
                     fields,
                     tags: tags_of(Some(s.tags())),
-                });
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect())
     }
 }
 
@@ -182,14 +141,9 @@ impl Provider for Subnet {
     }
 
     fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        let pos = r
-            .field_pos
-            .get("cidr_block")
-            .cloned()
-            .unwrap_or(r.pos.clone());
         problems(stack, r)
             .into_iter()
-            .map(|(msg, help)| Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help))
+            .map(|(msg, help)| ec2::diagnostic(r, "cidr_block", msg, help))
             .collect()
     }
 
@@ -197,13 +151,16 @@ impl Provider for Subnet {
     /// the new subnet can only come first when it moves to another VPC or to a
     /// range that does not overlap the old one.
     fn create_before_destroy(&self, changes: &[FieldChange]) -> bool {
-        if change_of(changes, "vpc_id").is_some() {
+        if changes_field(changes, "vpc_id") {
             return true;
         }
-        let Some(cidr) = change_of(changes, "cidr_block") else {
+        let Some(cidr) = changes.iter().find(|c| c.field == "cidr_block") else {
             return false;
         };
-        match (cidr_of(cidr.old.as_ref()), cidr_of(cidr.new.as_ref())) {
+        match (
+            ec2::literal_cidr(cidr.old.as_ref()),
+            ec2::literal_cidr(cidr.new.as_ref()),
+        ) {
             (Some(old), Some(new)) => {
                 !(old.contains(&new.network()) || new.contains(&old.network()))
             }
@@ -213,30 +170,17 @@ impl Provider for Subnet {
         }
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let text = |k: &str| {
-            f.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let text = |k: &str| str_of(f, k).unwrap_or_default().to_string();
         let out = cx
             .ec2
             .create_subnet()
@@ -245,9 +189,7 @@ impl Provider for Subnet {
             .availability_zone(text("availability_zone"))
             .tag_specifications(tag_spec(ResourceType::Subnet, want.tags))
             .customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::create_subnet::CreateSubnetError,
-            >())
+            .config_override(eventual::<CreateSubnetError>())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
@@ -261,17 +203,15 @@ impl Provider for Subnet {
             })?
             .to_string();
         // CreateSubnet cannot set it; AWS starts every new subnet with it off.
-        let public = f
-            .get("map_public_ip_on_launch")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let public = bool_of(f, "map_public_ip_on_launch").unwrap_or(false);
         if public {
             self.set_map_public_ip(cx, &id, true).await?;
         }
         let mut fields = f.clone();
         fields.insert("map_public_ip_on_launch".into(), Value::Bool(public));
+        let owner = s.owner_id().unwrap_or_default();
         Ok(Observed {
-            attributes: attributes(cx, &id, s.owner_id().unwrap_or_default(), s.subnet_arn()),
+            attributes: ec2::arn_attributes(cx, "subnet", &id, owner, s.subnet_arn()),
             id,
             fields,
             tags: want.tags.clone(),
@@ -284,46 +224,18 @@ impl Provider for Subnet {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         if changes_field(changes, "map_public_ip_on_launch") {
-            let on = want
-                .fields
-                .get("map_public_ip_on_launch")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let on = bool_of(want.fields, "map_public_ip_on_launch").unwrap_or(false);
             self.set_map_public_ip(cx, &live.id, on).await?;
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .ec2
-            .delete_subnet()
-            .subnet_id(id)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::delete_subnet::DeleteSubnetError,
-            >())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
+        let req = cx.ec2.delete_subnet().subnet_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteSubnetError>());
+        ec2::gone_is_done(req.send().await)
     }
 }
 

@@ -1,9 +1,12 @@
 //! `vpc`: an Amazon VPC with its DNS attributes.
 
-use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of};
-use crate::kit::fields::changes_field;
+use crate::ec2::{self, eventual, eventual_delete, tag_spec, tags_of, Result};
+use crate::kit::fields::{bool_of, changes_field, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::{
+    delete_vpc::DeleteVpcError, modify_vpc_attribute::ModifyVpcAttributeError,
+};
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType, Tenancy, VpcAttributeName};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
@@ -53,36 +56,23 @@ pub static SCHEMA: Schema = Schema {
 
 impl Vpc {
     /// DNS settings are not in DescribeVpcs: EC2 answers them one attribute per call.
-    async fn dns(&self, cx: &Cx, id: &str) -> Result<(bool, bool), ProviderError> {
-        let support = cx
+    async fn dns(&self, cx: &Cx, id: &str, attr: VpcAttributeName) -> Result<bool> {
+        let out = cx
             .ec2
             .describe_vpc_attribute()
             .vpc_id(id)
-            .attribute(VpcAttributeName::EnableDnsSupport)
+            .attribute(attr.clone())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
-        let hostnames = cx
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(id)
-            .attribute(VpcAttributeName::EnableDnsHostnames)
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)?;
-        Ok((
-            support
-                .enable_dns_support()
-                .and_then(|a| a.value())
-                .unwrap_or(false),
-            hostnames
-                .enable_dns_hostnames()
-                .and_then(|a| a.value())
-                .unwrap_or(false),
-        ))
+        let on = match attr {
+            VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
+            _ => out.enable_dns_hostnames(),
+        };
+        Ok(on.and_then(|a| a.value()).unwrap_or(false))
     }
 
-    async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<(), ProviderError> {
+    async fn set_dns(&self, cx: &Cx, id: &str, attr: &str, on: bool) -> Result<()> {
         let v = AttributeBooleanValue::builder().value(on).build();
         let req = cx.ec2.modify_vpc_attribute().vpc_id(id);
         let req = if attr == "enable_dns_support" {
@@ -91,9 +81,7 @@ impl Vpc {
             req.enable_dns_hostnames(v)
         };
         req.customize()
-            .config_override(eventual::<
-                aws_sdk_ec2::operation::modify_vpc_attribute::ModifyVpcAttributeError,
-            >())
+            .config_override(eventual::<ModifyVpcAttributeError>())
             .send()
             .await
             .map_err(ProviderError::from_sdk)?;
@@ -101,61 +89,33 @@ impl Vpc {
     }
 }
 
-fn attributes(cx: &Cx, id: &str, owner: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(id));
-    a.insert(
-        "arn".into(),
-        Value::str(format!("arn:aws:ec2:{}:{owner}:vpc/{id}", cx.region)),
-    );
-    a.insert("owner_id".into(), Value::str(owner));
-    a
-}
-
 #[async_trait]
 impl ec2::Describe for Vpc {
     const ID_FILTER: &'static str = "vpc-id";
 
-    async fn describe(
-        &self,
-        cx: &Cx,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<Observed>, ProviderError> {
+    async fn describe(&self, cx: &Cx, filters: Vec<Filter>) -> Result<Vec<Observed>> {
+        let vpcs = ec2::all_items!(cx.ec2.describe_vpcs().set_filters(Some(filters)))?;
         let mut out = Vec::new();
-        let mut pages = cx
-            .ec2
-            .describe_vpcs()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(ProviderError::from_sdk)?;
-            for v in page.vpcs() {
-                let Some(id) = v.vpc_id() else { continue };
-                let (support, hostnames) = self.dns(cx, id).await?;
-                let owner = v.owner_id().unwrap_or_default().to_string();
-                let mut fields = Fields::new();
-                fields.insert(
-                    "cidr_block".into(),
-                    Value::str(v.cidr_block().unwrap_or_default()),
-                );
-                fields.insert("enable_dns_support".into(), Value::Bool(support));
-                fields.insert("enable_dns_hostnames".into(), Value::Bool(hostnames));
-                fields.insert(
-                    "instance_tenancy".into(),
-                    Value::str(
-                        v.instance_tenancy()
-                            .map(|t| t.as_str())
-                            .unwrap_or("default"),
-                    ),
-                );
-                out.push(Observed {
-                    id: id.to_string(),
-                    attributes: attributes(cx, id, &owner),
-                    fields,
-                    tags: tags_of(Some(v.tags())),
-                });
-            }
+        for v in &vpcs {
+            let Some(id) = v.vpc_id() else { continue };
+            let tenancy = v.instance_tenancy().map_or("default", |t| t.as_str());
+            let support = self.dns(cx, id, VpcAttributeName::EnableDnsSupport).await?;
+            let hostnames = self
+                .dns(cx, id, VpcAttributeName::EnableDnsHostnames)
+                .await?;
+            let fields = Fields::from([
+                ("cidr_block".into(), ec2::text(v.cidr_block())),
+                ("enable_dns_support".into(), Value::Bool(support)),
+                ("enable_dns_hostnames".into(), Value::Bool(hostnames)),
+                ("instance_tenancy".into(), Value::str(tenancy)),
+            ]);
+            let owner = v.owner_id().unwrap_or_default();
+            out.push(Observed {
+                id: id.to_string(),
+                attributes: ec2::arn_attributes(cx, "vpc", id, owner, None),
+                fields,
+                tags: tags_of(Some(v.tags())),
+            });
         }
         Ok(out)
     }
@@ -172,49 +132,28 @@ impl Provider for Vpc {
             return vec![];
         };
         ec2::prefix_problem(&net)
-            .map(|(msg, help)| {
-                let pos = r
-                    .field_pos
-                    .get("cidr_block")
-                    .cloned()
-                    .unwrap_or(r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
+            .map(|(msg, help)| ec2::diagnostic(r, "cidr_block", msg, help))
             .into_iter()
             .collect()
     }
 
-    async fn observe(
-        &self,
-        cx: &Cx,
-        ids: &[String],
-    ) -> Result<HashMap<String, Observed>, ProviderError> {
+    async fn observe(&self, cx: &Cx, ids: &[String]) -> Result<HashMap<String, Observed>> {
         ec2::observe_by_id(self, cx, ids).await
     }
 
-    async fn find_tagged(
-        &self,
-        cx: &Cx,
-        addresses: &[String],
-    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+    async fn find_tagged(&self, cx: &Cx, addresses: &[String]) -> Result<Vec<(String, Observed)>> {
         ec2::find_by_tags(self, cx, addresses).await
     }
 
-    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
+    async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed> {
         let f = want.fields;
-        let cidr = f
-            .get("cidr_block")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let tenancy = f
-            .get("instance_tenancy")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
         let out = cx
             .ec2
             .create_vpc()
-            .cidr_block(cidr)
-            .instance_tenancy(Tenancy::from(tenancy))
+            .cidr_block(str_of(f, "cidr_block").unwrap_or_default())
+            .instance_tenancy(Tenancy::from(
+                str_of(f, "instance_tenancy").unwrap_or("default"),
+            ))
             .tag_specifications(tag_spec(ResourceType::Vpc, want.tags))
             .send()
             .await
@@ -224,22 +163,15 @@ impl Provider for Vpc {
             .ok_or_else(|| ProviderError::Other("CreateVpc returned no VPC".into()))?;
         let id = v.vpc_id().unwrap_or_default().to_string();
         // AWS defaults: DNS support on, hostnames off. Only differences cost a call.
-        let support = f
-            .get("enable_dns_support")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        let hostnames = f
-            .get("enable_dns_hostnames")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if !support {
+        if !bool_of(f, "enable_dns_support").unwrap_or(true) {
             self.set_dns(cx, &id, "enable_dns_support", false).await?;
         }
-        if hostnames {
+        if bool_of(f, "enable_dns_hostnames").unwrap_or(false) {
             self.set_dns(cx, &id, "enable_dns_hostnames", true).await?;
         }
+        let owner = v.owner_id().unwrap_or_default();
         Ok(Observed {
-            attributes: attributes(cx, &id, v.owner_id().unwrap_or_default()),
+            attributes: ec2::arn_attributes(cx, "vpc", &id, owner, None),
             id,
             fields: f.clone(),
             tags: want.tags.clone(),
@@ -252,47 +184,19 @@ impl Provider for Vpc {
         live: &Observed,
         want: &Desired<'_>,
         changes: &[FieldChange],
-    ) -> Result<Observed, ProviderError> {
+    ) -> Result<Observed> {
         for attr in ["enable_dns_support", "enable_dns_hostnames"] {
             if changes_field(changes, attr) {
-                let on = want
-                    .fields
-                    .get(attr)
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
+                let on = bool_of(want.fields, attr).unwrap_or(false);
                 self.set_dns(cx, &live.id, attr, on).await?;
             }
         }
-        if changes_field(changes, "tags") {
-            ec2::sync_tags(cx, &live.id, &live.tags, want.tags).await?;
-        }
-        let mut fields = live.fields.clone();
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        ec2::finish_update(cx, live, want, changes).await
     }
 
-    async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .ec2
-            .delete_vpc()
-            .vpc_id(id)
-            .customize()
-            .config_override(eventual_delete::<
-                aws_sdk_ec2::operation::delete_vpc::DeleteVpcError,
-            >())
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => match ProviderError::from_sdk(e) {
-                ProviderError::NotFound(_) => Ok(()),
-                other => Err(other),
-            },
-        }
+    async fn delete(&self, cx: &Cx, id: &str) -> Result<()> {
+        let req = cx.ec2.delete_vpc().vpc_id(id).customize();
+        let req = req.config_override(eventual_delete::<DeleteVpcError>());
+        ec2::gone_is_done(req.send().await)
     }
 }
