@@ -10,8 +10,8 @@
 //! health check's interval/timeout/retries, `hostPort` in awsvpc) and the
 //! "1 vCPU" / "2 GB" spellings of task sizes.
 
-use crate::ecs::{self, ecs_error, map_value, named, str_map};
-use crate::kit::fields::{str_list, str_of};
+use crate::ecs::{self, ecs_error, fields_of, map_value, named, str_map};
+use crate::kit::fields::{i32_of, str_list, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -38,7 +38,8 @@ const PORT_FIELDS: &[Field] = &[
         Ty::Int,
         "The port the container listens on.",
     )
-    .required(),
+    .required()
+    .range(1, 65535),
     Field::new("protocol", Ty::Enum(&["tcp", "udp"]), "tcp or udp.")
         .default(Default::Str("tcp"))
         .norm(Norm::Case),
@@ -358,16 +359,16 @@ fn container_value(cd: &ContainerDefinition) -> Value {
         .port_mappings()
         .iter()
         .map(|p| {
-            let mut q = IndexMap::new();
-            q.insert(
-                "container_port".to_string(),
-                Value::Int(p.container_port().unwrap_or(0).into()),
-            );
-            q.insert(
-                "protocol".to_string(),
-                Value::str(p.protocol().map(|p| p.as_str()).unwrap_or("tcp")),
-            );
-            Value::Map(q)
+            Value::Map(fields_of([
+                (
+                    "container_port",
+                    Value::Int(p.container_port().unwrap_or(0).into()),
+                ),
+                (
+                    "protocol",
+                    Value::str(p.protocol().map(|p| p.as_str()).unwrap_or("tcp")),
+                ),
+            ]))
         })
         .collect();
     m.insert("port_mappings".to_string(), Value::List(ports));
@@ -404,16 +405,14 @@ fn container_value(cd: &ContainerDefinition) -> Value {
         m.insert("health_check".to_string(), Value::Map(q));
     }
     if let Some(l) = cd.log_configuration() {
-        let mut q = IndexMap::new();
-        q.insert(
-            "log_driver".to_string(),
-            Value::str(l.log_driver().as_str()),
-        );
-        let opts: Vec<(String, String)> = l
-            .options()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        q.insert("options".to_string(), map_value(opts));
+        let opts = l.options().into_iter().flatten();
+        let q = fields_of([
+            ("log_driver", Value::str(l.log_driver().as_str())),
+            (
+                "options",
+                map_value(opts.map(|(k, v)| (k.clone(), v.clone()))),
+            ),
+        ]);
         m.insert("log_configuration".to_string(), Value::Map(q));
     }
     // ECS answers 0 for a container without a CPU reservation.
@@ -486,15 +485,15 @@ fn observed(td: &TaskDefinition, tags: &[aws_sdk_ecs::types::Tag]) -> Option<Obs
                 .collect(),
         ),
     );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("family".into(), Value::str(&family));
-    a.insert("revision".into(), Value::Int(td.revision().into()));
     Some(Observed {
-        id: arn,
         fields: normal_form(&SCHEMA, &f),
-        attributes: a,
+        attributes: fields_of([
+            ("id", Value::str(&arn)),
+            ("arn", Value::str(&arn)),
+            ("family", Value::str(&family)),
+            ("revision", Value::Int(td.revision().into())),
+        ]),
+        id: arn,
         tags: ecs::tags_of(tags),
     })
 }
@@ -628,23 +627,6 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
                     .into(),
             ));
         }
-        for p in c
-            .get("port_mappings")
-            .and_then(Value::as_list)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(Value::as_map)
-        {
-            if let Some(port) = p.get("container_port").and_then(Value::as_int) {
-                if !(1..=65535).contains(&port) {
-                    out.push((
-                        Some("containers"),
-                        format!("container \"{name}\": container_port {port} is outside 1-65535"),
-                        "use a port between 1 and 65535".into(),
-                    ));
-                }
-            }
-        }
         if let Some(h) = c.get("health_check").and_then(Value::as_map) {
             let cmd = h.get("command").map(Value::str_list).unwrap_or_default();
             if !matches!(
@@ -700,12 +682,6 @@ fn unknown(address: &str, what: &str) -> ProviderError {
     ProviderError::InvalidInput(format!("{address}: {what} is not known yet"))
 }
 
-fn int_of(m: &IndexMap<String, Value>, k: &str) -> Option<i32> {
-    m.get(k)
-        .and_then(Value::as_int)
-        .and_then(|i| i32::try_from(i).ok())
-}
-
 fn strs(m: &IndexMap<String, Value>, k: &str) -> Option<Vec<String>> {
     m.get(k).map(Value::str_list).filter(|l| !l.is_empty())
 }
@@ -719,7 +695,7 @@ fn container_definition(
     address: &str,
     m: &IndexMap<String, Value>,
 ) -> Result<ContainerDefinition, ProviderError> {
-    let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = str_of(m, "name").unwrap_or_default();
     if Value::Map(m.clone()).is_unknown() {
         return Err(unknown(
             address,
@@ -728,13 +704,13 @@ fn container_definition(
     }
     let mut c = ContainerDefinition::builder()
         .name(name)
-        .set_image(m.get("image").and_then(Value::as_str).map(str::to_string))
+        .set_image(str_of(m, "image").map(str::to_string))
         .essential(m.get("essential").and_then(Value::as_bool).unwrap_or(true))
         .set_command(strs(m, "command"))
         .set_entry_point(strs(m, "entry_point"))
-        .set_cpu(int_of(m, "cpu"))
-        .set_memory(int_of(m, "memory"))
-        .set_memory_reservation(int_of(m, "memory_reservation"));
+        .set_cpu(i32_of(m, "cpu"))
+        .set_memory(i32_of(m, "memory"))
+        .set_memory_reservation(i32_of(m, "memory_reservation"));
     for p in m
         .get("port_mappings")
         .and_then(Value::as_list)
@@ -744,9 +720,9 @@ fn container_definition(
     {
         c = c.port_mappings(
             PortMapping::builder()
-                .set_container_port(int_of(p, "container_port"))
+                .set_container_port(i32_of(p, "container_port"))
                 .protocol(TransportProtocol::from(
-                    p.get("protocol").and_then(Value::as_str).unwrap_or("tcp"),
+                    str_of(p, "protocol").unwrap_or("tcp"),
                 ))
                 .build(),
         );
@@ -767,10 +743,10 @@ fn container_definition(
         c = c.health_check(
             HealthCheck::builder()
                 .set_command(h.get("command").map(Value::str_list))
-                .set_interval(int_of(h, "interval"))
-                .set_timeout(int_of(h, "timeout"))
-                .set_retries(int_of(h, "retries"))
-                .set_start_period(int_of(h, "start_period"))
+                .set_interval(i32_of(h, "interval"))
+                .set_timeout(i32_of(h, "timeout"))
+                .set_retries(i32_of(h, "retries"))
+                .set_start_period(i32_of(h, "start_period"))
                 .build()
                 .map_err(|e| build_error(address, e))?,
         );
@@ -780,9 +756,7 @@ fn container_definition(
         c = c.log_configuration(
             LogConfiguration::builder()
                 .log_driver(LogDriver::from(
-                    l.get("log_driver")
-                        .and_then(Value::as_str)
-                        .unwrap_or("awslogs"),
+                    str_of(l, "log_driver").unwrap_or("awslogs"),
                 ))
                 .set_options((!opts.is_empty()).then_some(opts))
                 .build()
@@ -799,16 +773,7 @@ impl Provider for EcsTaskDefinition {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        ecs::diagnostics(r, problems(&r.fields))
     }
 
     async fn observe(
@@ -885,15 +850,9 @@ impl Provider for EcsTaskDefinition {
         let runtime = f.get("runtime_platform").and_then(Value::as_map).map(|r| {
             RuntimePlatform::builder()
                 .set_operating_system_family(
-                    r.get("operating_system_family")
-                        .and_then(Value::as_str)
-                        .map(OsFamily::from),
+                    str_of(r, "operating_system_family").map(OsFamily::from),
                 )
-                .set_cpu_architecture(
-                    r.get("cpu_architecture")
-                        .and_then(Value::as_str)
-                        .map(CpuArchitecture::from),
-                )
+                .set_cpu_architecture(str_of(r, "cpu_architecture").map(CpuArchitecture::from))
                 .build()
         });
         let compat: Vec<Compatibility> = canon
