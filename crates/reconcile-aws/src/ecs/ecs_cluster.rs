@@ -146,13 +146,12 @@ impl Provider for EcsCluster {
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
         let arns = ecs::list_clusters(cx).await?;
-        Ok(ecs::describe_clusters(cx, &arns)
-            .await?
-            .iter()
-            .filter_map(observed)
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        let found = ecs::describe_clusters(cx, &arns).await?;
+        Ok(ecs::tagged(
+            cx,
+            addresses,
+            found.iter().filter_map(observed),
+        ))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {

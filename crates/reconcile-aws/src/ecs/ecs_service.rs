@@ -9,7 +9,7 @@
 //! the deployment has settled. A delete scales to zero, deletes, and waits
 //! until ECS reports the service INACTIVE.
 
-use crate::ecs::{self, ecs_error, fields_of, named, service_arn_parts};
+use crate::ecs::{self, ecs_error, fields_of, int_value, named, service_arn_parts, some_fields_of};
 use crate::kit::adopt::changes_to;
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::wait::{Progress, Timeouts, Wait};
@@ -217,41 +217,12 @@ pub static SCHEMA: Schema = Schema {
 
 fn observed(s: &Service) -> Option<Observed> {
     let arn = s.service_arn()?.to_string();
-    let name = s.service_name().unwrap_or_default().to_string();
-    let cluster = s.cluster_arn().unwrap_or_default().to_string();
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(&name));
-    f.insert("cluster".into(), Value::str(&cluster));
-    f.insert(
-        "task_definition".into(),
-        Value::str(s.task_definition().unwrap_or_default()),
-    );
-    f.insert("desired_count".into(), Value::Int(s.desired_count().into()));
-    f.insert(
-        "launch_type".into(),
-        Value::str(s.launch_type().map(|l| l.as_str()).unwrap_or_default()),
-    );
-    if let Some(p) = s.platform_version() {
-        f.insert("platform_version".into(), Value::str(p));
-    }
+    let name = s.service_name().unwrap_or_default();
+    let cluster = s.cluster_arn().unwrap_or_default();
     let vpc = s
         .network_configuration()
         .and_then(|n| n.awsvpc_configuration());
-    f.insert(
-        "subnets".into(),
-        str_list(vpc.map(|v| v.subnets().to_vec()).unwrap_or_default()),
-    );
-    f.insert(
-        "security_groups".into(),
-        str_list(
-            vpc.map(|v| v.security_groups().to_vec())
-                .unwrap_or_default(),
-        ),
-    );
-    f.insert(
-        "assign_public_ip".into(),
-        Value::Bool(vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled)),
-    );
+    let public = vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled);
     let lbs = s.load_balancers().iter().map(|lb| {
         Value::Map(fields_of([
             (
@@ -268,42 +239,59 @@ fn observed(s: &Service) -> Option<Observed> {
             ),
         ]))
     });
-    f.insert("load_balancers".into(), Value::List(lbs.collect()));
     let dc = s.deployment_configuration();
     let cb = dc.and_then(|d| d.deployment_circuit_breaker());
     let cb = fields_of([
         ("enable", Value::Bool(cb.is_some_and(|c| c.enable()))),
         ("rollback", Value::Bool(cb.is_some_and(|c| c.rollback()))),
     ]);
-    f.insert("deployment_circuit_breaker".into(), Value::Map(cb));
-    if let Some(p) = dc.and_then(|d| d.minimum_healthy_percent()) {
-        f.insert(
-            "deployment_minimum_healthy_percent".into(),
-            Value::Int(p.into()),
-        );
-    }
-    if let Some(p) = dc.and_then(|d| d.maximum_percent()) {
-        f.insert("deployment_maximum_percent".into(), Value::Int(p.into()));
-    }
-    f.insert(
-        "health_check_grace_period_seconds".into(),
-        Value::Int(s.health_check_grace_period_seconds().unwrap_or(0).into()),
-    );
-    f.insert(
-        "enable_execute_command".into(),
-        Value::Bool(s.enable_execute_command()),
-    );
-    f.insert(
-        "propagate_tags".into(),
-        Value::str(s.propagate_tags().map(|p| p.as_str()).unwrap_or("NONE")),
-    );
+    let text = |s: Option<&str>, or: &str| Some(Value::str(s.unwrap_or(or)));
+    let grace = s.health_check_grace_period_seconds().unwrap_or(0);
+    let f = some_fields_of([
+        ("name", Some(Value::str(name))),
+        ("cluster", Some(Value::str(cluster))),
+        ("task_definition", text(s.task_definition(), "")),
+        ("desired_count", int_value(Some(s.desired_count()))),
+        ("launch_type", text(s.launch_type().map(|l| l.as_str()), "")),
+        ("platform_version", s.platform_version().map(Value::str)),
+        (
+            "subnets",
+            Some(str_list(vpc.map(|v| v.subnets()).unwrap_or_default())),
+        ),
+        (
+            "security_groups",
+            Some(str_list(
+                vpc.map(|v| v.security_groups()).unwrap_or_default(),
+            )),
+        ),
+        ("assign_public_ip", Some(Value::Bool(public))),
+        ("load_balancers", Some(Value::List(lbs.collect()))),
+        ("deployment_circuit_breaker", Some(Value::Map(cb))),
+        (
+            "deployment_minimum_healthy_percent",
+            int_value(dc.and_then(|d| d.minimum_healthy_percent())),
+        ),
+        (
+            "deployment_maximum_percent",
+            int_value(dc.and_then(|d| d.maximum_percent())),
+        ),
+        ("health_check_grace_period_seconds", int_value(Some(grace))),
+        (
+            "enable_execute_command",
+            Some(Value::Bool(s.enable_execute_command())),
+        ),
+        (
+            "propagate_tags",
+            text(s.propagate_tags().map(|p| p.as_str()), "NONE"),
+        ),
+    ]);
     Some(Observed {
         fields: f,
         attributes: fields_of([
             ("id", Value::str(&arn)),
             ("arn", Value::str(&arn)),
-            ("name", Value::str(&name)),
-            ("cluster", Value::str(&cluster)),
+            ("name", Value::str(name)),
+            ("cluster", Value::str(cluster)),
             ("status", Value::str(s.status().unwrap_or_default())),
         ]),
         id: arn,
@@ -339,21 +327,9 @@ fn load_balancers(f: &Fields) -> Vec<LoadBalancer> {
         .filter_map(Value::as_map)
         .map(|m| {
             LoadBalancer::builder()
-                .set_target_group_arn(
-                    m.get("target_group_arn")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                )
-                .set_container_name(
-                    m.get("container_name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                )
-                .set_container_port(
-                    m.get("container_port")
-                        .and_then(Value::as_int)
-                        .and_then(|i| i32::try_from(i).ok()),
-                )
+                .set_target_group_arn(str_of(m, "target_group_arn").map(str::to_string))
+                .set_container_name(str_of(m, "container_name").map(str::to_string))
+                .set_container_port(i32_of(m, "container_port"))
                 .build()
         })
         .collect()
@@ -398,8 +374,8 @@ fn deployment(f: &Fields, live: Option<&Fields>) -> Option<DeploymentConfigurati
         .and_then(Value::as_map)
         .map(|m| {
             DeploymentCircuitBreaker::builder()
-                .enable(m.get("enable").and_then(Value::as_bool).unwrap_or(true))
-                .rollback(m.get("rollback").and_then(Value::as_bool).unwrap_or(false))
+                .enable(bool_of(m, "enable").unwrap_or(true))
+                .rollback(bool_of(m, "rollback").unwrap_or(false))
                 .build()
         });
     let int = |k: &str| {
@@ -469,18 +445,7 @@ pub async fn steady_progress(
     cluster: &str,
     service: &str,
 ) -> Result<Progress, ProviderError> {
-    let out = client
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(ecs_error)?;
-    let Some(s) = out
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-    else {
+    let Some(s) = look(client, cluster, service).await? else {
         return Err(ProviderError::NotFound(format!(
             "the service {service} disappeared while reconcile waited for it (deleted outside \
              reconcile?); run plan again"
@@ -516,30 +481,36 @@ pub async fn delete_progress(
     cluster: &str,
     service: &str,
 ) -> Result<Progress, ProviderError> {
+    match look(client, cluster, service).await {
+        Ok(Some(s)) => Ok(Progress::Pending(format!(
+            "{} ({} tasks running)",
+            s.status().unwrap_or("draining").to_ascii_lowercase(),
+            s.running_count()
+        ))),
+        Ok(None) => Ok(Progress::Done("deleted".into())),
+        Err(e) if e.is_not_found() => Ok(Progress::Done("deleted".into())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The service as ECS describes it now; `None` once INACTIVE.
+async fn look(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<Service>, ProviderError> {
     let out = client
         .describe_services()
         .cluster(cluster)
         .services(service)
         .send()
         .await
-        .map_err(ecs_error);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.is_not_found() => return Ok(Progress::Done("deleted".into())),
-        Err(e) => return Err(e),
-    };
-    match out
+        .map_err(ecs_error)?;
+    let mut live = out
         .services()
         .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-    {
-        None => Ok(Progress::Done("deleted".into())),
-        Some(s) => Ok(Progress::Pending(format!(
-            "{} ({} tasks running)",
-            s.status().unwrap_or("draining").to_ascii_lowercase(),
-            s.running_count()
-        ))),
-    }
+        .filter(|s| s.status() != Some("INACTIVE"));
+    Ok(live.next().cloned())
 }
 
 fn waiting<'a>(
@@ -717,15 +688,12 @@ impl Provider for EcsService {
                     Err(e) => return Err(e),
                 }
             }
-            for s in ecs::describe_services(cx, &cluster, &arns).await? {
-                if let Some(o) = observed(&s) {
-                    if let Some(a) = crate::kit::tags::stack_address(cx, &o.tags) {
-                        if addresses.is_empty() || addresses.contains(&a) {
-                            out.push((a, o));
-                        }
-                    }
-                }
-            }
+            let found = ecs::describe_services(cx, &cluster, &arns).await?;
+            out.extend(ecs::tagged(
+                cx,
+                addresses,
+                found.iter().filter_map(observed),
+            ));
         }
         Ok(out)
     }

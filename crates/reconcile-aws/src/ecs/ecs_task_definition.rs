@@ -10,7 +10,9 @@
 //! health check's interval/timeout/retries, `hostPort` in awsvpc) and the
 //! "1 vCPU" / "2 GB" spellings of task sizes.
 
-use crate::ecs::{self, ecs_error, fields_of, map_value, named, str_map};
+use crate::ecs::{
+    self, ecs_error, fields_of, int_value, map_value, named, some_fields_of, str_map,
+};
 use crate::kit::fields::{i32_of, str_list, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -334,163 +336,113 @@ pub static SCHEMA: Schema = Schema {
 // Observing.
 
 fn container_value(cd: &ContainerDefinition) -> Value {
-    let mut m = IndexMap::new();
-    m.insert(
-        "name".to_string(),
-        Value::str(cd.name().unwrap_or_default()),
-    );
-    m.insert(
-        "image".to_string(),
-        Value::str(cd.image().unwrap_or_default()),
-    );
-    m.insert(
-        "essential".to_string(),
-        Value::Bool(cd.essential().unwrap_or(true)),
-    );
-    m.insert(
-        "command".to_string(),
-        str_list(cd.command().iter().cloned()),
-    );
-    m.insert(
-        "entry_point".to_string(),
-        str_list(cd.entry_point().iter().cloned()),
-    );
-    let ports = cd
-        .port_mappings()
-        .iter()
-        .map(|p| {
-            Value::Map(fields_of([
-                (
-                    "container_port",
-                    Value::Int(p.container_port().unwrap_or(0).into()),
-                ),
-                (
-                    "protocol",
-                    Value::str(p.protocol().map(|p| p.as_str()).unwrap_or("tcp")),
-                ),
-            ]))
-        })
-        .collect();
-    m.insert("port_mappings".to_string(), Value::List(ports));
-    m.insert(
-        "environment".to_string(),
-        map_value(cd.environment().iter().filter_map(|kv| {
-            Some((
-                kv.name()?.to_string(),
-                kv.value().unwrap_or_default().to_string(),
-            ))
-        })),
-    );
-    m.insert(
-        "secrets".to_string(),
-        map_value(
-            cd.secrets()
-                .iter()
-                .map(|s| (s.name().to_string(), s.value_from().to_string())),
-        ),
-    );
-    if let Some(h) = cd.health_check() {
-        let mut q = IndexMap::new();
-        q.insert("command".to_string(), str_list(h.command().iter().cloned()));
-        for (k, v) in [
-            ("interval", h.interval()),
-            ("timeout", h.timeout()),
-            ("retries", h.retries()),
-            ("start_period", h.start_period()),
-        ] {
-            if let Some(v) = v {
-                q.insert(k.to_string(), Value::Int(v.into()));
-            }
-        }
-        m.insert("health_check".to_string(), Value::Map(q));
-    }
-    if let Some(l) = cd.log_configuration() {
+    let ports = cd.port_mappings().iter().map(|p| {
+        Value::Map(fields_of([
+            (
+                "container_port",
+                Value::Int(p.container_port().unwrap_or(0).into()),
+            ),
+            (
+                "protocol",
+                Value::str(p.protocol().map_or("tcp", |p| p.as_str())),
+            ),
+        ]))
+    });
+    let env = cd.environment().iter().filter_map(|kv| {
+        Some((
+            kv.name()?.to_string(),
+            kv.value().unwrap_or_default().to_string(),
+        ))
+    });
+    let secrets = cd.secrets().iter();
+    let secrets = secrets.map(|s| (s.name().to_string(), s.value_from().to_string()));
+    let health = cd.health_check().map(|h| {
+        Value::Map(some_fields_of([
+            ("command", Some(str_list(h.command()))),
+            ("interval", int_value(h.interval())),
+            ("timeout", int_value(h.timeout())),
+            ("retries", int_value(h.retries())),
+            ("start_period", int_value(h.start_period())),
+        ]))
+    });
+    let logs = cd.log_configuration().map(|l| {
         let opts = l.options().into_iter().flatten();
-        let q = fields_of([
+        Value::Map(fields_of([
             ("log_driver", Value::str(l.log_driver().as_str())),
             (
                 "options",
                 map_value(opts.map(|(k, v)| (k.clone(), v.clone()))),
             ),
-        ]);
-        m.insert("log_configuration".to_string(), Value::Map(q));
-    }
-    // ECS answers 0 for a container without a CPU reservation.
-    if cd.cpu() != 0 {
-        m.insert("cpu".to_string(), Value::Int(cd.cpu().into()));
-    }
-    if let Some(v) = cd.memory() {
-        m.insert("memory".to_string(), Value::Int(v.into()));
-    }
-    if let Some(v) = cd.memory_reservation() {
-        m.insert("memory_reservation".to_string(), Value::Int(v.into()));
-    }
-    Value::Map(m)
+        ]))
+    });
+    Value::Map(some_fields_of([
+        ("name", Some(Value::str(cd.name().unwrap_or_default()))),
+        ("image", Some(Value::str(cd.image().unwrap_or_default()))),
+        (
+            "essential",
+            Some(Value::Bool(cd.essential().unwrap_or(true))),
+        ),
+        ("command", Some(str_list(cd.command()))),
+        ("entry_point", Some(str_list(cd.entry_point()))),
+        ("port_mappings", Some(Value::List(ports.collect()))),
+        ("environment", Some(map_value(env))),
+        ("secrets", Some(map_value(secrets))),
+        ("health_check", health),
+        ("log_configuration", logs),
+        // ECS answers 0 for a container without a CPU reservation.
+        ("cpu", int_value(Some(cd.cpu()).filter(|c| *c != 0))),
+        ("memory", int_value(cd.memory())),
+        ("memory_reservation", int_value(cd.memory_reservation())),
+    ]))
 }
 
 fn observed(td: &TaskDefinition, tags: &[aws_sdk_ecs::types::Tag]) -> Option<Observed> {
-    if td.status() == Some(&TaskDefinitionStatus::Inactive)
-        || td.status() == Some(&TaskDefinitionStatus::DeleteInProgress)
-    {
+    use TaskDefinitionStatus::{DeleteInProgress, Inactive};
+    if matches!(td.status(), Some(Inactive | DeleteInProgress)) {
         return None;
     }
     let arn = td.task_definition_arn()?.to_string();
-    let family = td.family().unwrap_or_default().to_string();
-    let mut f = Fields::new();
-    f.insert("family".into(), Value::str(&family));
-    if let Some(c) = td.cpu() {
-        f.insert(
-            "cpu".into(),
-            Value::str(task_units(c, "vcpu").unwrap_or(c.into())),
-        );
-    }
-    if let Some(m) = td.memory() {
-        f.insert(
-            "memory".into(),
-            Value::str(task_units(m, "gb").unwrap_or(m.into())),
-        );
-    }
-    if let Some(n) = td.network_mode() {
-        f.insert("network_mode".into(), Value::str(n.as_str()));
-    }
-    f.insert(
-        "requires_compatibilities".into(),
-        str_list(td.requires_compatibilities().iter().map(|c| c.as_str())),
-    );
-    if let Some(r) = td.execution_role_arn() {
-        f.insert("execution_role_arn".into(), Value::str(r));
-    }
-    if let Some(r) = td.task_role_arn() {
-        f.insert("task_role_arn".into(), Value::str(r));
-    }
-    if let Some(rp) = td.runtime_platform() {
-        let mut q = IndexMap::new();
-        if let Some(os) = rp.operating_system_family() {
-            q.insert(
-                "operating_system_family".to_string(),
-                Value::str(os.as_str()),
-            );
-        }
-        if let Some(a) = rp.cpu_architecture() {
-            q.insert("cpu_architecture".to_string(), Value::str(a.as_str()));
-        }
-        f.insert("runtime_platform".into(), Value::Map(q));
-    }
-    f.insert(
-        "containers".into(),
-        Value::List(
-            td.container_definitions()
-                .iter()
-                .map(container_value)
-                .collect(),
+    let family = td.family().unwrap_or_default();
+    let units = |s: &str, unit| Value::str(task_units(s, unit).unwrap_or(s.into()));
+    let enum_value = |s: &str| Some(Value::str(s));
+    let runtime = td.runtime_platform().map(|rp| {
+        Value::Map(some_fields_of([
+            (
+                "operating_system_family",
+                rp.operating_system_family()
+                    .and_then(|os| enum_value(os.as_str())),
+            ),
+            (
+                "cpu_architecture",
+                rp.cpu_architecture().and_then(|a| enum_value(a.as_str())),
+            ),
+        ]))
+    });
+    let compat = td.requires_compatibilities().iter().map(|c| c.as_str());
+    let containers = td.container_definitions().iter().map(container_value);
+    let f = some_fields_of([
+        ("family", Some(Value::str(family))),
+        ("cpu", td.cpu().map(|c| units(c, "vcpu"))),
+        ("memory", td.memory().map(|m| units(m, "gb"))),
+        (
+            "network_mode",
+            td.network_mode().and_then(|n| enum_value(n.as_str())),
         ),
-    );
+        ("requires_compatibilities", Some(str_list(compat))),
+        (
+            "execution_role_arn",
+            td.execution_role_arn().map(Value::str),
+        ),
+        ("task_role_arn", td.task_role_arn().map(Value::str)),
+        ("runtime_platform", runtime),
+        ("containers", Some(Value::List(containers.collect()))),
+    ]);
     Some(Observed {
         fields: normal_form(&SCHEMA, &f),
         attributes: fields_of([
             ("id", Value::str(&arn)),
             ("arn", Value::str(&arn)),
-            ("family", Value::str(&family)),
+            ("family", Value::str(family)),
             ("revision", Value::Int(td.revision().into())),
         ]),
         id: arn,
@@ -817,11 +769,7 @@ impl Provider for EcsTaskDefinition {
         }
         let arns: Vec<String> = newest.into_values().map(|(_, a)| a).collect();
         let found = describe_many(cx, &arns).await?;
-        let mut out: Vec<(String, Observed)> = found
-            .into_values()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect();
+        let mut out = ecs::tagged(cx, addresses, found.into_values());
         out.sort_by(|a, b| a.1.id.cmp(&b.1.id));
         Ok(out)
     }

@@ -100,6 +100,20 @@ pub fn claim(
     crate::kit::adopt::take_over(cx, want, what, name, Some(existing), taken)
 }
 
+/// The copies tagged with this stack and one of `addresses` (all of the
+/// stack's when empty), each with its address: what `find_tagged` answers.
+pub fn tagged(
+    cx: &Cx,
+    addresses: &[String],
+    found: impl IntoIterator<Item = Observed>,
+) -> Vec<(String, Observed)> {
+    found
+        .into_iter()
+        .filter_map(|o| Some((crate::kit::tags::stack_address(cx, &o.tags)?, o)))
+        .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
+        .collect()
+}
+
 /// A kind's `problems`, by field (`None`: the whole resource), as diagnostics
 /// pointing at the field when there is one.
 pub fn diagnostics(
@@ -366,6 +380,18 @@ pub fn str_map(v: Option<&Value>) -> Vec<(String, String)> {
 /// A field map from literal pairs: observed fields, attributes, nested tables.
 pub fn fields_of<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// As [`fields_of`], leaving out the values AWS did not answer.
+pub fn some_fields_of<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Fields {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?)))
+        .collect()
+}
+
+pub fn int_value(i: Option<i32>) -> Option<Value> {
+    i.map(|i| Value::Int(i.into()))
 }
 
 /// String pairs as a map value.
