@@ -506,50 +506,42 @@ fn fargate_memory_ok(cpu: i64, mem: i64) -> Option<bool> {
 /// Problems in one declaration, by field (`None`: the whole resource).
 pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
     let mut out = Vec::new();
+    let mut flag = |field, msg: String, help: &str| out.push((field, msg, help.to_string()));
     let fargate = match f.get("requires_compatibilities") {
         Some(v) => v.str_list().iter().any(|c| c == "FARGATE"),
         None => true,
     };
     let task_memory = f.contains_key("memory");
     if fargate {
-        for k in ["cpu", "memory"] {
+        for (k, example) in [("cpu", "1024"), ("memory", "2048")] {
             if !f.contains_key(k) {
-                out.push((
-                    None,
-                    format!("a Fargate task definition needs a task-level `{k}`"),
-                    format!(
-                        "add `{k} = \"{}\"`",
-                        if k == "cpu" { "1024" } else { "2048" }
-                    ),
-                ));
+                let msg = format!("a Fargate task definition needs a task-level `{k}`");
+                flag(None, msg, &format!("add `{k} = \"{example}\"`"));
             }
         }
-        if let Some(n) = literal(f.get("network_mode")) {
-            if n != "awsvpc" {
-                out.push((
-                    Some("network_mode"),
-                    format!("Fargate tasks use network_mode \"awsvpc\", not \"{n}\""),
-                    "remove `network_mode` (it defaults to awsvpc)".into(),
-                ));
-            }
+        if let Some(n) = literal(f.get("network_mode")).filter(|n| *n != "awsvpc") {
+            flag(
+                Some("network_mode"),
+                format!("Fargate tasks use network_mode \"awsvpc\", not \"{n}\""),
+                "remove `network_mode` (it defaults to awsvpc)",
+            );
         }
         let cpu = literal(f.get("cpu")).and_then(|c| task_units(c, "vcpu"));
         let mem = literal(f.get("memory")).and_then(|m| task_units(m, "gb"));
         if let (Some(c), Some(m)) = (cpu, mem) {
             let (c, m) = (c.parse::<i64>().unwrap_or(0), m.parse::<i64>().unwrap_or(0));
             match fargate_memory_ok(c, m) {
-                None => out.push((
+                None => flag(
                     Some("cpu"),
                     format!("Fargate has no task size with cpu {c}"),
-                    "use 256, 512, 1024, 2048, 4096, 8192 or 16384".into(),
-                )),
-                Some(false) => out.push((
+                    "use 256, 512, 1024, 2048, 4096, 8192 or 16384",
+                ),
+                Some(false) => flag(
                     Some("memory"),
                     format!("Fargate does not pair cpu {c} with memory {m} MiB"),
                     "see the Fargate task sizes: cpu 256 takes 512-2048, 512 takes 1024-4096, \
-                     1024 takes 2048-8192, 2048 takes 4096-16384 (steps of 1024)"
-                        .into(),
-                )),
+                     1024 takes 2048-8192, 2048 takes 4096-16384 (steps of 1024)",
+                ),
                 Some(true) => {}
             }
         }
@@ -559,25 +551,24 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
         .and_then(Value::as_list)
         .unwrap_or_default();
     if containers.is_empty() {
-        out.push((
+        flag(
             Some("containers"),
             "a task definition needs at least one container".into(),
-            "add `containers = [{ name = \"app\", image = \"...\" }]`".into(),
-        ));
+            "add `containers = [{ name = \"app\", image = \"...\" }]`",
+        );
     }
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
     let mut essential = false;
     for c in containers.iter().filter_map(Value::as_map) {
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        let name = str_of(c, "name").unwrap_or("");
         *names.entry(name).or_default() += 1;
         essential |= c.get("essential") != Some(&Value::Bool(false));
         if !task_memory && !c.contains_key("memory") && !c.contains_key("memory_reservation") {
-            out.push((
+            flag(
                 Some("containers"),
                 format!("container \"{name}\" has no memory limit and the task has none"),
-                "set the task's `memory`, or the container's `memory` or `memory_reservation`"
-                    .into(),
-            ));
+                "set the task's `memory`, or the container's `memory` or `memory_reservation`",
+            );
         }
         if let Some(h) = c.get("health_check").and_then(Value::as_map) {
             let cmd = h.get("command").map(Value::str_list).unwrap_or_default();
@@ -585,44 +576,39 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
                 cmd.first().map(String::as_str),
                 Some("CMD" | "CMD-SHELL" | "NONE")
             ) {
-                out.push((
+                flag(
                     Some("containers"),
                     format!("container \"{name}\": a health check command starts with CMD, CMD-SHELL or NONE"),
-                    "write it like [\"CMD-SHELL\", \"curl -f http://localhost:8080/ || exit 1\"]".into(),
-                ));
+                    "write it like [\"CMD-SHELL\", \"curl -f http://localhost:8080/ || exit 1\"]",
+                );
             }
         }
-        for (k, v) in c
+        let secrets = c
             .get("secrets")
             .and_then(Value::as_map)
             .into_iter()
-            .flatten()
-        {
-            if v.as_str() == Some("") {
-                out.push((
-                    Some("containers"),
-                    format!("container \"{name}\": secret `{k}` has an empty source"),
-                    "give a Secrets Manager ARN (\"${secret.NAME.arn}:KEY::\") or an SSM parameter ARN"
-                        .into(),
-                ));
-            }
+            .flatten();
+        for (k, _) in secrets.filter(|(_, v)| v.as_str() == Some("")) {
+            flag(
+                Some("containers"),
+                format!("container \"{name}\": secret `{k}` has an empty source"),
+                "give a Secrets Manager ARN (\"${secret.NAME.arn}:KEY::\") or an SSM parameter ARN",
+            );
         }
     }
-    for (n, count) in names {
-        if count > 1 {
-            out.push((
-                Some("containers"),
-                format!("two containers are named \"{n}\""),
-                "give each container its own name".into(),
-            ));
-        }
+    for (n, _) in names.into_iter().filter(|(_, count)| *count > 1) {
+        flag(
+            Some("containers"),
+            format!("two containers are named \"{n}\""),
+            "give each container its own name",
+        );
     }
     if !containers.is_empty() && !essential {
-        out.push((
+        flag(
             Some("containers"),
             "no container is essential, so nothing would stop the task".into(),
-            "leave `essential` at its default (true) on the main container".into(),
-        ));
+            "leave `essential` at its default (true) on the main container",
+        );
     }
     out
 }
