@@ -427,40 +427,31 @@ impl Provider for LogGroup {
             .send()
             .await
             .map_err(ProviderError::from_sdk);
-        let adopted = match res {
-            Ok(_) => false,
+        let (live, changes) = match res {
+            // Name, key and tags are set: only a retention still needs its own call.
+            Ok(_) => {
+                let made = Observed {
+                    id: name.to_string(),
+                    fields: Fields::new(),
+                    attributes: Fields::new(),
+                    tags: want.tags.clone(),
+                };
+                let retention = f.get("retention_in_days").filter(|d| d.as_int().is_some());
+                let set = retention
+                    .map(|d| FieldChange::new("retention_in_days", None, Some(d.clone()), false));
+                (made, set.into_iter().collect())
+            }
             Err(e) if matches!(&e, ProviderError::Aws { code, .. } if code == "ResourceAlreadyExistsException") =>
             {
+                let found = read_one(cx, name).await?;
                 let refused = at(a, "CreateLogGroup", e);
-                let live = take_over(
-                    cx,
-                    want,
-                    "a log group",
-                    name,
-                    read_one(cx, name).await?,
-                    refused,
-                )?;
-                self.sync(cx, &live, want, &changes_to(self, want, &live))
-                    .await?;
-                true
+                let live = take_over(cx, want, "a log group", name, found, refused)?;
+                let changes = changes_to(self, want, &live);
+                (live, changes)
             }
             Err(e) => return Err(at(a, "CreateLogGroup", e)),
         };
-        if !adopted && f.get("retention_in_days").and_then(Value::as_int).is_some() {
-            let stub = Observed {
-                id: name.to_string(),
-                fields: Fields::new(),
-                attributes: Fields::new(),
-                tags: want.tags.clone(),
-            };
-            let changes = [FieldChange::new(
-                "retention_in_days",
-                None,
-                f.get("retention_in_days").cloned(),
-                false,
-            )];
-            self.sync(cx, &stub, want, &changes).await?;
-        }
+        self.sync(cx, &live, want, &changes).await?;
         // Read back for the ARN (CreateLogGroup answers nothing) and to confirm what AWS kept.
         let live = read_one(cx, name).await?.ok_or_else(|| {
             ProviderError::Other(format!(
