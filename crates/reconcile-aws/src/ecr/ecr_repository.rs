@@ -391,6 +391,18 @@ fn sdk_tags(t: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
         .collect()
 }
 
+/// The declared settings that CreateRepository takes and update calls set again.
+fn mutability(f: &Fields) -> ImageTagMutability {
+    ImageTagMutability::from(str_of(f, "image_tag_mutability").unwrap_or("MUTABLE"))
+}
+
+fn scanning(f: &Fields) -> ImageScanningConfiguration {
+    let on = bool_of(f, "scan_on_push").unwrap_or(false);
+    ImageScanningConfiguration::builder()
+        .scan_on_push(on)
+        .build()
+}
+
 impl EcrRepository {
     async fn sync(
         &self,
@@ -403,34 +415,23 @@ impl EcrRepository {
         let a = want.address;
         let name = live.id.as_str();
         if changes_field(changes, "image_tag_mutability") {
-            let m = str_of(f, "image_tag_mutability").unwrap_or("MUTABLE");
             cx.ecr
                 .put_image_tag_mutability()
                 .repository_name(name)
-                .image_tag_mutability(ImageTagMutability::from(m))
+                .image_tag_mutability(mutability(f))
                 .send()
                 .await
                 .map_err(|e| at(a, "PutImageTagMutability", ProviderError::from_sdk(e)))?;
         }
         if changes_field(changes, "scan_on_push") {
-            let on = bool_of(f, "scan_on_push").unwrap_or(false);
+            let op = "PutImageScanningConfiguration";
             cx.ecr
                 .put_image_scanning_configuration()
                 .repository_name(name)
-                .image_scanning_configuration(
-                    ImageScanningConfiguration::builder()
-                        .scan_on_push(on)
-                        .build(),
-                )
+                .image_scanning_configuration(scanning(f))
                 .send()
                 .await
-                .map_err(|e| {
-                    at(
-                        a,
-                        "PutImageScanningConfiguration",
-                        ProviderError::from_sdk(e),
-                    )
-                })?;
+                .map_err(|e| at(a, op, ProviderError::from_sdk(e)))?;
         }
         if changes_field(changes, "keep_last_images") {
             match f.get("keep_last_images").and_then(Value::as_int) {
@@ -572,14 +573,8 @@ impl Provider for EcrRepository {
             .ecr
             .create_repository()
             .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::from(
-                str_of(f, "image_tag_mutability").unwrap_or("MUTABLE"),
-            ))
-            .image_scanning_configuration(
-                ImageScanningConfiguration::builder()
-                    .scan_on_push(bool_of(f, "scan_on_push").unwrap_or(false))
-                    .build(),
-            )
+            .image_tag_mutability(mutability(f))
+            .image_scanning_configuration(scanning(f))
             .encryption_configuration(enc)
             // Tagged in the same call, so an interrupted create is found again by its tags.
             .set_tags(Some(sdk_tags(want.tags)?))
