@@ -397,6 +397,7 @@ fn deployment(f: &Fields, live: Option<&Fields>) -> Option<DeploymentConfigurati
 /// Problems in one declaration, by field (`None`: the whole resource).
 pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
     let mut out = Vec::new();
+    let mut flag = |field, msg: String, help: &str| out.push((field, msg, help.to_string()));
     // A reference to a whole list (`subnets = "${...}"`) is checked once resolved.
     let no_subnets = match f.get("subnets") {
         None => true,
@@ -404,32 +405,31 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
         Some(_) => false,
     };
     if str_of(f, "launch_type").unwrap_or("FARGATE") == "FARGATE" && no_subnets {
-        out.push((
+        flag(
             None,
             "a Fargate service runs in awsvpc mode and needs `subnets`".into(),
             "add `subnets = [\"${subnet.private_a.id}\", \"${subnet.private_b.id}\"]` (and \
-             `security_groups`)"
-                .into(),
-        ));
+             `security_groups`)",
+        );
     }
-    if let Some(n) = f.get("desired_count").and_then(Value::as_int) {
-        if n < 0 {
-            out.push((
-                Some("desired_count"),
-                format!("desired_count {n} is negative"),
-                "use 0 or more".into(),
-            ));
-        }
+    if let Some(n) = f
+        .get("desired_count")
+        .and_then(Value::as_int)
+        .filter(|n| *n < 0)
+    {
+        flag(
+            Some("desired_count"),
+            format!("desired_count {n} is negative"),
+            "use 0 or more",
+        );
     }
-    if let Some(p) = f.get("deployment_maximum_percent").and_then(Value::as_int) {
-        if p < 100 {
-            out.push((
-                Some("deployment_maximum_percent"),
-                format!("deployment_maximum_percent {p} is below 100"),
-                "use 100 or more (200 lets a deployment start a full new set of tasks first)"
-                    .into(),
-            ));
-        }
+    let max = f.get("deployment_maximum_percent").and_then(Value::as_int);
+    if let Some(p) = max.filter(|p| *p < 100) {
+        flag(
+            Some("deployment_maximum_percent"),
+            format!("deployment_maximum_percent {p} is below 100"),
+            "use 100 or more (200 lets a deployment start a full new set of tasks first)",
+        );
     }
     out
 }
