@@ -332,7 +332,7 @@ deployment_minimum_healthy_percent = 150
         "two containers are named \"app\"",
         "starts with CMD, CMD-SHELL or NONE",
         "needs `subnets`",
-        "deployment_minimum_healthy_percent 150 is outside 0-100",
+        "deployment_minimum_healthy_percent is 150; AWS takes 0 to 100",
         "bad.toml:9:",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");

@@ -7,9 +7,11 @@
 //! concurrently. Tags come from the observe pass's stack tag index, or cost one
 //! ListTagsForResource per repository the index does not list.
 
+use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::error::at;
-use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::fields::{bool_of, changes_field, str_of};
+use crate::kit::tags::stack_address;
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
@@ -19,7 +21,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 
@@ -299,21 +301,16 @@ fn observed(
         f.insert("kms_key".into(), Value::str(k));
     }
     f.insert("keep_last_images".into(), keep_last_value(policy));
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&name));
-    a.insert("name".into(), Value::str(&name));
-    a.insert(
-        "arn".into(),
-        Value::str(r.repository_arn().unwrap_or_default()),
-    );
-    a.insert(
-        "repository_url".into(),
-        Value::str(r.repository_uri().unwrap_or_default()),
-    );
-    a.insert(
-        "registry_id".into(),
-        Value::str(r.registry_id().unwrap_or_default()),
-    );
+    let a = [
+        ("id", name.as_str()),
+        ("name", &name),
+        ("arn", r.repository_arn().unwrap_or_default()),
+        ("repository_url", r.repository_uri().unwrap_or_default()),
+        ("registry_id", r.registry_id().unwrap_or_default()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Value::str(v)))
+    .collect();
     Some(Observed {
         id: name,
         fields: f,
@@ -394,17 +391,16 @@ fn sdk_tags(t: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
         .collect()
 }
 
-fn with_tags_field(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut f = f.clone();
-    f.insert(
-        "tags".into(),
-        Value::Map(
-            tags.iter()
-                .map(|(k, v)| (k.clone(), Value::str(v)))
-                .collect(),
-        ),
-    );
-    f
+/// The declared settings that CreateRepository takes and update calls set again.
+fn mutability(f: &Fields) -> ImageTagMutability {
+    ImageTagMutability::from(str_of(f, "image_tag_mutability").unwrap_or("MUTABLE"))
+}
+
+fn scanning(f: &Fields) -> ImageScanningConfiguration {
+    let on = bool_of(f, "scan_on_push").unwrap_or(false);
+    ImageScanningConfiguration::builder()
+        .scan_on_push(on)
+        .build()
 }
 
 impl EcrRepository {
@@ -419,40 +415,23 @@ impl EcrRepository {
         let a = want.address;
         let name = live.id.as_str();
         if changes_field(changes, "image_tag_mutability") {
-            let m = f
-                .get("image_tag_mutability")
-                .and_then(Value::as_str)
-                .unwrap_or("MUTABLE");
             cx.ecr
                 .put_image_tag_mutability()
                 .repository_name(name)
-                .image_tag_mutability(ImageTagMutability::from(m))
+                .image_tag_mutability(mutability(f))
                 .send()
                 .await
                 .map_err(|e| at(a, "PutImageTagMutability", ProviderError::from_sdk(e)))?;
         }
         if changes_field(changes, "scan_on_push") {
-            let on = f
-                .get("scan_on_push")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
+            let op = "PutImageScanningConfiguration";
             cx.ecr
                 .put_image_scanning_configuration()
                 .repository_name(name)
-                .image_scanning_configuration(
-                    ImageScanningConfiguration::builder()
-                        .scan_on_push(on)
-                        .build(),
-                )
+                .image_scanning_configuration(scanning(f))
                 .send()
                 .await
-                .map_err(|e| {
-                    at(
-                        a,
-                        "PutImageScanningConfiguration",
-                        ProviderError::from_sdk(e),
-                    )
-                })?;
+                .map_err(|e| at(a, op, ProviderError::from_sdk(e)))?;
         }
         if changes_field(changes, "keep_last_images") {
             match f.get("keep_last_images").and_then(Value::as_int) {
@@ -484,11 +463,7 @@ impl EcrRepository {
             }
         }
         if changes_field(changes, "tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let arn = str_of(&live.attributes, "arn").unwrap_or_default();
             let stale = crate::kit::tags::tag_keys_to_remove(&live.tags, want.tags);
             if !stale.is_empty() {
                 cx.ecr
@@ -576,45 +551,30 @@ impl Provider for EcrRepository {
         let all = complete(cx, list_all(cx).await?).await?;
         Ok(all
             .into_iter()
-            .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
-            .filter_map(|o| {
-                let address = o.tags.get(TAG_ADDRESS)?.clone();
-                (addresses.is_empty() || addresses.contains(&address)).then_some((address, o))
-            })
+            .filter_map(|o| Some((stack_address(cx, &o.tags)?, o)))
+            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
             .collect())
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let a = want.address;
-        let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+        let name = str_of(f, "name").ok_or_else(|| {
             ProviderError::InvalidInput(format!("{a}: `name` must be a known string"))
         })?;
-        let s =
-            |k: &str, d: &'static str| f.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
         let enc = EncryptionConfiguration::builder()
             .encryption_type(EncryptionType::from(
-                s("encryption_type", "AES256").as_str(),
+                str_of(f, "encryption_type").unwrap_or("AES256"),
             ))
-            .set_kms_key(f.get("kms_key").and_then(Value::as_str).map(str::to_string))
+            .set_kms_key(str_of(f, "kms_key").map(str::to_string))
             .build()
             .map_err(|e| ProviderError::Other(format!("{a}: {e}")))?;
         let res = cx
             .ecr
             .create_repository()
             .repository_name(name)
-            .image_tag_mutability(ImageTagMutability::from(
-                s("image_tag_mutability", "MUTABLE").as_str(),
-            ))
-            .image_scanning_configuration(
-                ImageScanningConfiguration::builder()
-                    .scan_on_push(
-                        f.get("scan_on_push")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                    )
-                    .build(),
-            )
+            .image_tag_mutability(mutability(f))
+            .image_scanning_configuration(scanning(f))
             .encryption_configuration(enc)
             // Tagged in the same call, so an interrupted create is found again by its tags.
             .set_tags(Some(sdk_tags(want.tags)?))
@@ -633,36 +593,21 @@ impl Provider for EcrRepository {
                 })?
             }
             Err(e) if code_of(&e) == Some("RepositoryAlreadyExistsException") => {
-                let Some(live) = complete(cx, describe(cx, &[name.to_string()]).await?)
-                    .await?
-                    .into_iter()
-                    .next()
-                else {
-                    return Err(at(a, "CreateRepository", e));
-                };
-                let ours = live.tags.get(TAG_STACK) == Some(&cx.stack)
-                    && live.tags.get(TAG_ADDRESS).map(String::as_str) == Some(a);
-                if !ours {
-                    return Err(ProviderError::InvalidInput(format!(
-                        "{a}: an ECR repository named `{name}` already exists and is not managed by \
-                         this stack; adopt it with `reconcile import {a} {name}`, or choose another `name`"
-                    )));
-                }
-                tracing::info!(
-                    address = a,
+                let found = complete(cx, describe(cx, &[name.to_string()]).await?).await?;
+                let refused = at(a, "CreateRepository", e);
+                take_over(
+                    cx,
+                    want,
+                    "an ECR repository",
                     name,
-                    "adopting the repository an interrupted apply created"
-                );
-                live
+                    found.into_iter().next(),
+                    refused,
+                )?
             }
             Err(e) => return Err(at(a, "CreateRepository", e)),
         };
         // The lifecycle policy is its own call; an adopted copy is brought in line too.
-        let mut changes: Vec<FieldChange> = self
-            .diff(
-                &with_tags_field(f, want.tags),
-                &with_tags_field(&live.fields, &live.tags),
-            )
+        let mut changes: Vec<FieldChange> = changes_to(self, want, &live)
             .into_iter()
             .filter(|c| c.field != "force_delete")
             .collect();
@@ -714,8 +659,7 @@ impl Provider for EcrRepository {
         applied: Option<&Fields>,
     ) -> Result<(), ProviderError> {
         let force = applied
-            .and_then(|f| f.get("force_delete"))
-            .and_then(Value::as_bool)
+            .and_then(|f| bool_of(f, "force_delete"))
             .unwrap_or(false);
         match cx
             .ecr

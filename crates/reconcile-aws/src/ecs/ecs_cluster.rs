@@ -4,9 +4,10 @@
 //! replaces it (moto), so a create looks the name up first and adopts only a
 //! cluster tagged as this stack's same address.
 
-use crate::ecs::{self, ecs_error, named};
+use crate::ecs::{self, ecs_error, fields_of, named};
+use crate::kit::adopt::changes_to;
 use crate::kit::fields::{changes_field, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{Cluster, ClusterSetting, ClusterSettingName};
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
@@ -71,17 +72,17 @@ fn observed(c: &Cluster) -> Option<Observed> {
         .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
         .and_then(|s| s.value())
         .unwrap_or("disabled");
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(&name));
-    f.insert("container_insights".into(), Value::str(insights));
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("name".into(), Value::str(&name));
     Some(Observed {
+        fields: fields_of([
+            ("name", Value::str(&name)),
+            ("container_insights", Value::str(insights)),
+        ]),
+        attributes: fields_of([
+            ("id", Value::str(&arn)),
+            ("arn", Value::str(&arn)),
+            ("name", Value::str(&name)),
+        ]),
         id: arn,
-        fields: f,
-        attributes: a,
         tags: ecs::tags_of(c.tags()),
     })
 }
@@ -145,13 +146,12 @@ impl Provider for EcsCluster {
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
         let arns = ecs::list_clusters(cx).await?;
-        Ok(ecs::describe_clusters(cx, &arns)
-            .await?
-            .iter()
-            .filter_map(observed)
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        let found = ecs::describe_clusters(cx, &arns).await?;
+        Ok(ecs::tagged(
+            cx,
+            addresses,
+            found.iter().filter_map(observed),
+        ))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
@@ -159,20 +159,13 @@ impl Provider for EcsCluster {
         let addr = want.address;
         let name = str_of(f, "name").unwrap_or_default().to_string();
         if let Some(existing) = observe_one(cx, &name).await? {
-            let ours = crate::kit::tags::stack_address(cx, &existing.tags).as_deref() == Some(addr);
-            if !ours {
-                return Err(ecs::name_taken(addr, "ECS cluster", &name, &existing.id));
-            }
             // An earlier, interrupted create made it: bring it to what is declared.
-            let changes = self.diff(f, &existing.fields);
-            let mut tagged_changes = changes;
-            if existing.tags != *want.tags {
-                tagged_changes.push(FieldChange::new("tags", None, None, false));
+            let live = ecs::claim(cx, want, "an ECS cluster", &name, existing)?;
+            let changes = changes_to(self, want, &live);
+            if changes.is_empty() {
+                return Ok(live);
             }
-            if tagged_changes.is_empty() {
-                return Ok(existing);
-            }
-            return self.update(cx, &existing, want, &tagged_changes).await;
+            return self.update(cx, &live, want, &changes).await;
         }
         let out = cx
             .ecs

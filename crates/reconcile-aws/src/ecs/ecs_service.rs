@@ -9,16 +9,16 @@
 //! the deployment has settled. A delete scales to zero, deletes, and waits
 //! until ECS reports the service INACTIVE.
 
-use crate::ecs::{self, ecs_error, named, service_arn_parts};
+use crate::ecs::{self, ecs_error, fields_of, int_value, named, service_arn_parts, some_fields_of};
+use crate::kit::adopt::changes_to;
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::wait::{Progress, Timeouts, Wait};
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff, StatusSink};
+use crate::kit::{Cx, Desired, Provider, ProviderError, StatusSink};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration,
     DeploymentRolloutState, LaunchType, LoadBalancer, NetworkConfiguration, PropagateTags, Service,
 };
-use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS};
@@ -55,7 +55,9 @@ const LB_FIELDS: &[Field] = &[
         "The container that receives the traffic.",
     )
     .required(),
-    Field::new("container_port", Ty::Int, "The container's port.").required(),
+    Field::new("container_port", Ty::Int, "The container's port.")
+        .required()
+        .range(1, 65535),
 ];
 
 const CIRCUIT_BREAKER_FIELDS: &[Field] = &[
@@ -163,7 +165,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "Lower limit of running tasks during a deployment, in percent of desired_count \
              (ECS's default 100). Changed in place.",
-        ),
+        )
+        .range(0, 100),
         Field::new(
             "deployment_maximum_percent",
             Ty::Int,
@@ -175,7 +178,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "Seconds the load balancer's failing health checks are ignored after a task starts. \
              Changed in place.",
-        ),
+        )
+        .range(0, 2_147_483_647),
         Field::new(
             "enable_execute_command",
             Ty::Bool,
@@ -213,108 +217,84 @@ pub static SCHEMA: Schema = Schema {
 
 fn observed(s: &Service) -> Option<Observed> {
     let arn = s.service_arn()?.to_string();
-    let name = s.service_name().unwrap_or_default().to_string();
-    let cluster = s.cluster_arn().unwrap_or_default().to_string();
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(&name));
-    f.insert("cluster".into(), Value::str(&cluster));
-    f.insert(
-        "task_definition".into(),
-        Value::str(s.task_definition().unwrap_or_default()),
-    );
-    f.insert("desired_count".into(), Value::Int(s.desired_count().into()));
-    f.insert(
-        "launch_type".into(),
-        Value::str(s.launch_type().map(|l| l.as_str()).unwrap_or_default()),
-    );
-    if let Some(p) = s.platform_version() {
-        f.insert("platform_version".into(), Value::str(p));
-    }
+    let name = s.service_name().unwrap_or_default();
+    let cluster = s.cluster_arn().unwrap_or_default();
     let vpc = s
         .network_configuration()
         .and_then(|n| n.awsvpc_configuration());
-    f.insert(
-        "subnets".into(),
-        str_list(vpc.map(|v| v.subnets().to_vec()).unwrap_or_default()),
-    );
-    f.insert(
-        "security_groups".into(),
-        str_list(
-            vpc.map(|v| v.security_groups().to_vec())
-                .unwrap_or_default(),
-        ),
-    );
-    f.insert(
-        "assign_public_ip".into(),
-        Value::Bool(vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled)),
-    );
-    f.insert(
-        "load_balancers".into(),
-        Value::List(
-            s.load_balancers()
-                .iter()
-                .map(|lb| {
-                    let mut m = IndexMap::new();
-                    m.insert(
-                        "target_group_arn".to_string(),
-                        Value::str(lb.target_group_arn().unwrap_or_default()),
-                    );
-                    m.insert(
-                        "container_name".to_string(),
-                        Value::str(lb.container_name().unwrap_or_default()),
-                    );
-                    m.insert(
-                        "container_port".to_string(),
-                        Value::Int(lb.container_port().unwrap_or(0).into()),
-                    );
-                    Value::Map(m)
-                })
-                .collect(),
-        ),
-    );
+    let public = vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled);
+    let lbs = s.load_balancers().iter().map(|lb| {
+        Value::Map(fields_of([
+            (
+                "target_group_arn",
+                Value::str(lb.target_group_arn().unwrap_or_default()),
+            ),
+            (
+                "container_name",
+                Value::str(lb.container_name().unwrap_or_default()),
+            ),
+            (
+                "container_port",
+                Value::Int(lb.container_port().unwrap_or(0).into()),
+            ),
+        ]))
+    });
     let dc = s.deployment_configuration();
     let cb = dc.and_then(|d| d.deployment_circuit_breaker());
-    let mut m = IndexMap::new();
-    m.insert(
-        "enable".to_string(),
-        Value::Bool(cb.is_some_and(|c| c.enable())),
-    );
-    m.insert(
-        "rollback".to_string(),
-        Value::Bool(cb.is_some_and(|c| c.rollback())),
-    );
-    f.insert("deployment_circuit_breaker".into(), Value::Map(m));
-    if let Some(p) = dc.and_then(|d| d.minimum_healthy_percent()) {
-        f.insert(
-            "deployment_minimum_healthy_percent".into(),
-            Value::Int(p.into()),
-        );
-    }
-    if let Some(p) = dc.and_then(|d| d.maximum_percent()) {
-        f.insert("deployment_maximum_percent".into(), Value::Int(p.into()));
-    }
-    f.insert(
-        "health_check_grace_period_seconds".into(),
-        Value::Int(s.health_check_grace_period_seconds().unwrap_or(0).into()),
-    );
-    f.insert(
-        "enable_execute_command".into(),
-        Value::Bool(s.enable_execute_command()),
-    );
-    f.insert(
-        "propagate_tags".into(),
-        Value::str(s.propagate_tags().map(|p| p.as_str()).unwrap_or("NONE")),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("name".into(), Value::str(&name));
-    a.insert("cluster".into(), Value::str(&cluster));
-    a.insert("status".into(), Value::str(s.status().unwrap_or_default()));
+    let cb = fields_of([
+        ("enable", Value::Bool(cb.is_some_and(|c| c.enable()))),
+        ("rollback", Value::Bool(cb.is_some_and(|c| c.rollback()))),
+    ]);
+    let text = |s: Option<&str>, or: &str| Some(Value::str(s.unwrap_or(or)));
+    let grace = s.health_check_grace_period_seconds().unwrap_or(0);
+    let f = some_fields_of([
+        ("name", Some(Value::str(name))),
+        ("cluster", Some(Value::str(cluster))),
+        ("task_definition", text(s.task_definition(), "")),
+        ("desired_count", int_value(Some(s.desired_count()))),
+        ("launch_type", text(s.launch_type().map(|l| l.as_str()), "")),
+        ("platform_version", s.platform_version().map(Value::str)),
+        (
+            "subnets",
+            Some(str_list(vpc.map(|v| v.subnets()).unwrap_or_default())),
+        ),
+        (
+            "security_groups",
+            Some(str_list(
+                vpc.map(|v| v.security_groups()).unwrap_or_default(),
+            )),
+        ),
+        ("assign_public_ip", Some(Value::Bool(public))),
+        ("load_balancers", Some(Value::List(lbs.collect()))),
+        ("deployment_circuit_breaker", Some(Value::Map(cb))),
+        (
+            "deployment_minimum_healthy_percent",
+            int_value(dc.and_then(|d| d.minimum_healthy_percent())),
+        ),
+        (
+            "deployment_maximum_percent",
+            int_value(dc.and_then(|d| d.maximum_percent())),
+        ),
+        ("health_check_grace_period_seconds", int_value(Some(grace))),
+        (
+            "enable_execute_command",
+            Some(Value::Bool(s.enable_execute_command())),
+        ),
+        (
+            "propagate_tags",
+            text(s.propagate_tags().map(|p| p.as_str()), "NONE"),
+        ),
+    ]);
     Some(Observed {
-        id: arn,
         fields: f,
-        attributes: a,
+        attributes: fields_of([
+            ("id", Value::str(&arn)),
+            ("arn", Value::str(&arn)),
+            ("name", Value::str(name)),
+            ("cluster", Value::str(cluster)),
+            ("status", Value::str(s.status().unwrap_or_default())),
+        ]),
+        id: arn,
         tags: ecs::tags_of(s.tags()),
     })
 }
@@ -347,21 +327,9 @@ fn load_balancers(f: &Fields) -> Vec<LoadBalancer> {
         .filter_map(Value::as_map)
         .map(|m| {
             LoadBalancer::builder()
-                .set_target_group_arn(
-                    m.get("target_group_arn")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                )
-                .set_container_name(
-                    m.get("container_name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                )
-                .set_container_port(
-                    m.get("container_port")
-                        .and_then(Value::as_int)
-                        .and_then(|i| i32::try_from(i).ok()),
-                )
+                .set_target_group_arn(str_of(m, "target_group_arn").map(str::to_string))
+                .set_container_name(str_of(m, "container_name").map(str::to_string))
+                .set_container_port(i32_of(m, "container_port"))
                 .build()
         })
         .collect()
@@ -406,8 +374,8 @@ fn deployment(f: &Fields, live: Option<&Fields>) -> Option<DeploymentConfigurati
         .and_then(Value::as_map)
         .map(|m| {
             DeploymentCircuitBreaker::builder()
-                .enable(m.get("enable").and_then(Value::as_bool).unwrap_or(true))
-                .rollback(m.get("rollback").and_then(Value::as_bool).unwrap_or(false))
+                .enable(bool_of(m, "enable").unwrap_or(true))
+                .rollback(bool_of(m, "rollback").unwrap_or(false))
                 .build()
         });
     let int = |k: &str| {
@@ -429,6 +397,7 @@ fn deployment(f: &Fields, live: Option<&Fields>) -> Option<DeploymentConfigurati
 /// Problems in one declaration, by field (`None`: the whole resource).
 pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
     let mut out = Vec::new();
+    let mut flag = |field, msg: String, help: &str| out.push((field, msg, help.to_string()));
     // A reference to a whole list (`subnets = "${...}"`) is checked once resolved.
     let no_subnets = match f.get("subnets") {
         None => true,
@@ -436,73 +405,31 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
         Some(_) => false,
     };
     if str_of(f, "launch_type").unwrap_or("FARGATE") == "FARGATE" && no_subnets {
-        out.push((
+        flag(
             None,
             "a Fargate service runs in awsvpc mode and needs `subnets`".into(),
             "add `subnets = [\"${subnet.private_a.id}\", \"${subnet.private_b.id}\"]` (and \
-             `security_groups`)"
-                .into(),
-        ));
+             `security_groups`)",
+        );
     }
-    if let Some(n) = f.get("desired_count").and_then(Value::as_int) {
-        if n < 0 {
-            out.push((
-                Some("desired_count"),
-                format!("desired_count {n} is negative"),
-                "use 0 or more".into(),
-            ));
-        }
-    }
-    if let Some(p) = f
-        .get("deployment_minimum_healthy_percent")
+    if let Some(n) = f
+        .get("desired_count")
         .and_then(Value::as_int)
+        .filter(|n| *n < 0)
     {
-        if !(0..=100).contains(&p) {
-            out.push((
-                Some("deployment_minimum_healthy_percent"),
-                format!("deployment_minimum_healthy_percent {p} is outside 0-100"),
-                "use 0 to 100 (100 keeps full capacity during deployments)".into(),
-            ));
-        }
+        flag(
+            Some("desired_count"),
+            format!("desired_count {n} is negative"),
+            "use 0 or more",
+        );
     }
-    if let Some(p) = f.get("deployment_maximum_percent").and_then(Value::as_int) {
-        if p < 100 {
-            out.push((
-                Some("deployment_maximum_percent"),
-                format!("deployment_maximum_percent {p} is below 100"),
-                "use 100 or more (200 lets a deployment start a full new set of tasks first)"
-                    .into(),
-            ));
-        }
-    }
-    if let Some(g) = f
-        .get("health_check_grace_period_seconds")
-        .and_then(Value::as_int)
-    {
-        if !(0..=2_147_483_647).contains(&g) {
-            out.push((
-                Some("health_check_grace_period_seconds"),
-                format!("health_check_grace_period_seconds {g} is negative"),
-                "use 0 or more seconds".into(),
-            ));
-        }
-    }
-    for lb in f
-        .get("load_balancers")
-        .and_then(Value::as_list)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(Value::as_map)
-    {
-        if let Some(p) = lb.get("container_port").and_then(Value::as_int) {
-            if !(1..=65535).contains(&p) {
-                out.push((
-                    Some("load_balancers"),
-                    format!("container_port {p} is outside 1-65535"),
-                    "use the container's port from its port_mappings".into(),
-                ));
-            }
-        }
+    let max = f.get("deployment_maximum_percent").and_then(Value::as_int);
+    if let Some(p) = max.filter(|p| *p < 100) {
+        flag(
+            Some("deployment_maximum_percent"),
+            format!("deployment_maximum_percent {p} is below 100"),
+            "use 100 or more (200 lets a deployment start a full new set of tasks first)",
+        );
     }
     out
 }
@@ -518,18 +445,7 @@ pub async fn steady_progress(
     cluster: &str,
     service: &str,
 ) -> Result<Progress, ProviderError> {
-    let out = client
-        .describe_services()
-        .cluster(cluster)
-        .services(service)
-        .send()
-        .await
-        .map_err(ecs_error)?;
-    let Some(s) = out
-        .services()
-        .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-    else {
+    let Some(s) = look(client, cluster, service).await? else {
         return Err(ProviderError::NotFound(format!(
             "the service {service} disappeared while reconcile waited for it (deleted outside \
              reconcile?); run plan again"
@@ -565,30 +481,36 @@ pub async fn delete_progress(
     cluster: &str,
     service: &str,
 ) -> Result<Progress, ProviderError> {
+    match look(client, cluster, service).await {
+        Ok(Some(s)) => Ok(Progress::Pending(format!(
+            "{} ({} tasks running)",
+            s.status().unwrap_or("draining").to_ascii_lowercase(),
+            s.running_count()
+        ))),
+        Ok(None) => Ok(Progress::Done("deleted".into())),
+        Err(e) if e.is_not_found() => Ok(Progress::Done("deleted".into())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The service as ECS describes it now; `None` once INACTIVE.
+async fn look(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Option<Service>, ProviderError> {
     let out = client
         .describe_services()
         .cluster(cluster)
         .services(service)
         .send()
         .await
-        .map_err(ecs_error);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.is_not_found() => return Ok(Progress::Done("deleted".into())),
-        Err(e) => return Err(e),
-    };
-    match out
+        .map_err(ecs_error)?;
+    let mut live = out
         .services()
         .iter()
-        .find(|s| s.status() != Some("INACTIVE"))
-    {
-        None => Ok(Progress::Done("deleted".into())),
-        Some(s) => Ok(Progress::Pending(format!(
-            "{} ({} tasks running)",
-            s.status().unwrap_or("draining").to_ascii_lowercase(),
-            s.running_count()
-        ))),
-    }
+        .filter(|s| s.status() != Some("INACTIVE"));
+    Ok(live.next().cloned())
 }
 
 fn waiting<'a>(
@@ -690,24 +612,6 @@ impl EcsService {
         Ok((o, true))
     }
 
-    /// What differs between the declaration and `live` among AWS's own fields
-    /// (tags included), as the planner would find it.
-    fn pending(&self, want: &Desired<'_>, live: &Observed) -> Vec<FieldChange> {
-        let mut desired: Fields = want
-            .fields
-            .iter()
-            .filter(|(k, _)| !SCHEMA.field(k).is_some_and(|f| f.local))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let tags = |t: &IndexMap<String, String>| {
-            Value::Map(t.iter().map(|(k, v)| (k.clone(), Value::str(v))).collect())
-        };
-        desired.insert("tags".into(), tags(want.tags));
-        let mut have = live.fields.clone();
-        have.insert("tags".into(), tags(&live.tags));
-        self.diff(&desired, &have)
-    }
-
     async fn wait_steady(
         &self,
         cx: &Cx,
@@ -739,16 +643,7 @@ impl Provider for EcsService {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        ecs::diagnostics(r, problems(&r.fields))
     }
 
     /// A service name is unique in its cluster: only a renamed or moved service
@@ -793,15 +688,12 @@ impl Provider for EcsService {
                     Err(e) => return Err(e),
                 }
             }
-            for s in ecs::describe_services(cx, &cluster, &arns).await? {
-                if let Some(o) = observed(&s) {
-                    if let Some(a) = crate::kit::tags::stack_address(cx, &o.tags) {
-                        if addresses.is_empty() || addresses.contains(&a) {
-                            out.push((a, o));
-                        }
-                    }
-                }
-            }
+            let found = ecs::describe_services(cx, &cluster, &arns).await?;
+            out.extend(ecs::tagged(
+                cx,
+                addresses,
+                found.iter().filter_map(observed),
+            ));
         }
         Ok(out)
     }
@@ -824,15 +716,8 @@ impl Provider for EcsService {
             .await
             .map_err(|e| named(addr, "looking up the name", e))?;
         let live = if let Some(s) = existing.iter().find_map(observed) {
-            let ours = crate::kit::tags::stack_address(cx, &s.tags).as_deref() == Some(addr);
-            if !ours {
-                return Err(ecs::name_taken(
-                    addr,
-                    &format!("ECS service in cluster {}", ecs::name_of(&cluster)),
-                    &name,
-                    &s.id,
-                ));
-            }
+            let what = format!("an ECS service in cluster {}", ecs::name_of(&cluster));
+            let s = ecs::claim(cx, want, &what, &name, s)?;
             if s.attributes.get("status") == Some(&Value::str("DRAINING")) {
                 return Err(ProviderError::Other(format!(
                     "{addr}: the service {name} is still draining after a delete; wait until \
@@ -881,10 +766,9 @@ impl Provider for EcsService {
 
         // Convergence: whatever the create dropped (or an adopted copy lacks)
         // is set now with one UpdateService.
-        let changes: Vec<FieldChange> = self
-            .pending(want, &live)
+        let changes: Vec<FieldChange> = changes_to(self, want, &live)
             .into_iter()
-            .filter(|c| !c.forces_replace)
+            .filter(|c| !c.forces_replace && !SCHEMA.field(&c.field).is_some_and(|f| f.local))
             .collect();
         let live = if changes.is_empty() {
             live
@@ -976,6 +860,7 @@ impl Provider for EcsService {
 mod tests {
     use super::*;
     use crate::kit::wait::Backoff;
+    use crate::kit::SchemaDiff;
     use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
     use aws_sdk_ecs::types::Deployment;
     use aws_sdk_ecs::Client;
@@ -1190,9 +1075,22 @@ mod tests {
         f.insert("launch_type".into(), Value::str("FARGATE"));
         assert!(problems(&f)[0].1.contains("subnets"));
         f.insert("subnets".into(), Value::List(vec![Value::str("subnet-1")]));
-        f.insert("deployment_minimum_healthy_percent".into(), Value::Int(150));
+        f.insert("deployment_maximum_percent".into(), Value::Int(50));
         let p = problems(&f);
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].0, Some("deployment_minimum_healthy_percent"));
+        assert_eq!(p[0].0, Some("deployment_maximum_percent"));
+    }
+
+    /// The loader refuses these where they are written, before any call.
+    #[test]
+    fn plain_ranges_are_the_schema_s() {
+        let range = |k: &str| SCHEMA.field(k).and_then(|f| f.range);
+        assert_eq!(range("deployment_minimum_healthy_percent"), Some((0, 100)));
+        assert_eq!(
+            range("health_check_grace_period_seconds"),
+            Some((0, 2_147_483_647))
+        );
+        let port = LB_FIELDS.iter().find(|f| f.name == "container_port");
+        assert_eq!(port.and_then(|f| f.range), Some((1, 65535)));
     }
 }

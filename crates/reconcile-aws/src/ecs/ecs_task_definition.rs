@@ -10,8 +10,10 @@
 //! health check's interval/timeout/retries, `hostPort` in awsvpc) and the
 //! "1 vCPU" / "2 GB" spellings of task sizes.
 
-use crate::ecs::{self, ecs_error, map_value, named, str_map};
-use crate::kit::fields::{str_list, str_of};
+use crate::ecs::{
+    self, ecs_error, fields_of, int_value, map_value, named, some_fields_of, str_map,
+};
+use crate::kit::fields::{i32_of, str_list, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
@@ -38,7 +40,8 @@ const PORT_FIELDS: &[Field] = &[
         Ty::Int,
         "The port the container listens on.",
     )
-    .required(),
+    .required()
+    .range(1, 65535),
     Field::new("protocol", Ty::Enum(&["tcp", "udp"]), "tcp or udp.")
         .default(Default::Str("tcp"))
         .norm(Norm::Case),
@@ -333,168 +336,116 @@ pub static SCHEMA: Schema = Schema {
 // Observing.
 
 fn container_value(cd: &ContainerDefinition) -> Value {
-    let mut m = IndexMap::new();
-    m.insert(
-        "name".to_string(),
-        Value::str(cd.name().unwrap_or_default()),
-    );
-    m.insert(
-        "image".to_string(),
-        Value::str(cd.image().unwrap_or_default()),
-    );
-    m.insert(
-        "essential".to_string(),
-        Value::Bool(cd.essential().unwrap_or(true)),
-    );
-    m.insert(
-        "command".to_string(),
-        str_list(cd.command().iter().cloned()),
-    );
-    m.insert(
-        "entry_point".to_string(),
-        str_list(cd.entry_point().iter().cloned()),
-    );
-    let ports = cd
-        .port_mappings()
-        .iter()
-        .map(|p| {
-            let mut q = IndexMap::new();
-            q.insert(
-                "container_port".to_string(),
+    let ports = cd.port_mappings().iter().map(|p| {
+        Value::Map(fields_of([
+            (
+                "container_port",
                 Value::Int(p.container_port().unwrap_or(0).into()),
-            );
-            q.insert(
-                "protocol".to_string(),
-                Value::str(p.protocol().map(|p| p.as_str()).unwrap_or("tcp")),
-            );
-            Value::Map(q)
-        })
-        .collect();
-    m.insert("port_mappings".to_string(), Value::List(ports));
-    m.insert(
-        "environment".to_string(),
-        map_value(cd.environment().iter().filter_map(|kv| {
-            Some((
-                kv.name()?.to_string(),
-                kv.value().unwrap_or_default().to_string(),
-            ))
-        })),
-    );
-    m.insert(
-        "secrets".to_string(),
-        map_value(
-            cd.secrets()
-                .iter()
-                .map(|s| (s.name().to_string(), s.value_from().to_string())),
+            ),
+            (
+                "protocol",
+                Value::str(p.protocol().map_or("tcp", |p| p.as_str())),
+            ),
+        ]))
+    });
+    let env = cd.environment().iter().filter_map(|kv| {
+        Some((
+            kv.name()?.to_string(),
+            kv.value().unwrap_or_default().to_string(),
+        ))
+    });
+    let secrets = cd.secrets().iter();
+    let secrets = secrets.map(|s| (s.name().to_string(), s.value_from().to_string()));
+    let health = cd.health_check().map(|h| {
+        Value::Map(some_fields_of([
+            ("command", Some(str_list(h.command()))),
+            ("interval", int_value(h.interval())),
+            ("timeout", int_value(h.timeout())),
+            ("retries", int_value(h.retries())),
+            ("start_period", int_value(h.start_period())),
+        ]))
+    });
+    let logs = cd.log_configuration().map(|l| {
+        let opts = l.options().into_iter().flatten();
+        Value::Map(fields_of([
+            ("log_driver", Value::str(l.log_driver().as_str())),
+            (
+                "options",
+                map_value(opts.map(|(k, v)| (k.clone(), v.clone()))),
+            ),
+        ]))
+    });
+    Value::Map(some_fields_of([
+        ("name", Some(Value::str(cd.name().unwrap_or_default()))),
+        ("image", Some(Value::str(cd.image().unwrap_or_default()))),
+        (
+            "essential",
+            Some(Value::Bool(cd.essential().unwrap_or(true))),
         ),
-    );
-    if let Some(h) = cd.health_check() {
-        let mut q = IndexMap::new();
-        q.insert("command".to_string(), str_list(h.command().iter().cloned()));
-        for (k, v) in [
-            ("interval", h.interval()),
-            ("timeout", h.timeout()),
-            ("retries", h.retries()),
-            ("start_period", h.start_period()),
-        ] {
-            if let Some(v) = v {
-                q.insert(k.to_string(), Value::Int(v.into()));
-            }
-        }
-        m.insert("health_check".to_string(), Value::Map(q));
-    }
-    if let Some(l) = cd.log_configuration() {
-        let mut q = IndexMap::new();
-        q.insert(
-            "log_driver".to_string(),
-            Value::str(l.log_driver().as_str()),
-        );
-        let opts: Vec<(String, String)> = l
-            .options()
-            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        q.insert("options".to_string(), map_value(opts));
-        m.insert("log_configuration".to_string(), Value::Map(q));
-    }
-    // ECS answers 0 for a container without a CPU reservation.
-    if cd.cpu() != 0 {
-        m.insert("cpu".to_string(), Value::Int(cd.cpu().into()));
-    }
-    if let Some(v) = cd.memory() {
-        m.insert("memory".to_string(), Value::Int(v.into()));
-    }
-    if let Some(v) = cd.memory_reservation() {
-        m.insert("memory_reservation".to_string(), Value::Int(v.into()));
-    }
-    Value::Map(m)
+        ("command", Some(str_list(cd.command()))),
+        ("entry_point", Some(str_list(cd.entry_point()))),
+        ("port_mappings", Some(Value::List(ports.collect()))),
+        ("environment", Some(map_value(env))),
+        ("secrets", Some(map_value(secrets))),
+        ("health_check", health),
+        ("log_configuration", logs),
+        // ECS answers 0 for a container without a CPU reservation.
+        ("cpu", int_value(Some(cd.cpu()).filter(|c| *c != 0))),
+        ("memory", int_value(cd.memory())),
+        ("memory_reservation", int_value(cd.memory_reservation())),
+    ]))
 }
 
 fn observed(td: &TaskDefinition, tags: &[aws_sdk_ecs::types::Tag]) -> Option<Observed> {
-    if td.status() == Some(&TaskDefinitionStatus::Inactive)
-        || td.status() == Some(&TaskDefinitionStatus::DeleteInProgress)
-    {
+    use TaskDefinitionStatus::{DeleteInProgress, Inactive};
+    if matches!(td.status(), Some(Inactive | DeleteInProgress)) {
         return None;
     }
     let arn = td.task_definition_arn()?.to_string();
-    let family = td.family().unwrap_or_default().to_string();
-    let mut f = Fields::new();
-    f.insert("family".into(), Value::str(&family));
-    if let Some(c) = td.cpu() {
-        f.insert(
-            "cpu".into(),
-            Value::str(task_units(c, "vcpu").unwrap_or(c.into())),
-        );
-    }
-    if let Some(m) = td.memory() {
-        f.insert(
-            "memory".into(),
-            Value::str(task_units(m, "gb").unwrap_or(m.into())),
-        );
-    }
-    if let Some(n) = td.network_mode() {
-        f.insert("network_mode".into(), Value::str(n.as_str()));
-    }
-    f.insert(
-        "requires_compatibilities".into(),
-        str_list(td.requires_compatibilities().iter().map(|c| c.as_str())),
-    );
-    if let Some(r) = td.execution_role_arn() {
-        f.insert("execution_role_arn".into(), Value::str(r));
-    }
-    if let Some(r) = td.task_role_arn() {
-        f.insert("task_role_arn".into(), Value::str(r));
-    }
-    if let Some(rp) = td.runtime_platform() {
-        let mut q = IndexMap::new();
-        if let Some(os) = rp.operating_system_family() {
-            q.insert(
-                "operating_system_family".to_string(),
-                Value::str(os.as_str()),
-            );
-        }
-        if let Some(a) = rp.cpu_architecture() {
-            q.insert("cpu_architecture".to_string(), Value::str(a.as_str()));
-        }
-        f.insert("runtime_platform".into(), Value::Map(q));
-    }
-    f.insert(
-        "containers".into(),
-        Value::List(
-            td.container_definitions()
-                .iter()
-                .map(container_value)
-                .collect(),
+    let family = td.family().unwrap_or_default();
+    let units = |s: &str, unit| Value::str(task_units(s, unit).unwrap_or(s.into()));
+    let enum_value = |s: &str| Some(Value::str(s));
+    let runtime = td.runtime_platform().map(|rp| {
+        Value::Map(some_fields_of([
+            (
+                "operating_system_family",
+                rp.operating_system_family()
+                    .and_then(|os| enum_value(os.as_str())),
+            ),
+            (
+                "cpu_architecture",
+                rp.cpu_architecture().and_then(|a| enum_value(a.as_str())),
+            ),
+        ]))
+    });
+    let compat = td.requires_compatibilities().iter().map(|c| c.as_str());
+    let containers = td.container_definitions().iter().map(container_value);
+    let f = some_fields_of([
+        ("family", Some(Value::str(family))),
+        ("cpu", td.cpu().map(|c| units(c, "vcpu"))),
+        ("memory", td.memory().map(|m| units(m, "gb"))),
+        (
+            "network_mode",
+            td.network_mode().and_then(|n| enum_value(n.as_str())),
         ),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("family".into(), Value::str(&family));
-    a.insert("revision".into(), Value::Int(td.revision().into()));
+        ("requires_compatibilities", Some(str_list(compat))),
+        (
+            "execution_role_arn",
+            td.execution_role_arn().map(Value::str),
+        ),
+        ("task_role_arn", td.task_role_arn().map(Value::str)),
+        ("runtime_platform", runtime),
+        ("containers", Some(Value::List(containers.collect()))),
+    ]);
     Some(Observed {
-        id: arn,
         fields: normal_form(&SCHEMA, &f),
-        attributes: a,
+        attributes: fields_of([
+            ("id", Value::str(&arn)),
+            ("arn", Value::str(&arn)),
+            ("family", Value::str(family)),
+            ("revision", Value::Int(td.revision().into())),
+        ]),
+        id: arn,
         tags: ecs::tags_of(tags),
     })
 }
@@ -555,50 +506,42 @@ fn fargate_memory_ok(cpu: i64, mem: i64) -> Option<bool> {
 /// Problems in one declaration, by field (`None`: the whole resource).
 pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
     let mut out = Vec::new();
+    let mut flag = |field, msg: String, help: &str| out.push((field, msg, help.to_string()));
     let fargate = match f.get("requires_compatibilities") {
         Some(v) => v.str_list().iter().any(|c| c == "FARGATE"),
         None => true,
     };
     let task_memory = f.contains_key("memory");
     if fargate {
-        for k in ["cpu", "memory"] {
+        for (k, example) in [("cpu", "1024"), ("memory", "2048")] {
             if !f.contains_key(k) {
-                out.push((
-                    None,
-                    format!("a Fargate task definition needs a task-level `{k}`"),
-                    format!(
-                        "add `{k} = \"{}\"`",
-                        if k == "cpu" { "1024" } else { "2048" }
-                    ),
-                ));
+                let msg = format!("a Fargate task definition needs a task-level `{k}`");
+                flag(None, msg, &format!("add `{k} = \"{example}\"`"));
             }
         }
-        if let Some(n) = literal(f.get("network_mode")) {
-            if n != "awsvpc" {
-                out.push((
-                    Some("network_mode"),
-                    format!("Fargate tasks use network_mode \"awsvpc\", not \"{n}\""),
-                    "remove `network_mode` (it defaults to awsvpc)".into(),
-                ));
-            }
+        if let Some(n) = literal(f.get("network_mode")).filter(|n| *n != "awsvpc") {
+            flag(
+                Some("network_mode"),
+                format!("Fargate tasks use network_mode \"awsvpc\", not \"{n}\""),
+                "remove `network_mode` (it defaults to awsvpc)",
+            );
         }
         let cpu = literal(f.get("cpu")).and_then(|c| task_units(c, "vcpu"));
         let mem = literal(f.get("memory")).and_then(|m| task_units(m, "gb"));
         if let (Some(c), Some(m)) = (cpu, mem) {
             let (c, m) = (c.parse::<i64>().unwrap_or(0), m.parse::<i64>().unwrap_or(0));
             match fargate_memory_ok(c, m) {
-                None => out.push((
+                None => flag(
                     Some("cpu"),
                     format!("Fargate has no task size with cpu {c}"),
-                    "use 256, 512, 1024, 2048, 4096, 8192 or 16384".into(),
-                )),
-                Some(false) => out.push((
+                    "use 256, 512, 1024, 2048, 4096, 8192 or 16384",
+                ),
+                Some(false) => flag(
                     Some("memory"),
                     format!("Fargate does not pair cpu {c} with memory {m} MiB"),
                     "see the Fargate task sizes: cpu 256 takes 512-2048, 512 takes 1024-4096, \
-                     1024 takes 2048-8192, 2048 takes 4096-16384 (steps of 1024)"
-                        .into(),
-                )),
+                     1024 takes 2048-8192, 2048 takes 4096-16384 (steps of 1024)",
+                ),
                 Some(true) => {}
             }
         }
@@ -608,42 +551,24 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
         .and_then(Value::as_list)
         .unwrap_or_default();
     if containers.is_empty() {
-        out.push((
+        flag(
             Some("containers"),
             "a task definition needs at least one container".into(),
-            "add `containers = [{ name = \"app\", image = \"...\" }]`".into(),
-        ));
+            "add `containers = [{ name = \"app\", image = \"...\" }]`",
+        );
     }
     let mut names: BTreeMap<&str, usize> = BTreeMap::new();
     let mut essential = false;
     for c in containers.iter().filter_map(Value::as_map) {
-        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        let name = str_of(c, "name").unwrap_or("");
         *names.entry(name).or_default() += 1;
         essential |= c.get("essential") != Some(&Value::Bool(false));
         if !task_memory && !c.contains_key("memory") && !c.contains_key("memory_reservation") {
-            out.push((
+            flag(
                 Some("containers"),
                 format!("container \"{name}\" has no memory limit and the task has none"),
-                "set the task's `memory`, or the container's `memory` or `memory_reservation`"
-                    .into(),
-            ));
-        }
-        for p in c
-            .get("port_mappings")
-            .and_then(Value::as_list)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(Value::as_map)
-        {
-            if let Some(port) = p.get("container_port").and_then(Value::as_int) {
-                if !(1..=65535).contains(&port) {
-                    out.push((
-                        Some("containers"),
-                        format!("container \"{name}\": container_port {port} is outside 1-65535"),
-                        "use a port between 1 and 65535".into(),
-                    ));
-                }
-            }
+                "set the task's `memory`, or the container's `memory` or `memory_reservation`",
+            );
         }
         if let Some(h) = c.get("health_check").and_then(Value::as_map) {
             let cmd = h.get("command").map(Value::str_list).unwrap_or_default();
@@ -651,44 +576,39 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
                 cmd.first().map(String::as_str),
                 Some("CMD" | "CMD-SHELL" | "NONE")
             ) {
-                out.push((
+                flag(
                     Some("containers"),
                     format!("container \"{name}\": a health check command starts with CMD, CMD-SHELL or NONE"),
-                    "write it like [\"CMD-SHELL\", \"curl -f http://localhost:8080/ || exit 1\"]".into(),
-                ));
+                    "write it like [\"CMD-SHELL\", \"curl -f http://localhost:8080/ || exit 1\"]",
+                );
             }
         }
-        for (k, v) in c
+        let secrets = c
             .get("secrets")
             .and_then(Value::as_map)
             .into_iter()
-            .flatten()
-        {
-            if v.as_str() == Some("") {
-                out.push((
-                    Some("containers"),
-                    format!("container \"{name}\": secret `{k}` has an empty source"),
-                    "give a Secrets Manager ARN (\"${secret.NAME.arn}:KEY::\") or an SSM parameter ARN"
-                        .into(),
-                ));
-            }
+            .flatten();
+        for (k, _) in secrets.filter(|(_, v)| v.as_str() == Some("")) {
+            flag(
+                Some("containers"),
+                format!("container \"{name}\": secret `{k}` has an empty source"),
+                "give a Secrets Manager ARN (\"${secret.NAME.arn}:KEY::\") or an SSM parameter ARN",
+            );
         }
     }
-    for (n, count) in names {
-        if count > 1 {
-            out.push((
-                Some("containers"),
-                format!("two containers are named \"{n}\""),
-                "give each container its own name".into(),
-            ));
-        }
+    for (n, _) in names.into_iter().filter(|(_, count)| *count > 1) {
+        flag(
+            Some("containers"),
+            format!("two containers are named \"{n}\""),
+            "give each container its own name",
+        );
     }
     if !containers.is_empty() && !essential {
-        out.push((
+        flag(
             Some("containers"),
             "no container is essential, so nothing would stop the task".into(),
-            "leave `essential` at its default (true) on the main container".into(),
-        ));
+            "leave `essential` at its default (true) on the main container",
+        );
     }
     out
 }
@@ -698,12 +618,6 @@ pub fn problems(f: &Fields) -> Vec<(Option<&'static str>, String, String)> {
 
 fn unknown(address: &str, what: &str) -> ProviderError {
     ProviderError::InvalidInput(format!("{address}: {what} is not known yet"))
-}
-
-fn int_of(m: &IndexMap<String, Value>, k: &str) -> Option<i32> {
-    m.get(k)
-        .and_then(Value::as_int)
-        .and_then(|i| i32::try_from(i).ok())
 }
 
 fn strs(m: &IndexMap<String, Value>, k: &str) -> Option<Vec<String>> {
@@ -719,7 +633,7 @@ fn container_definition(
     address: &str,
     m: &IndexMap<String, Value>,
 ) -> Result<ContainerDefinition, ProviderError> {
-    let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = str_of(m, "name").unwrap_or_default();
     if Value::Map(m.clone()).is_unknown() {
         return Err(unknown(
             address,
@@ -728,13 +642,13 @@ fn container_definition(
     }
     let mut c = ContainerDefinition::builder()
         .name(name)
-        .set_image(m.get("image").and_then(Value::as_str).map(str::to_string))
+        .set_image(str_of(m, "image").map(str::to_string))
         .essential(m.get("essential").and_then(Value::as_bool).unwrap_or(true))
         .set_command(strs(m, "command"))
         .set_entry_point(strs(m, "entry_point"))
-        .set_cpu(int_of(m, "cpu"))
-        .set_memory(int_of(m, "memory"))
-        .set_memory_reservation(int_of(m, "memory_reservation"));
+        .set_cpu(i32_of(m, "cpu"))
+        .set_memory(i32_of(m, "memory"))
+        .set_memory_reservation(i32_of(m, "memory_reservation"));
     for p in m
         .get("port_mappings")
         .and_then(Value::as_list)
@@ -744,9 +658,9 @@ fn container_definition(
     {
         c = c.port_mappings(
             PortMapping::builder()
-                .set_container_port(int_of(p, "container_port"))
+                .set_container_port(i32_of(p, "container_port"))
                 .protocol(TransportProtocol::from(
-                    p.get("protocol").and_then(Value::as_str).unwrap_or("tcp"),
+                    str_of(p, "protocol").unwrap_or("tcp"),
                 ))
                 .build(),
         );
@@ -767,10 +681,10 @@ fn container_definition(
         c = c.health_check(
             HealthCheck::builder()
                 .set_command(h.get("command").map(Value::str_list))
-                .set_interval(int_of(h, "interval"))
-                .set_timeout(int_of(h, "timeout"))
-                .set_retries(int_of(h, "retries"))
-                .set_start_period(int_of(h, "start_period"))
+                .set_interval(i32_of(h, "interval"))
+                .set_timeout(i32_of(h, "timeout"))
+                .set_retries(i32_of(h, "retries"))
+                .set_start_period(i32_of(h, "start_period"))
                 .build()
                 .map_err(|e| build_error(address, e))?,
         );
@@ -780,9 +694,7 @@ fn container_definition(
         c = c.log_configuration(
             LogConfiguration::builder()
                 .log_driver(LogDriver::from(
-                    l.get("log_driver")
-                        .and_then(Value::as_str)
-                        .unwrap_or("awslogs"),
+                    str_of(l, "log_driver").unwrap_or("awslogs"),
                 ))
                 .set_options((!opts.is_empty()).then_some(opts))
                 .build()
@@ -799,16 +711,7 @@ impl Provider for EcsTaskDefinition {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        ecs::diagnostics(r, problems(&r.fields))
     }
 
     async fn observe(
@@ -852,11 +755,7 @@ impl Provider for EcsTaskDefinition {
         }
         let arns: Vec<String> = newest.into_values().map(|(_, a)| a).collect();
         let found = describe_many(cx, &arns).await?;
-        let mut out: Vec<(String, Observed)> = found
-            .into_values()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect();
+        let mut out = ecs::tagged(cx, addresses, found.into_values());
         out.sort_by(|a, b| a.1.id.cmp(&b.1.id));
         Ok(out)
     }
@@ -885,15 +784,9 @@ impl Provider for EcsTaskDefinition {
         let runtime = f.get("runtime_platform").and_then(Value::as_map).map(|r| {
             RuntimePlatform::builder()
                 .set_operating_system_family(
-                    r.get("operating_system_family")
-                        .and_then(Value::as_str)
-                        .map(OsFamily::from),
+                    str_of(r, "operating_system_family").map(OsFamily::from),
                 )
-                .set_cpu_architecture(
-                    r.get("cpu_architecture")
-                        .and_then(Value::as_str)
-                        .map(CpuArchitecture::from),
-                )
+                .set_cpu_architecture(str_of(r, "cpu_architecture").map(CpuArchitecture::from))
                 .build()
         });
         let compat: Vec<Compatibility> = canon

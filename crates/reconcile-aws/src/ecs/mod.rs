@@ -1,19 +1,20 @@
 //! Shared ECS plumbing for `ecs_cluster`, `ecs_task_definition` and `ecs_service`:
-//! error typing, tags, ARN parsing, batched describes, the `timeouts` setting and
-//! a status poller for waits (steady state, deletes).
+//! error typing, tags, ARN parsing, batched describes, the `timeouts` setting,
+//! a status poller for waits (steady state, deletes) and field-map building.
 
 pub mod ecs_cluster;
 pub mod ecs_service;
 pub mod ecs_task_definition;
 
 use crate::kit::wait::{Backoff, Progress, Timeouts, Wait};
-use crate::kit::{Cx, ProviderError};
+use crate::kit::{Cx, Desired, ProviderError};
 use aws_sdk_ecs::types::{Cluster, ClusterField, Service, ServiceField, Tag};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
-use reconcile_core::model::Value;
+use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::plan::Observed;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -85,13 +86,47 @@ pub fn named(address: &str, doing: &str, e: ProviderError) -> ProviderError {
     crate::kit::error::at_with_hint(address, doing, h, e)
 }
 
-/// The error for a name that is taken by something this stack does not track
-/// under `address`.
-pub fn name_taken(address: &str, what: &str, name: &str, id: &str) -> ProviderError {
-    ProviderError::InvalidInput(format!(
-        "{address}: an {what} named \"{name}\" exists already ({id}) and is not this stack's \
-         `{address}`: choose another name, or adopt it with `reconcile import {address} {id}`"
-    ))
+/// For a create that looked its name up first and found `existing`: takes it
+/// over when an interrupted apply of this address made it, else refuses, as
+/// [`crate::kit::adopt::take_over`] does after AWS refused a create.
+pub fn claim(
+    cx: &Cx,
+    want: &Desired<'_>,
+    what: &str,
+    name: &str,
+    existing: Observed,
+) -> Result<Observed, ProviderError> {
+    let taken = ProviderError::InvalidInput(format!("{}: {name} exists", want.address));
+    crate::kit::adopt::take_over(cx, want, what, name, Some(existing), taken)
+}
+
+/// The copies tagged with this stack and one of `addresses` (all of the
+/// stack's when empty), each with its address: what `find_tagged` answers.
+pub fn tagged(
+    cx: &Cx,
+    addresses: &[String],
+    found: impl IntoIterator<Item = Observed>,
+) -> Vec<(String, Observed)> {
+    found
+        .into_iter()
+        .filter_map(|o| Some((crate::kit::tags::stack_address(cx, &o.tags)?, o)))
+        .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
+        .collect()
+}
+
+/// A kind's `problems`, by field (`None`: the whole resource), as diagnostics
+/// pointing at the field when there is one.
+pub fn diagnostics(
+    r: &Resource,
+    problems: Vec<(Option<&'static str>, String, String)>,
+) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|(field, msg, help)| {
+            let pos = field.and_then(|k| r.field_pos.get(k)).unwrap_or(&r.pos);
+            Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -340,6 +375,23 @@ pub fn str_map(v: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default();
     out.sort();
     out
+}
+
+/// A field map from literal pairs: observed fields, attributes, nested tables.
+pub fn fields_of<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// As [`fields_of`], leaving out the values AWS did not answer.
+pub fn some_fields_of<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Fields {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?)))
+        .collect()
+}
+
+pub fn int_value(i: Option<i32>) -> Option<Value> {
+    i.map(|i| Value::Int(i.into()))
 }
 
 /// String pairs as a map value.

@@ -8,16 +8,18 @@
 //! Retention and KMS key left out mean "never expire" and "no customer key", as
 //! in Terraform: a retention set outside reconcile is drift.
 
+use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::error::at;
-use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::fields::{changes_field, str_of};
+use crate::kit::tags::stack_address;
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as AwsGroup;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
 
 pub struct LogGroup;
@@ -188,20 +190,16 @@ fn observed(g: &AwsGroup, tags: IndexMap<String, String>) -> Option<Observed> {
     if let Some(k) = g.kms_key_id().filter(|k| !k.is_empty()) {
         f.insert("kms_key_id".into(), Value::str(k));
     }
+    let attributes = [("id", &name), ("name", &name), ("arn", &clean_arn(g))]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Value::str(v)))
+        .collect();
     Some(Observed {
         id: name.clone(),
         fields: f,
-        attributes: attributes(&name, &clean_arn(g)),
+        attributes,
         tags,
     })
-}
-
-fn attributes(name: &str, arn: &str) -> Fields {
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(name));
-    a.insert("name".into(), Value::str(name));
-    a.insert("arn".into(), Value::str(arn));
-    a
 }
 
 /// A group's tags by its ARN, with this service's own call; `None` when it is gone.
@@ -257,26 +255,6 @@ async fn read_one(cx: &Cx, name: &str) -> Result<Option<Observed>, ProviderError
     Ok(with_tags(cx, groups).await?.into_iter().next())
 }
 
-fn code_of(e: &ProviderError) -> Option<&str> {
-    match e {
-        ProviderError::Aws { code, .. } => Some(code),
-        _ => None,
-    }
-}
-
-fn with_tags_field(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut f = f.clone();
-    f.insert(
-        "tags".into(),
-        Value::Map(
-            tags.iter()
-                .map(|(k, v)| (k.clone(), Value::str(v)))
-                .collect(),
-        ),
-    );
-    f
-}
-
 impl LogGroup {
     async fn sync(
         &self,
@@ -310,11 +288,7 @@ impl LogGroup {
             }
         }
         if changes_field(changes, "kms_key_id") {
-            match f
-                .get("kms_key_id")
-                .and_then(Value::as_str)
-                .filter(|k| !k.is_empty())
-            {
+            match str_of(f, "kms_key_id").filter(|k| !k.is_empty()) {
                 Some(k) => {
                     cx.logs
                         .associate_kms_key()
@@ -335,11 +309,7 @@ impl LogGroup {
             }
         }
         if changes_field(changes, "tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let arn = str_of(&live.attributes, "arn").unwrap_or_default();
             let stale = crate::kit::tags::tag_keys_to_remove(&live.tags, want.tags);
             if !stale.is_empty() {
                 cx.logs
@@ -435,82 +405,53 @@ impl Provider for LogGroup {
         let all = with_tags(cx, describe(cx, "").await?).await?;
         Ok(all
             .into_iter()
-            .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
-            .filter_map(|o| {
-                let address = o.tags.get(TAG_ADDRESS)?.clone();
-                (addresses.is_empty() || addresses.contains(&address)).then_some((address, o))
-            })
+            .filter_map(|o| Some((stack_address(cx, &o.tags)?, o)))
+            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
             .collect())
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let a = want.address;
-        let name = f.get("name").and_then(Value::as_str).ok_or_else(|| {
+        let name = str_of(f, "name").ok_or_else(|| {
             ProviderError::InvalidInput(format!("{a}: `name` must be a known string"))
         })?;
-        let kms = f
-            .get("kms_key_id")
-            .and_then(Value::as_str)
-            .filter(|k| !k.is_empty());
+        let kms = str_of(f, "kms_key_id").filter(|k| !k.is_empty());
         let res = cx
             .logs
             .create_log_group()
             .log_group_name(name)
             .set_kms_key_id(kms.map(str::to_string))
             // Tagged in the same call, so an interrupted create is found again by its tags.
-            .set_tags(Some(
-                want.tags
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ))
+            .set_tags(Some(want.tags.clone().into_iter().collect()))
             .send()
             .await
             .map_err(ProviderError::from_sdk);
-        let adopted = match res {
-            Ok(_) => false,
-            Err(e) if code_of(&e) == Some("ResourceAlreadyExistsException") => {
-                let Some(live) = read_one(cx, name).await? else {
-                    return Err(at(a, "CreateLogGroup", e));
+        let (live, changes) = match res {
+            // Name, key and tags are set: only a retention still needs its own call.
+            Ok(_) => {
+                let made = Observed {
+                    id: name.to_string(),
+                    fields: Fields::new(),
+                    attributes: Fields::new(),
+                    tags: want.tags.clone(),
                 };
-                let ours = live.tags.get(TAG_STACK) == Some(&cx.stack)
-                    && live.tags.get(TAG_ADDRESS).map(String::as_str) == Some(a);
-                if !ours {
-                    return Err(ProviderError::InvalidInput(format!(
-                        "{a}: a log group named `{name}` already exists and is not managed by this \
-                         stack; adopt it with `reconcile import {a} {name}`, or choose another `name`"
-                    )));
-                }
-                tracing::info!(
-                    address = a,
-                    name,
-                    "adopting the log group an interrupted apply created"
-                );
-                let changes = self.diff(
-                    &with_tags_field(f, want.tags),
-                    &with_tags_field(&live.fields, &live.tags),
-                );
-                self.sync(cx, &live, want, &changes).await?;
-                true
+                let retention = f.get("retention_in_days").filter(|d| d.as_int().is_some());
+                let set = retention
+                    .map(|d| FieldChange::new("retention_in_days", None, Some(d.clone()), false));
+                (made, set.into_iter().collect())
+            }
+            Err(e) if matches!(&e, ProviderError::Aws { code, .. } if code == "ResourceAlreadyExistsException") =>
+            {
+                let found = read_one(cx, name).await?;
+                let refused = at(a, "CreateLogGroup", e);
+                let live = take_over(cx, want, "a log group", name, found, refused)?;
+                let changes = changes_to(self, want, &live);
+                (live, changes)
             }
             Err(e) => return Err(at(a, "CreateLogGroup", e)),
         };
-        if !adopted && f.get("retention_in_days").and_then(Value::as_int).is_some() {
-            let stub = Observed {
-                id: name.to_string(),
-                fields: Fields::new(),
-                attributes: Fields::new(),
-                tags: want.tags.clone(),
-            };
-            let changes = [FieldChange::new(
-                "retention_in_days",
-                None,
-                f.get("retention_in_days").cloned(),
-                false,
-            )];
-            self.sync(cx, &stub, want, &changes).await?;
-        }
+        self.sync(cx, &live, want, &changes).await?;
         // Read back for the ARN (CreateLogGroup answers nothing) and to confirm what AWS kept.
         let live = read_one(cx, name).await?.ok_or_else(|| {
             ProviderError::Other(format!(
@@ -570,6 +511,7 @@ impl Provider for LogGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     #[test]
     fn prefixes() {
