@@ -51,11 +51,19 @@ pub trait KindCatalog: Schemas + Send + Sync {
         None
     }
 
-    /// Every kind's whole-stack checks for every declared resource.
+    /// Every kind's whole-stack checks for every declared resource. A resource
+    /// with a field the loader refused was reported already; its kind's checks
+    /// would only see it without that field and complain again about a symptom.
     fn validate_stack(&self, stack: &Stack) -> Vec<Diagnostic> {
         stack
             .resources
             .values()
+            .filter(|r| {
+                !r.field_pos.keys().any(|k| {
+                    !r.fields.contains_key(k)
+                        && self.schema(&r.kind).is_some_and(|s| s.field(k).is_some())
+                })
+            })
             .flat_map(|r| self.validate(stack, r))
             .collect()
     }

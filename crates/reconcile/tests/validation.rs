@@ -410,3 +410,16 @@ fn numbers_outside_the_range_aws_takes_point_at_the_value() {
     );
     has(&run, "help: set `max_session_duration` between 3600 and 43200");
 }
+
+#[test]
+fn a_refused_nested_value_is_reported_once_not_again_as_missing() {
+    let text = format!(
+        "{HEADER}[ecs_task_definition.app]\nfamily = \"app\"\ncpu = \"256\"\nmemory = \"512\"\n\
+         containers = [{{ name = \"app\", image = \"nginx\", port_mappings = [{{ container_port = 70000 }}] }}]\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "container_port is 70000; AWS takes 1 to 65535");
+    for symptom in ["missing required", "at least one container"] {
+        assert!(!run.stderr.contains(symptom), "{}", run.stderr);
+    }
+}

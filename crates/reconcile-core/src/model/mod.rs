@@ -1211,7 +1211,8 @@ impl<'c> Loader<'c> {
                     }
                 }
                 for f in fields.iter() {
-                    if out.contains_key(f.name) {
+                    // A declared but invalid value was reported already; it is not missing.
+                    if out.contains_key(f.name) || t.iter().any(|(k, _)| k.get_ref() == f.name) {
                         continue;
                     }
                     if f.required {
@@ -1290,7 +1291,7 @@ mod tests {
             Field::new("days", Ty::Int, "").range(1, 35),
             Field::new(
                 "check",
-                Ty::Object(&[Field::new("interval", Ty::Int, "").range(5, 300)]),
+                Ty::Object(&[Field::new("interval", Ty::Int, "").range(5, 300).required()]),
                 "",
             ),
         ],
