@@ -8,9 +8,9 @@
 
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::rds::{self, named, timeouts, waiting, Goal, Phase};
+use crate::rds::{self, named, timeouts, Db, Problem};
 use async_trait::async_trait;
-use aws_sdk_rds::types::{CloudwatchLogsExportConfiguration, DbInstance as AwsInstance};
+use aws_sdk_rds::types::DbInstance as AwsInstance;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
@@ -120,8 +120,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "backup_retention_period",
             Ty::Int,
-            "Days of automated backups, 0-35 (0 turns them off); changed in place.",
-        ),
+            "Days of automated backups (0 turns them off); changed in place.",
+        )
+        .range(0, 35),
         Field::new(
             "preferred_backup_window",
             Ty::Str,
@@ -189,8 +190,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "promotion_tier",
             Ty::Int,
-            "Cluster members only: failover priority, 0 (first) to 15; changed in place.",
-        ),
+            "Cluster members only: failover priority, 0 first; changed in place.",
+        )
+        .range(0, 15),
         rds::APPLY_IMMEDIATELY,
         rds::SKIP_FINAL_SNAPSHOT,
         rds::FINAL_SNAPSHOT_IDENTIFIER,
@@ -239,10 +241,7 @@ const CLUSTER_OWNED: &[&str] = &[
 
 /// Problems in one instance's declaration, by field (`None`: the whole resource).
 /// `declared` says whether a field was written (defaults are not).
-pub fn problems(
-    f: &Fields,
-    declared: &dyn Fn(&str) -> bool,
-) -> Vec<(Option<&'static str>, String, String)> {
+pub fn problems(f: &Fields, declared: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     let mut out = Vec::new();
     let engine = str_of(f, "engine").unwrap_or_default();
     let member = declared("db_cluster_identifier");
@@ -337,24 +336,6 @@ pub fn problems(
             "add `master_password_secret`, or remove the key".into(),
         ));
     }
-    if let Some(t) = f.get("promotion_tier").and_then(Value::as_int) {
-        if !(0..=15).contains(&t) {
-            out.push((
-                Some("promotion_tier"),
-                format!("promotion_tier {t} is outside 0-15"),
-                "use 0 (first to be promoted) to 15".into(),
-            ));
-        }
-    }
-    if let Some(d) = f.get("backup_retention_period").and_then(Value::as_int) {
-        if !(0..=35).contains(&d) {
-            out.push((
-                Some("backup_retention_period"),
-                format!("backup_retention_period {d} is outside 0-35 days"),
-                "use 1 to 35 days (0 turns automated backups off)".into(),
-            ));
-        }
-    }
     out
 }
 
@@ -401,7 +382,7 @@ fn class_problem(class: &str, member: bool) -> Option<(String, String)> {
     })
 }
 
-fn observed(d: &AwsInstance) -> Option<Observed> {
+pub(super) fn observed(d: &AwsInstance) -> Option<Observed> {
     let id = d.db_instance_identifier()?.to_string();
     let mut f = Fields::new();
     let s = |v: Option<&str>| Value::str(v.unwrap_or_default());
@@ -511,14 +492,6 @@ fn observed(d: &AwsInstance) -> Option<Observed> {
     })
 }
 
-async fn observe_one(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
-    Ok(rds::describe_instances(cx, Some(&[id.to_string()]))
-        .await?
-        .iter()
-        .find(|d| d.db_instance_identifier() == Some(id))
-        .and_then(observed))
-}
-
 #[async_trait]
 impl Provider for DbInstance {
     fn schema(&self) -> &'static Schema {
@@ -530,17 +503,7 @@ impl Provider for DbInstance {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        let declared = |k: &str| r.field_pos.contains_key(k);
-        problems(&r.fields, &declared)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        rds::diagnostics(r, problems(&r.fields, &|k| r.field_pos.contains_key(k)))
     }
 
     /// The identifier is unique in the region: only a renamed instance can exist
@@ -554,15 +517,7 @@ impl Provider for DbInstance {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        Ok(rds::describe_instances(cx, Some(ids))
-            .await?
-            .iter()
-            .filter_map(observed)
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Db::Instance.observe(cx, ids).await
     }
 
     async fn find_tagged(
@@ -570,32 +525,21 @@ impl Provider for DbInstance {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
-        Ok(rds::describe_instances(cx, None)
-            .await?
-            .iter()
-            .filter_map(observed)
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        Db::Instance.find_tagged(cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
-        let f = want.fields;
-        let addr = want.address;
-        let bad = problems(f, &|k| f.contains_key(k) && !is_default_only(f, k));
-        if let Some((_, msg, help)) = bad.into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        let (f, addr) = (want.fields, want.address);
+        let declared = |k: &str| f.contains_key(k) && !is_default_only(f, k);
+        rds::refuse(addr, problems(f, &declared))?;
         let t = timeouts(addr, Some(f))?;
-        let id = str_of(f, "identifier").unwrap_or_default().to_string();
+        let id = str_of(f, "identifier").unwrap_or_default();
         let member = f.contains_key("db_cluster_identifier");
         let s = |k: &str| str_of(f, k).map(str::to_string);
         let mut req = cx
             .rds
             .create_db_instance()
-            .db_instance_identifier(&id)
+            .db_instance_identifier(id)
             .set_engine(s("engine"))
             .set_db_instance_class(s("instance_class"))
             .set_db_cluster_identifier(s("db_cluster_identifier"))
@@ -631,16 +575,7 @@ impl Provider for DbInstance {
         req.send()
             .await
             .map_err(|e| named(addr, "creating", rds::rds_error(e)))?;
-        rds::wait(
-            &waiting(cx, addr, Goal::Available, Phase::Create, &t),
-            || rds::instance_status(&cx.rds, &id, false),
-        )
-        .await?;
-        observe_one(cx, &id).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{addr}: {id} vanished right after it became available; run plan again"
-            ))
-        })
+        Db::Instance.created(cx, addr, id, &t).await
     }
 
     async fn update(
@@ -650,18 +585,15 @@ impl Provider for DbInstance {
         want: &Desired<'_>,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        let f = want.fields;
-        let addr = want.address;
+        let (f, addr) = (want.fields, want.address);
         let t = timeouts(addr, Some(f))?;
-        let id = live.id.as_str();
         let ch = |k: &str| changes_field(changes, k);
         let s = |k: &str| str_of(f, k).map(str::to_string);
-        let now = bool_of(f, "apply_immediately").unwrap_or(true);
         let mut req = cx
             .rds
             .modify_db_instance()
-            .db_instance_identifier(id)
-            .apply_immediately(now);
+            .db_instance_identifier(&live.id)
+            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true));
         let mut any = false;
         let mut set = |on: bool| {
             any |= on;
@@ -671,11 +603,9 @@ impl Provider for DbInstance {
             req = req.set_db_instance_class(s("instance_class"));
         }
         if set(ch("engine_version")) {
-            let engine = str_of(f, "engine").unwrap_or_default();
-            let new = str_of(f, "engine_version").unwrap_or_default();
-            let old = str_of(&live.fields, "engine_version").unwrap_or_default();
-            req = req.engine_version(new);
-            if rds::major_version(engine, new) != rds::major_version(engine, old) {
+            let (version, major) = rds::upgrade(f, &live.fields);
+            req = req.engine_version(version);
+            if major {
                 req = req.allow_major_version_upgrade(true);
             }
         }
@@ -712,16 +642,7 @@ impl Provider for DbInstance {
             req = req.set_publicly_accessible(bool_of(f, "publicly_accessible"));
         }
         if set(ch("enabled_cloudwatch_logs_exports")) {
-            let (on, off) = rds::log_changes(
-                &strs_of(&live.fields, "enabled_cloudwatch_logs_exports").unwrap_or_default(),
-                &strs_of(f, "enabled_cloudwatch_logs_exports").unwrap_or_default(),
-            );
-            req = req.cloudwatch_logs_export_configuration(
-                CloudwatchLogsExportConfiguration::builder()
-                    .set_enable_log_types(Some(on))
-                    .set_disable_log_types(Some(off))
-                    .build(),
-            );
+            req = req.cloudwatch_logs_export_configuration(rds::log_exports(f, &live.fields));
         }
         if set(ch("db_parameter_group_name")) {
             req = req.set_db_parameter_group_name(s("db_parameter_group_name"));
@@ -738,53 +659,19 @@ impl Provider for DbInstance {
         if set(ch("promotion_tier")) {
             req = req.set_promotion_tier(i32_of(f, "promotion_tier"));
         }
-        let managed = bool_of(f, "manage_master_user_password");
         if set(ch("manage_master_user_password")) {
-            req = req.set_manage_master_user_password(managed);
+            req = req.set_manage_master_user_password(bool_of(f, "manage_master_user_password"));
         }
-        // Leaving RDS-managed passwords needs a password of our own in the same call.
-        let new_secret = ch("master_password_secret") || ch("master_password_secret_key");
-        let leaving_managed = ch("manage_master_user_password") && managed != Some(true);
-        if managed != Some(true) && (new_secret || leaving_managed) {
-            if let Some(pw) = rds::master_password(cx, addr, f).await? {
-                any = true;
-                req = req.master_user_password(pw.expose());
-            }
+        if let Some(pw) = rds::new_password(cx, addr, f, changes).await? {
+            any = true;
+            req = req.master_user_password(pw.expose());
         }
         if any {
             req.send()
                 .await
                 .map_err(|e| named(addr, "updating", rds::rds_error(e)))?;
-            // Without apply_immediately AWS holds the changes until the maintenance
-            // window, so only the status (not the pending values) is waited on.
-            rds::wait(
-                &waiting(cx, addr, Goal::Available, Phase::Update, &t),
-                || rds::instance_status(&cx.rds, id, now),
-            )
-            .await?;
         }
-        if ch("tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            rds::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        if !any {
-            // Only tags or reconcile's own settings changed: nothing else to read back.
-            return Ok(Observed {
-                tags: want.tags.clone(),
-                ..live.clone()
-            });
-        }
-        let mut o = observe_one(cx, id).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {id} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        Db::Instance.updated(cx, live, want, changes, &t, any).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
@@ -797,45 +684,18 @@ impl Provider for DbInstance {
         id: &str,
         applied: Option<&Fields>,
     ) -> Result<(), ProviderError> {
-        let Some(live) = observe_one(cx, id).await? else {
-            return Ok(());
-        };
-        let addr = live
-            .tags
-            .get(reconcile_core::plan::TAG_ADDRESS)
-            .cloned()
-            .unwrap_or_else(|| format!("db_instance {id}"));
-        let t = timeouts(&addr, applied)?;
-        let status = live
-            .attributes
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if status != "deleting" {
-            let member = !str_of(&live.fields, "db_cluster_identifier")
-                .unwrap_or_default()
-                .is_empty();
-            let mut req = cx.rds.delete_db_instance().db_instance_identifier(id);
-            // A member's data is the cluster's: the cluster's final snapshot covers it.
-            if !member {
-                if rds::skip_final_snapshot(applied) {
-                    req = req.skip_final_snapshot(true);
-                } else {
-                    req = req.skip_final_snapshot(false).final_db_snapshot_identifier(
-                        rds::final_snapshot_id(id, applied, chrono::Utc::now()),
-                    );
+        Db::Instance
+            .delete(cx, id, applied, |live, snapshot| {
+                let mut req = cx.rds.delete_db_instance().db_instance_identifier(id);
+                // A member's data is the cluster's: the cluster's final snapshot covers it.
+                if str_of(&live.fields, "db_cluster_identifier").is_none_or(str::is_empty) {
+                    req = req
+                        .skip_final_snapshot(snapshot.is_none())
+                        .set_final_db_snapshot_identifier(snapshot);
                 }
-            }
-            match req.send().await.map_err(rds::rds_error) {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(named(&addr, "deleting", e)),
-            }
-        }
-        rds::wait(&waiting(cx, &addr, Goal::Gone, Phase::Delete, &t), || {
-            rds::instance_status(&cx.rds, id, false)
-        })
-        .await
+                async move { req.send().await.map(|_| ()).map_err(rds::rds_error) }
+            })
+            .await
     }
 }
 
@@ -967,6 +827,13 @@ mod tests {
         let mut f = postgres();
         f.insert("instance_class".into(), Value::str("db.serverless"));
         assert!(check(&f)[0].contains("is for Aurora cluster members"));
+    }
+
+    #[test]
+    fn plain_bounds_are_the_schemas_to_check() {
+        let range = |k| SCHEMA.field(k).and_then(|f| f.range);
+        assert_eq!(range("backup_retention_period"), Some((0, 35)));
+        assert_eq!(range("promotion_tier"), Some((0, 15)));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::kit::fields::{changes_field, str_list, str_of, strs_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::rds::{self, named, rds_error};
+use crate::rds::{self, named, rds_error, unless_gone};
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbSubnetGroup as AwsGroup;
 use futures::future::join_all;
@@ -124,18 +124,13 @@ async fn list_tags(
     cx: &Cx,
     arn: &str,
 ) -> Result<Option<indexmap::IndexMap<String, String>>, ProviderError> {
-    match cx
+    let out = cx
         .rds
         .list_tags_for_resource()
         .resource_name(arn)
         .send()
-        .await
-        .map_err(rds_error)
-    {
-        Ok(out) => Ok(Some(rds::tags_of(out.tag_list()))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+        .await;
+    Ok(unless_gone(out.map_err(rds_error))?.map(|o| rds::tags_of(o.tag_list())))
 }
 
 /// The groups with their tags: from the observe pass's stack tag index where
@@ -276,16 +271,7 @@ impl Provider for DbSubnetGroup {
                 .await
                 .map_err(|e| named(want.address, "updating", rds_error(e)))?;
         }
-        if changes_field(changes, "tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            rds::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(want.address, "tagging", e))?;
-        }
+        rds::retag(cx, live, want, changes).await?;
         let mut fields = live.fields.clone();
         fields.extend(f.clone());
         Ok(Observed {
@@ -297,18 +283,15 @@ impl Provider for DbSubnetGroup {
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
+        let out = cx
             .rds
             .delete_db_subnet_group()
             .db_subnet_group_name(id)
             .send()
-            .await
-            .map_err(rds_error)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(named(&address_of(cx, id), "deleting", e)),
-        }
+            .await;
+        unless_gone(out.map_err(rds_error))
+            .map(|_| ())
+            .map_err(|e| named(&address_of(cx, id), "deleting", e))
     }
 }
 
