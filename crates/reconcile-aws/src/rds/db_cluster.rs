@@ -238,80 +238,59 @@ fn scaling_of(f: &Fields) -> Option<ServerlessV2ScalingConfiguration> {
 
 pub(super) fn observed(c: &AwsCluster) -> Option<Observed> {
     let id = c.db_cluster_identifier()?.to_string();
-    let s = |v: Option<&str>| Value::str(v.unwrap_or_default());
-    let mut f = Fields::new();
-    f.insert("cluster_identifier".into(), Value::str(&id));
-    f.insert("engine".into(), s(c.engine()));
-    f.insert("engine_version".into(), s(c.engine_version()));
-    f.insert("database_name".into(), s(c.database_name()));
-    f.insert("master_username".into(), s(c.master_username()));
-    f.insert(
-        "manage_master_user_password".into(),
-        Value::Bool(c.master_user_secret().is_some()),
-    );
-    if let Some(sc) = c.serverless_v2_scaling_configuration() {
-        f.insert(
-            "serverlessv2_scaling".into(),
-            scaling_value(
-                sc.min_capacity().unwrap_or(0.0),
-                sc.max_capacity().unwrap_or(0.0),
-            ),
-        );
-    }
-    f.insert(
-        "storage_encrypted".into(),
-        Value::Bool(c.storage_encrypted().unwrap_or(false)),
-    );
-    f.insert("kms_key_id".into(), s(c.kms_key_id()));
-    f.insert(
-        "backup_retention_period".into(),
-        Value::Int(c.backup_retention_period().unwrap_or(0).into()),
-    );
-    f.insert(
-        "preferred_backup_window".into(),
-        s(c.preferred_backup_window()),
-    );
-    // Always observed, declared or not: the planner refuses deletes while it is on.
-    f.insert(
-        "deletion_protection".into(),
-        Value::Bool(c.deletion_protection().unwrap_or(false)),
-    );
-    f.insert(
-        "vpc_security_group_ids".into(),
-        str_list(
-            c.vpc_security_groups()
-                .iter()
-                .filter(|g| g.status() != Some("removing"))
-                .filter_map(|g| g.vpc_security_group_id()),
+    let (s, b, n) = (rds::str_value, rds::bool_value, rds::int_value);
+    let mut f = rds::fields([
+        ("cluster_identifier", Value::str(&id)),
+        ("engine", s(c.engine())),
+        ("engine_version", s(c.engine_version())),
+        ("database_name", s(c.database_name())),
+        ("master_username", s(c.master_username())),
+        (
+            "manage_master_user_password",
+            Value::Bool(c.master_user_secret().is_some()),
         ),
-    );
-    f.insert("db_subnet_group_name".into(), s(c.db_subnet_group()));
-    f.insert(
-        "enabled_cloudwatch_logs_exports".into(),
-        str_list(c.enabled_cloudwatch_logs_exports().iter().cloned()),
-    );
-    let port = c.port().unwrap_or(0);
-    f.insert("port".into(), Value::Int(port.into()));
-    f.insert(
-        "copy_tags_to_snapshot".into(),
-        Value::Bool(c.copy_tags_to_snapshot().unwrap_or(false)),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&id));
-    a.insert("arn".into(), s(c.db_cluster_arn()));
-    a.insert("endpoint".into(), s(c.endpoint()));
-    a.insert("reader_endpoint".into(), s(c.reader_endpoint()));
-    a.insert("port".into(), Value::Int(port.into()));
-    a.insert("resource_id".into(), s(c.db_cluster_resource_id()));
-    a.insert("status".into(), s(c.status()));
-    a.insert(
-        "master_user_secret_arn".into(),
-        s(c.master_user_secret().and_then(|m| m.secret_arn())),
-    );
+    ]);
+    if let Some(sc) = c.serverless_v2_scaling_configuration() {
+        let (min, max) = (sc.min_capacity(), sc.max_capacity());
+        let scaling = scaling_value(min.unwrap_or(0.0), max.unwrap_or(0.0));
+        f.insert("serverlessv2_scaling".into(), scaling);
+    }
+    f.extend(rds::fields([
+        ("storage_encrypted", b(c.storage_encrypted())),
+        ("kms_key_id", s(c.kms_key_id())),
+        ("backup_retention_period", n(c.backup_retention_period())),
+        ("preferred_backup_window", s(c.preferred_backup_window())),
+        // Always observed, declared or not: the planner refuses deletes while it is on.
+        ("deletion_protection", b(c.deletion_protection())),
+        (
+            "vpc_security_group_ids",
+            rds::security_groups(c.vpc_security_groups()),
+        ),
+        ("db_subnet_group_name", s(c.db_subnet_group())),
+        (
+            "enabled_cloudwatch_logs_exports",
+            str_list(c.enabled_cloudwatch_logs_exports().iter().cloned()),
+        ),
+        ("port", n(c.port())),
+        ("copy_tags_to_snapshot", b(c.copy_tags_to_snapshot())),
+    ]));
+    let attributes = rds::fields([
+        ("id", Value::str(&id)),
+        ("arn", s(c.db_cluster_arn())),
+        ("endpoint", s(c.endpoint())),
+        ("reader_endpoint", s(c.reader_endpoint())),
+        ("port", n(c.port())),
+        ("resource_id", s(c.db_cluster_resource_id())),
+        ("status", s(c.status())),
+        (
+            "master_user_secret_arn",
+            s(c.master_user_secret().and_then(|m| m.secret_arn())),
+        ),
+    ]);
     Some(Observed {
         id,
         fields: f,
-        attributes: a,
+        attributes,
         tags: rds::tags_of(c.tag_list()),
     })
 }
@@ -397,52 +376,33 @@ impl Provider for DbCluster {
     ) -> Result<Observed, ProviderError> {
         let (f, addr) = (want.fields, want.address);
         let t = timeouts(addr, Some(f))?;
-        let ch = |k: &str| changes_field(changes, k);
-        let s = |k: &str| str_of(f, k).map(str::to_string);
+        let c = rds::Changed::new(f, changes);
         let mut req = cx
             .rds
             .modify_db_cluster()
             .db_cluster_identifier(&live.id)
-            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true));
-        let mut any = false;
-        let mut set = |on: bool| {
-            any |= on;
-            on
-        };
-        if set(ch("engine_version")) {
+            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true))
+            .set_backup_retention_period(c.int("backup_retention_period"))
+            .set_preferred_backup_window(c.str("preferred_backup_window"))
+            .set_deletion_protection(c.bool("deletion_protection"))
+            .set_vpc_security_group_ids(c.strs("vpc_security_group_ids"))
+            .set_port(c.int("port"))
+            .set_copy_tags_to_snapshot(c.bool("copy_tags_to_snapshot"))
+            .set_manage_master_user_password(c.bool("manage_master_user_password"));
+        if c.on("engine_version") {
             let (version, major) = rds::upgrade(f, &live.fields);
             req = req.engine_version(version);
             if major {
                 req = req.allow_major_version_upgrade(true);
             }
         }
-        if set(ch("serverlessv2_scaling")) {
+        if c.on("serverlessv2_scaling") {
             req = req.set_serverless_v2_scaling_configuration(scaling_of(f));
         }
-        if set(ch("backup_retention_period")) {
-            req = req.set_backup_retention_period(i32_of(f, "backup_retention_period"));
-        }
-        if set(ch("preferred_backup_window")) {
-            req = req.set_preferred_backup_window(s("preferred_backup_window"));
-        }
-        if set(ch("deletion_protection")) {
-            req = req.set_deletion_protection(bool_of(f, "deletion_protection"));
-        }
-        if set(ch("vpc_security_group_ids")) {
-            req = req.set_vpc_security_group_ids(strs_of(f, "vpc_security_group_ids"));
-        }
-        if set(ch("enabled_cloudwatch_logs_exports")) {
+        if c.on("enabled_cloudwatch_logs_exports") {
             req = req.cloudwatch_logs_export_configuration(rds::log_exports(f, &live.fields));
         }
-        if set(ch("port")) {
-            req = req.set_port(i32_of(f, "port"));
-        }
-        if set(ch("copy_tags_to_snapshot")) {
-            req = req.set_copy_tags_to_snapshot(bool_of(f, "copy_tags_to_snapshot"));
-        }
-        if set(ch("manage_master_user_password")) {
-            req = req.set_manage_master_user_password(bool_of(f, "manage_master_user_password"));
-        }
+        let mut any = c.any();
         if let Some(pw) = rds::new_password(cx, addr, f, changes).await? {
             any = true;
             req = req.master_user_password(pw.expose());

@@ -384,110 +384,76 @@ fn class_problem(class: &str, member: bool) -> Option<(String, String)> {
 
 pub(super) fn observed(d: &AwsInstance) -> Option<Observed> {
     let id = d.db_instance_identifier()?.to_string();
-    let mut f = Fields::new();
-    let s = |v: Option<&str>| Value::str(v.unwrap_or_default());
-    f.insert("identifier".into(), Value::str(&id));
-    f.insert("engine".into(), s(d.engine()));
-    f.insert("engine_version".into(), s(d.engine_version()));
-    f.insert("instance_class".into(), s(d.db_instance_class()));
-    f.insert(
-        "allocated_storage".into(),
-        Value::Int(d.allocated_storage().unwrap_or(0).into()),
-    );
-    // AWS leaves the limit out when autoscaling is off, which is declared as 0.
-    f.insert(
-        "max_allocated_storage".into(),
-        Value::Int(d.max_allocated_storage().unwrap_or(0).into()),
-    );
-    f.insert("storage_type".into(), s(d.storage_type()));
-    f.insert("db_name".into(), s(d.db_name()));
-    f.insert("master_username".into(), s(d.master_username()));
-    f.insert(
-        "manage_master_user_password".into(),
-        Value::Bool(d.master_user_secret().is_some()),
-    );
-    f.insert(
-        "multi_az".into(),
-        Value::Bool(d.multi_az().unwrap_or(false)),
-    );
-    f.insert(
-        "storage_encrypted".into(),
-        Value::Bool(d.storage_encrypted().unwrap_or(false)),
-    );
-    f.insert("kms_key_id".into(), s(d.kms_key_id()));
-    f.insert(
-        "backup_retention_period".into(),
-        Value::Int(d.backup_retention_period().unwrap_or(0).into()),
-    );
-    f.insert(
-        "preferred_backup_window".into(),
-        s(d.preferred_backup_window()),
-    );
-    // Always observed, declared or not: the planner refuses deletes while it is on.
-    f.insert(
-        "deletion_protection".into(),
-        Value::Bool(d.deletion_protection().unwrap_or(false)),
-    );
-    f.insert(
-        "vpc_security_group_ids".into(),
-        str_list(
-            d.vpc_security_groups()
-                .iter()
-                .filter(|g| g.status() != Some("removing"))
-                .filter_map(|g| g.vpc_security_group_id()),
+    let (s, b, n) = (rds::str_value, rds::bool_value, rds::int_value);
+    let port = d.endpoint().and_then(|e| e.port()).or(d.db_instance_port());
+    let mut f = rds::fields([
+        ("identifier", Value::str(&id)),
+        ("engine", s(d.engine())),
+        ("engine_version", s(d.engine_version())),
+        ("instance_class", s(d.db_instance_class())),
+        ("allocated_storage", n(d.allocated_storage())),
+        // AWS leaves the limit out when autoscaling is off, which is declared as 0.
+        ("max_allocated_storage", n(d.max_allocated_storage())),
+        ("storage_type", s(d.storage_type())),
+        ("db_name", s(d.db_name())),
+        ("master_username", s(d.master_username())),
+        (
+            "manage_master_user_password",
+            Value::Bool(d.master_user_secret().is_some()),
         ),
-    );
-    f.insert(
-        "db_subnet_group_name".into(),
-        s(d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
-    );
-    f.insert(
-        "publicly_accessible".into(),
-        Value::Bool(d.publicly_accessible().unwrap_or(false)),
-    );
-    f.insert(
-        "enabled_cloudwatch_logs_exports".into(),
-        str_list(d.enabled_cloudwatch_logs_exports().iter().cloned()),
-    );
-    f.insert(
-        "db_parameter_group_name".into(),
-        s(d.db_parameter_groups()
-            .first()
-            .and_then(|g| g.db_parameter_group_name())),
-    );
-    let port = d
-        .endpoint()
-        .and_then(|e| e.port())
-        .or(d.db_instance_port())
-        .unwrap_or(0);
-    f.insert("port".into(), Value::Int(port.into()));
-    f.insert(
-        "auto_minor_version_upgrade".into(),
-        Value::Bool(d.auto_minor_version_upgrade().unwrap_or(false)),
-    );
-    f.insert(
-        "copy_tags_to_snapshot".into(),
-        Value::Bool(d.copy_tags_to_snapshot().unwrap_or(false)),
-    );
-    f.insert("db_cluster_identifier".into(), s(d.db_cluster_identifier()));
+        ("multi_az", b(d.multi_az())),
+        ("storage_encrypted", b(d.storage_encrypted())),
+        ("kms_key_id", s(d.kms_key_id())),
+        ("backup_retention_period", n(d.backup_retention_period())),
+        ("preferred_backup_window", s(d.preferred_backup_window())),
+        // Always observed, declared or not: the planner refuses deletes while it is on.
+        ("deletion_protection", b(d.deletion_protection())),
+        (
+            "vpc_security_group_ids",
+            rds::security_groups(d.vpc_security_groups()),
+        ),
+        (
+            "db_subnet_group_name",
+            s(d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
+        ),
+        ("publicly_accessible", b(d.publicly_accessible())),
+        (
+            "enabled_cloudwatch_logs_exports",
+            str_list(d.enabled_cloudwatch_logs_exports().iter().cloned()),
+        ),
+        (
+            "db_parameter_group_name",
+            s(d.db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())),
+        ),
+        ("port", n(port)),
+        (
+            "auto_minor_version_upgrade",
+            b(d.auto_minor_version_upgrade()),
+        ),
+        ("copy_tags_to_snapshot", b(d.copy_tags_to_snapshot())),
+        ("db_cluster_identifier", s(d.db_cluster_identifier())),
+    ]);
     if let Some(t) = d.promotion_tier() {
         f.insert("promotion_tier".into(), Value::Int(t.into()));
     }
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&id));
-    a.insert("arn".into(), s(d.db_instance_arn()));
-    a.insert("endpoint".into(), s(d.endpoint().and_then(|e| e.address())));
-    a.insert("port".into(), Value::Int(port.into()));
-    a.insert("resource_id".into(), s(d.dbi_resource_id()));
-    a.insert("status".into(), s(d.db_instance_status()));
-    a.insert(
-        "master_user_secret_arn".into(),
-        s(d.master_user_secret().and_then(|m| m.secret_arn())),
-    );
+    let attributes = rds::fields([
+        ("id", Value::str(&id)),
+        ("arn", s(d.db_instance_arn())),
+        ("endpoint", s(d.endpoint().and_then(|e| e.address()))),
+        ("port", n(port)),
+        ("resource_id", s(d.dbi_resource_id())),
+        ("status", s(d.db_instance_status())),
+        (
+            "master_user_secret_arn",
+            s(d.master_user_secret().and_then(|m| m.secret_arn())),
+        ),
+    ]);
     Some(Observed {
         id,
         fields: f,
-        attributes: a,
+        attributes,
         tags: rds::tags_of(d.tag_list()),
     })
 }
@@ -587,32 +553,35 @@ impl Provider for DbInstance {
     ) -> Result<Observed, ProviderError> {
         let (f, addr) = (want.fields, want.address);
         let t = timeouts(addr, Some(f))?;
-        let ch = |k: &str| changes_field(changes, k);
-        let s = |k: &str| str_of(f, k).map(str::to_string);
+        let c = rds::Changed::new(f, changes);
         let mut req = cx
             .rds
             .modify_db_instance()
             .db_instance_identifier(&live.id)
-            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true));
-        let mut any = false;
-        let mut set = |on: bool| {
-            any |= on;
-            on
-        };
-        if set(ch("instance_class")) {
-            req = req.set_db_instance_class(s("instance_class"));
-        }
-        if set(ch("engine_version")) {
+            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true))
+            .set_db_instance_class(c.str("instance_class"))
+            .set_allocated_storage(c.int("allocated_storage"))
+            .set_storage_type(c.str("storage_type"))
+            .set_multi_az(c.bool("multi_az"))
+            .set_backup_retention_period(c.int("backup_retention_period"))
+            .set_preferred_backup_window(c.str("preferred_backup_window"))
+            .set_deletion_protection(c.bool("deletion_protection"))
+            .set_vpc_security_group_ids(c.strs("vpc_security_group_ids"))
+            .set_publicly_accessible(c.bool("publicly_accessible"))
+            .set_db_parameter_group_name(c.str("db_parameter_group_name"))
+            .set_db_port_number(c.int("port"))
+            .set_auto_minor_version_upgrade(c.bool("auto_minor_version_upgrade"))
+            .set_copy_tags_to_snapshot(c.bool("copy_tags_to_snapshot"))
+            .set_promotion_tier(c.int("promotion_tier"))
+            .set_manage_master_user_password(c.bool("manage_master_user_password"));
+        if c.on("engine_version") {
             let (version, major) = rds::upgrade(f, &live.fields);
             req = req.engine_version(version);
             if major {
                 req = req.allow_major_version_upgrade(true);
             }
         }
-        if set(ch("allocated_storage")) {
-            req = req.set_allocated_storage(i32_of(f, "allocated_storage"));
-        }
-        if set(ch("max_allocated_storage")) {
+        if c.on("max_allocated_storage") {
             // AWS turns autoscaling off when the limit equals the allocated storage.
             let max = i32_of(f, "max_allocated_storage").unwrap_or(0);
             let alloc = i32_of(f, "allocated_storage")
@@ -620,48 +589,10 @@ impl Provider for DbInstance {
                 .unwrap_or(0);
             req = req.max_allocated_storage(if max == 0 { alloc } else { max });
         }
-        if set(ch("storage_type")) {
-            req = req.set_storage_type(s("storage_type"));
-        }
-        if set(ch("multi_az")) {
-            req = req.set_multi_az(bool_of(f, "multi_az"));
-        }
-        if set(ch("backup_retention_period")) {
-            req = req.set_backup_retention_period(i32_of(f, "backup_retention_period"));
-        }
-        if set(ch("preferred_backup_window")) {
-            req = req.set_preferred_backup_window(s("preferred_backup_window"));
-        }
-        if set(ch("deletion_protection")) {
-            req = req.set_deletion_protection(bool_of(f, "deletion_protection"));
-        }
-        if set(ch("vpc_security_group_ids")) {
-            req = req.set_vpc_security_group_ids(strs_of(f, "vpc_security_group_ids"));
-        }
-        if set(ch("publicly_accessible")) {
-            req = req.set_publicly_accessible(bool_of(f, "publicly_accessible"));
-        }
-        if set(ch("enabled_cloudwatch_logs_exports")) {
+        if c.on("enabled_cloudwatch_logs_exports") {
             req = req.cloudwatch_logs_export_configuration(rds::log_exports(f, &live.fields));
         }
-        if set(ch("db_parameter_group_name")) {
-            req = req.set_db_parameter_group_name(s("db_parameter_group_name"));
-        }
-        if set(ch("port")) {
-            req = req.set_db_port_number(i32_of(f, "port"));
-        }
-        if set(ch("auto_minor_version_upgrade")) {
-            req = req.set_auto_minor_version_upgrade(bool_of(f, "auto_minor_version_upgrade"));
-        }
-        if set(ch("copy_tags_to_snapshot")) {
-            req = req.set_copy_tags_to_snapshot(bool_of(f, "copy_tags_to_snapshot"));
-        }
-        if set(ch("promotion_tier")) {
-            req = req.set_promotion_tier(i32_of(f, "promotion_tier"));
-        }
-        if set(ch("manage_master_user_password")) {
-            req = req.set_manage_master_user_password(bool_of(f, "manage_master_user_password"));
-        }
+        let mut any = c.any();
         if let Some(pw) = rds::new_password(cx, addr, f, changes).await? {
             any = true;
             req = req.master_user_password(pw.expose());

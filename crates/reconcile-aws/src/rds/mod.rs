@@ -7,12 +7,13 @@ pub mod db_instance;
 pub mod db_subnet_group;
 
 use crate::kit::duration::check_duration;
-use crate::kit::fields::{bool_of, changes_field, str_of, strs_of};
+use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::tags::stack_address;
 use crate::kit::wait::{Backoff, Progress, Timeouts};
 use crate::kit::{Cx, Desired, ProviderError, StatusSink};
 use aws_sdk_rds::types::{
     CloudwatchLogsExportConfiguration, DbCluster, DbInstance, Filter, PendingModifiedValues, Tag,
+    VpcSecurityGroupMembership,
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -579,6 +580,79 @@ pub async fn cluster_status(
 
 // ---------------------------------------------------------------------------
 // Field helpers.
+
+/// The desired values of the fields an update changes, for a Modify request:
+/// each accessor answers `None` for a field the update does not change, and
+/// [`Changed::any`] says whether any field was asked for, so whether to send.
+pub struct Changed<'a> {
+    f: &'a Fields,
+    changes: &'a [FieldChange],
+    any: std::cell::Cell<bool>,
+}
+
+impl<'a> Changed<'a> {
+    pub fn new(f: &'a Fields, changes: &'a [FieldChange]) -> Self {
+        let any = std::cell::Cell::new(false);
+        Changed { f, changes, any }
+    }
+
+    /// Whether the update changes `k`.
+    pub fn on(&self, k: &str) -> bool {
+        let on = changes_field(self.changes, k);
+        self.any.set(self.any.get() || on);
+        on
+    }
+
+    pub fn any(&self) -> bool {
+        self.any.get()
+    }
+
+    pub fn str(&self, k: &str) -> Option<String> {
+        self.on(k).then(|| str_of(self.f, k).map(str::to_string))?
+    }
+
+    pub fn bool(&self, k: &str) -> Option<bool> {
+        self.on(k).then(|| bool_of(self.f, k))?
+    }
+
+    pub fn int(&self, k: &str) -> Option<i32> {
+        self.on(k).then(|| i32_of(self.f, k))?
+    }
+
+    pub fn strs(&self, k: &str) -> Option<Vec<String>> {
+        self.on(k).then(|| strs_of(self.f, k))?
+    }
+}
+
+/// Fields (or attributes) from (name, value) pairs, in their order.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A string AWS may leave out, as the empty string.
+pub fn str_value(v: Option<&str>) -> Value {
+    Value::str(v.unwrap_or_default())
+}
+
+/// A flag AWS may leave out, as false.
+pub fn bool_value(v: Option<bool>) -> Value {
+    Value::Bool(v.unwrap_or(false))
+}
+
+/// A number AWS may leave out, as 0.
+pub fn int_value(v: Option<i32>) -> Value {
+    Value::Int(v.unwrap_or(0).into())
+}
+
+/// The security groups an instance or cluster is in, leaving out those being removed.
+pub fn security_groups(groups: &[VpcSecurityGroupMembership]) -> Value {
+    str_list(
+        groups
+            .iter()
+            .filter(|g| g.status() != Some("removing"))
+            .filter_map(|g| g.vpc_security_group_id()),
+    )
+}
 
 /// The log types to enable and to disable to go from `have` to `want`.
 pub fn log_changes(have: &[String], want: &[String]) -> (Vec<String>, Vec<String>) {
