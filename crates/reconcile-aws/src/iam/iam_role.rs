@@ -229,36 +229,20 @@ fn normalise_statement(s: &Json) -> Json {
             string_set(x)
         } else if k == "Principal" || k == "NotPrincipal" {
             match x {
-                Json::Object(p) => Json::Object(
-                    p.iter()
-                        .map(|(pk, pv)| (pk.clone(), string_set(pv)))
-                        .collect::<BTreeMap<_, _>>()
-                        .into_iter()
-                        .collect(),
-                ),
+                Json::Object(p) => sorted(p.iter().map(|(pk, pv)| (pk.clone(), string_set(pv)))),
                 other => sort_keys(other),
             }
         } else if k == "Condition" {
             match x {
-                Json::Object(ops) => Json::Object(
-                    ops.iter()
-                        .map(|(op, keys)| {
-                            let keys = match keys {
-                                Json::Object(km) => Json::Object(
-                                    km.iter()
-                                        .map(|(ck, cv)| (ck.clone(), string_set(cv)))
-                                        .collect::<BTreeMap<_, _>>()
-                                        .into_iter()
-                                        .collect(),
-                                ),
-                                other => sort_keys(other),
-                            };
-                            (op.clone(), keys)
-                        })
-                        .collect::<BTreeMap<_, _>>()
-                        .into_iter()
-                        .collect(),
-                ),
+                Json::Object(ops) => sorted(ops.iter().map(|(op, keys)| {
+                    let keys = match keys {
+                        Json::Object(km) => {
+                            sorted(km.iter().map(|(ck, cv)| (ck.clone(), string_set(cv))))
+                        }
+                        other => sort_keys(other),
+                    };
+                    (op.clone(), keys)
+                })),
                 other => sort_keys(other),
             }
         } else {
@@ -270,7 +254,12 @@ fn normalise_statement(s: &Json) -> Json {
         }
         out.insert(k.clone(), x);
     }
-    Json::Object(out.into_iter().collect())
+    sorted(out.into_iter())
+}
+
+/// An object with its keys in order (serde_json keeps insertion order here).
+fn sorted(entries: impl Iterator<Item = (String, Json)>) -> Json {
+    Json::Object(entries.collect::<BTreeMap<_, _>>().into_iter().collect())
 }
 
 /// One value or many, as a sorted list without duplicates.
@@ -286,13 +275,7 @@ fn string_set(v: &Json) -> Json {
 
 fn sort_keys(v: &Json) -> Json {
     match v {
-        Json::Object(m) => Json::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), sort_keys(x)))
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-        ),
+        Json::Object(m) => sorted(m.iter().map(|(k, x)| (k.clone(), sort_keys(x)))),
         Json::Array(a) => Json::Array(a.iter().map(sort_keys).collect()),
         other => other.clone(),
     }

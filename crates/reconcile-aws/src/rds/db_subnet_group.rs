@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_rds::types::DbSubnetGroup as AwsGroup;
 use futures::future::join_all;
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::Value;
 use reconcile_core::plan::Observed;
 use std::collections::HashMap;
 
@@ -93,24 +93,21 @@ async fn list_groups(cx: &Cx) -> Result<Vec<AwsGroup>, ProviderError> {
 
 fn observed(g: &AwsGroup, tags: indexmap::IndexMap<String, String>) -> Option<Observed> {
     let name = g.db_subnet_group_name()?.to_string();
-    let mut fields = Fields::new();
-    fields.insert("name".into(), Value::str(&name));
-    fields.insert(
-        "description".into(),
-        Value::str(g.db_subnet_group_description().unwrap_or_default()),
-    );
-    fields.insert(
-        "subnet_ids".into(),
-        str_list(g.subnets().iter().filter_map(|s| s.subnet_identifier())),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&name));
-    a.insert(
-        "arn".into(),
-        Value::str(g.db_subnet_group_arn().unwrap_or_default()),
-    );
-    a.insert("name".into(), Value::str(&name));
-    a.insert("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default()));
+    let subnets = g.subnets().iter().filter_map(|s| s.subnet_identifier());
+    let fields = rds::fields([
+        ("name", Value::str(&name)),
+        (
+            "description",
+            rds::str_value(g.db_subnet_group_description()),
+        ),
+        ("subnet_ids", str_list(subnets)),
+    ]);
+    let a = rds::fields([
+        ("id", Value::str(&name)),
+        ("arn", rds::str_value(g.db_subnet_group_arn())),
+        ("name", Value::str(&name)),
+        ("vpc_id", rds::str_value(g.vpc_id())),
+    ]);
     Some(Observed {
         id: name,
         fields,
