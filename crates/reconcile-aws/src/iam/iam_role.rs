@@ -19,7 +19,7 @@ use crate::kit::fields::{changes_field, str_of, strs_of};
 use crate::kit::tags::stack_address;
 use crate::kit::{adopt, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
-use aws_sdk_iam::types::{EntityType, Tag};
+use aws_sdk_iam::types::{EntityType, Role, Tag};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
@@ -446,6 +446,23 @@ struct Live {
 }
 
 impl Live {
+    /// The role's own settings, from GetRole or ListRoles.
+    fn with_role(self, r: &Role) -> Live {
+        Live {
+            name: r.role_name().to_string(),
+            path: r.path().to_string(),
+            arn: r.arn().to_string(),
+            role_id: r.role_id().to_string(),
+            description: r.description().unwrap_or_default().to_string(),
+            max_session: r.max_session_duration().map_or(DEFAULT_SESSION, i64::from),
+            trust: r
+                .assume_role_policy_document()
+                .unwrap_or_default()
+                .to_string(),
+            ..self
+        }
+    }
+
     fn observed(&self) -> Observed {
         let mut f = Fields::new();
         f.insert("name".into(), Value::str(&self.name));
@@ -631,32 +648,23 @@ async fn list_all(cx: &Cx) -> Result<Option<Vec<Live>>, ProviderError> {
             );
         }
     }
+    // A role made between the two calls is seen by the next observe.
+    let roles = list_roles(cx).await?.into_iter();
+    Ok(Some(
+        roles
+            .filter_map(|r| Some(details.remove(r.role_name())?.with_role(&r)))
+            .collect(),
+    ))
+}
+
+/// Every role of the account, ListRoles' view (no policies, no tags).
+async fn list_roles(cx: &Cx) -> Result<Vec<Role>, ProviderError> {
     let mut out = Vec::new();
     let mut pages = cx.iam.list_roles().max_items(PAGE).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        for r in page.roles() {
-            // A role made between the two calls is seen by the next observe.
-            let Some(mut live) = details.remove(r.role_name()) else {
-                continue;
-            };
-            live.name = r.role_name().to_string();
-            live.path = r.path().to_string();
-            live.arn = r.arn().to_string();
-            live.role_id = r.role_id().to_string();
-            live.description = r.description().unwrap_or_default().to_string();
-            live.max_session = r
-                .max_session_duration()
-                .map(i64::from)
-                .unwrap_or(DEFAULT_SESSION);
-            live.trust = r
-                .assume_role_policy_document()
-                .unwrap_or_default()
-                .to_string();
-            out.push(live);
-        }
+        out.extend_from_slice(page.map_err(ProviderError::from_sdk)?.roles());
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// One role by name with per-role calls; `None` when it does not exist.
@@ -679,24 +687,16 @@ async fn read_role(cx: &Cx, name: &str) -> Result<Option<Live>, ProviderError> {
             .map_err(ProviderError::from_sdk)?;
         inline.push((p, doc.policy_document().to_string()));
     }
-    Ok(Some(Live {
-        name: role.role_name().to_string(),
-        path: role.path().to_string(),
-        arn: role.arn().to_string(),
-        role_id: role.role_id().to_string(),
-        description: role.description().unwrap_or_default().to_string(),
-        max_session: role
-            .max_session_duration()
-            .map(i64::from)
-            .unwrap_or(DEFAULT_SESSION),
-        trust: role
-            .assume_role_policy_document()
-            .unwrap_or_default()
-            .to_string(),
-        managed,
-        inline,
-        tags: tag_map(role.tags()),
-    }))
+    let tags = tag_map(role.tags());
+    Ok(Some(
+        Live {
+            managed,
+            inline,
+            tags,
+            ..Live::default()
+        }
+        .with_role(&role),
+    ))
 }
 
 /// Roles by name one by one, concurrently (the fallback path).
@@ -715,18 +715,13 @@ async fn all_roles(cx: &Cx) -> Result<Vec<Live>, ProviderError> {
     if let Some(all) = list_all(cx).await? {
         return Ok(all);
     }
-    let mut names = Vec::new();
-    let mut pages = cx.iam.list_roles().max_items(PAGE).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        names.extend(
-            page.map_err(ProviderError::from_sdk)?
-                .roles()
-                .iter()
-                // Service-linked roles are AWS's; no stack can have made them.
-                .filter(|r| !r.path().starts_with("/aws-service-role/"))
-                .map(|r| r.role_name().to_string()),
-        );
-    }
+    let names: Vec<String> = list_roles(cx)
+        .await?
+        .iter()
+        // Service-linked roles are AWS's; no stack can have made them.
+        .filter(|r| !r.path().starts_with("/aws-service-role/"))
+        .map(|r| r.role_name().to_string())
+        .collect();
     read_roles(cx, &names).await
 }
 
