@@ -190,7 +190,7 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "promotion_tier",
             Ty::Int,
-            "Cluster members only: failover priority, 0 first; changed in place.",
+            "Cluster members only: failover priority (0 is promoted first); changed in place.",
         )
         .range(0, 15),
         rds::APPLY_IMMEDIATELY,
