@@ -232,3 +232,25 @@ async fn a_protected_postgres_database_through_the_cli() {
         0
     );
 }
+
+/// The database kinds' numeric bounds are the schema's: `validate` refuses a
+/// value out of range where the file says it, before any AWS call.
+#[test]
+fn out_of_range_numbers_are_refused_where_written() {
+    let p = Project::new();
+    let text = stack("db.t4g.micro", "postgres");
+    p.write(
+        "carebow.toml",
+        &text.replace(
+            "backup_retention_period = 7",
+            "backup_retention_period = 36",
+        ),
+    );
+    let run = p.run(None, &["validate"]);
+    assert_ne!(run.code, 0);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("carebow.toml:36:27: `db_instance.main`.backup_retention_period is 36; AWS takes 0 to 35"),
+        "{all}"
+    );
+}

@@ -15,17 +15,18 @@
 //! the role to a service retry what AWS refuses for that reason.
 
 use crate::kit::error::at;
-use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::fields::{changes_field, str_of, strs_of};
+use crate::kit::tags::stack_address;
+use crate::kit::{adopt, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
-use aws_sdk_iam::types::{EntityType, Tag};
+use aws_sdk_iam::types::{EntityType, Role, Tag};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::value::{parse_template, TemplatePart};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use serde_json::Value as Json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -228,36 +229,20 @@ fn normalise_statement(s: &Json) -> Json {
             string_set(x)
         } else if k == "Principal" || k == "NotPrincipal" {
             match x {
-                Json::Object(p) => Json::Object(
-                    p.iter()
-                        .map(|(pk, pv)| (pk.clone(), string_set(pv)))
-                        .collect::<BTreeMap<_, _>>()
-                        .into_iter()
-                        .collect(),
-                ),
+                Json::Object(p) => sorted(p.iter().map(|(pk, pv)| (pk.clone(), string_set(pv)))),
                 other => sort_keys(other),
             }
         } else if k == "Condition" {
             match x {
-                Json::Object(ops) => Json::Object(
-                    ops.iter()
-                        .map(|(op, keys)| {
-                            let keys = match keys {
-                                Json::Object(km) => Json::Object(
-                                    km.iter()
-                                        .map(|(ck, cv)| (ck.clone(), string_set(cv)))
-                                        .collect::<BTreeMap<_, _>>()
-                                        .into_iter()
-                                        .collect(),
-                                ),
-                                other => sort_keys(other),
-                            };
-                            (op.clone(), keys)
-                        })
-                        .collect::<BTreeMap<_, _>>()
-                        .into_iter()
-                        .collect(),
-                ),
+                Json::Object(ops) => sorted(ops.iter().map(|(op, keys)| {
+                    let keys = match keys {
+                        Json::Object(km) => {
+                            sorted(km.iter().map(|(ck, cv)| (ck.clone(), string_set(cv))))
+                        }
+                        other => sort_keys(other),
+                    };
+                    (op.clone(), keys)
+                })),
                 other => sort_keys(other),
             }
         } else {
@@ -269,7 +254,12 @@ fn normalise_statement(s: &Json) -> Json {
         }
         out.insert(k.clone(), x);
     }
-    Json::Object(out.into_iter().collect())
+    sorted(out.into_iter())
+}
+
+/// An object with its keys in order (serde_json keeps insertion order here).
+fn sorted(entries: impl Iterator<Item = (String, Json)>) -> Json {
+    Json::Object(entries.collect::<BTreeMap<_, _>>().into_iter().collect())
 }
 
 /// One value or many, as a sorted list without duplicates.
@@ -285,13 +275,7 @@ fn string_set(v: &Json) -> Json {
 
 fn sort_keys(v: &Json) -> Json {
     match v {
-        Json::Object(m) => Json::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), sort_keys(x)))
-                .collect::<BTreeMap<_, _>>()
-                .into_iter()
-                .collect(),
-        ),
+        Json::Object(m) => sorted(m.iter().map(|(k, x)| (k.clone(), sort_keys(x)))),
         Json::Array(a) => Json::Array(a.iter().map(sort_keys).collect()),
         other => other.clone(),
     }
@@ -462,6 +446,23 @@ struct Live {
 }
 
 impl Live {
+    /// The role's own settings, from GetRole or ListRoles.
+    fn with_role(self, r: &Role) -> Live {
+        Live {
+            name: r.role_name().to_string(),
+            path: r.path().to_string(),
+            arn: r.arn().to_string(),
+            role_id: r.role_id().to_string(),
+            description: r.description().unwrap_or_default().to_string(),
+            max_session: r.max_session_duration().map_or(DEFAULT_SESSION, i64::from),
+            trust: r
+                .assume_role_policy_document()
+                .unwrap_or_default()
+                .to_string(),
+            ..self
+        }
+    }
+
     fn observed(&self) -> Observed {
         let mut f = Fields::new();
         f.insert("name".into(), Value::str(&self.name));
@@ -545,6 +546,62 @@ fn is_no_such_entity(e: &ProviderError) -> bool {
     e.is_not_found() || code_of(e) == Some("NoSuchEntity")
 }
 
+/// An answer with a missing role or policy as `None`.
+fn unless_gone<T>(r: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_no_such_entity(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The ARNs of the managed policies attached to `role`, all pages.
+async fn attached_policies(cx: &Cx, role: &str) -> Result<Vec<String>, ProviderError> {
+    let mut out = Vec::new();
+    let mut pages = cx
+        .iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(ProviderError::from_sdk)?;
+        out.extend(
+            page.attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_string)),
+        );
+    }
+    Ok(out)
+}
+
+/// The names of `role`'s inline policies, all pages.
+async fn inline_policy_names(cx: &Cx, role: &str) -> Result<Vec<String>, ProviderError> {
+    let mut out = Vec::new();
+    let mut pages = cx
+        .iam
+        .list_role_policies()
+        .role_name(role)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        out.extend_from_slice(page.map_err(ProviderError::from_sdk)?.policy_names());
+    }
+    Ok(out)
+}
+
+/// Detaches a managed policy; one already detached is success.
+async fn detach(cx: &Cx, role: &str, arn: &str) -> Result<(), ProviderError> {
+    let r = cx
+        .iam
+        .detach_role_policy()
+        .role_name(role)
+        .policy_arn(arn)
+        .send()
+        .await;
+    unless_gone(r.map_err(ProviderError::from_sdk)).map(|_| ())
+}
+
 /// Every role of the account from the two list calls, by name. `None` when the
 /// caller may not call GetAccountAuthorizationDetails.
 async fn list_all(cx: &Cx) -> Result<Option<Vec<Live>>, ProviderError> {
@@ -591,80 +648,33 @@ async fn list_all(cx: &Cx) -> Result<Option<Vec<Live>>, ProviderError> {
             );
         }
     }
+    // A role made between the two calls is seen by the next observe.
+    let roles = list_roles(cx).await?.into_iter();
+    Ok(Some(
+        roles
+            .filter_map(|r| Some(details.remove(r.role_name())?.with_role(&r)))
+            .collect(),
+    ))
+}
+
+/// Every role of the account, ListRoles' view (no policies, no tags).
+async fn list_roles(cx: &Cx) -> Result<Vec<Role>, ProviderError> {
     let mut out = Vec::new();
     let mut pages = cx.iam.list_roles().max_items(PAGE).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        for r in page.roles() {
-            // A role made between the two calls is seen by the next observe.
-            let Some(mut live) = details.remove(r.role_name()) else {
-                continue;
-            };
-            live.name = r.role_name().to_string();
-            live.path = r.path().to_string();
-            live.arn = r.arn().to_string();
-            live.role_id = r.role_id().to_string();
-            live.description = r.description().unwrap_or_default().to_string();
-            live.max_session = r
-                .max_session_duration()
-                .map(i64::from)
-                .unwrap_or(DEFAULT_SESSION);
-            live.trust = r
-                .assume_role_policy_document()
-                .unwrap_or_default()
-                .to_string();
-            out.push(live);
-        }
+        out.extend_from_slice(page.map_err(ProviderError::from_sdk)?.roles());
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// One role by name with per-role calls; `None` when it does not exist.
 async fn read_role(cx: &Cx, name: &str) -> Result<Option<Live>, ProviderError> {
-    let role = match cx.iam.get_role().role_name(name).send().await {
-        Ok(o) => match o.role {
-            Some(r) => r,
-            None => return Ok(None),
-        },
-        Err(e) => {
-            let e = ProviderError::from_sdk(e);
-            return if is_no_such_entity(&e) {
-                Ok(None)
-            } else {
-                Err(e)
-            };
-        }
+    let got = cx.iam.get_role().role_name(name).send().await;
+    let Some(role) = unless_gone(got.map_err(ProviderError::from_sdk))?.and_then(|o| o.role) else {
+        return Ok(None);
     };
-    let mut managed = Vec::new();
-    let mut pages = cx
-        .iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(ProviderError::from_sdk)?;
-        managed.extend(
-            page.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string)),
-        );
-    }
-    let mut names = Vec::new();
-    let mut pages = cx
-        .iam
-        .list_role_policies()
-        .role_name(name)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        names.extend(
-            page.map_err(ProviderError::from_sdk)?
-                .policy_names()
-                .iter()
-                .cloned(),
-        );
-    }
+    let managed = attached_policies(cx, name).await?;
+    let names = inline_policy_names(cx, name).await?;
     let mut inline = Vec::new();
     for p in names {
         let doc = cx
@@ -677,24 +687,16 @@ async fn read_role(cx: &Cx, name: &str) -> Result<Option<Live>, ProviderError> {
             .map_err(ProviderError::from_sdk)?;
         inline.push((p, doc.policy_document().to_string()));
     }
-    Ok(Some(Live {
-        name: role.role_name().to_string(),
-        path: role.path().to_string(),
-        arn: role.arn().to_string(),
-        role_id: role.role_id().to_string(),
-        description: role.description().unwrap_or_default().to_string(),
-        max_session: role
-            .max_session_duration()
-            .map(i64::from)
-            .unwrap_or(DEFAULT_SESSION),
-        trust: role
-            .assume_role_policy_document()
-            .unwrap_or_default()
-            .to_string(),
-        managed,
-        inline,
-        tags: tag_map(role.tags()),
-    }))
+    let tags = tag_map(role.tags());
+    Ok(Some(
+        Live {
+            managed,
+            inline,
+            tags,
+            ..Live::default()
+        }
+        .with_role(&role),
+    ))
 }
 
 /// Roles by name one by one, concurrently (the fallback path).
@@ -713,28 +715,19 @@ async fn all_roles(cx: &Cx) -> Result<Vec<Live>, ProviderError> {
     if let Some(all) = list_all(cx).await? {
         return Ok(all);
     }
-    let mut names = Vec::new();
-    let mut pages = cx.iam.list_roles().max_items(PAGE).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        names.extend(
-            page.map_err(ProviderError::from_sdk)?
-                .roles()
-                .iter()
-                // Service-linked roles are AWS's; no stack can have made them.
-                .filter(|r| !r.path().starts_with("/aws-service-role/"))
-                .map(|r| r.role_name().to_string()),
-        );
-    }
+    let names: Vec<String> = list_roles(cx)
+        .await?
+        .iter()
+        // Service-linked roles are AWS's; no stack can have made them.
+        .filter(|r| !r.path().starts_with("/aws-service-role/"))
+        .map(|r| r.role_name().to_string())
+        .collect();
     read_roles(cx, &names).await
-}
-
-fn field_str<'a>(f: &'a Fields, key: &str) -> Option<&'a str> {
-    f.get(key).and_then(Value::as_str)
 }
 
 /// The trust policy to send: the declared document, or the standard one.
 fn desired_trust(f: &Fields, address: &str) -> Result<String, ProviderError> {
-    if let Some(doc) = field_str(f, "assume_role_policy") {
+    if let Some(doc) = str_of(f, "assume_role_policy") {
         checked_doc(doc, address, "assume_role_policy")?;
         return Ok(doc.to_string());
     }
@@ -755,24 +748,13 @@ fn checked_doc(doc: &str, address: &str, what: &str) -> Result<(), ProviderError
     })
 }
 
-fn desired_inline(f: &Fields) -> Option<Vec<(String, String)>> {
+/// The `inline_policies` table: policy name -> document.
+fn inline_of(f: &Fields) -> Option<IndexMap<String, String>> {
     f.get("inline_policies").and_then(Value::as_map).map(|m| {
         m.iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect()
     })
-}
-
-fn live_inline(live: &Observed) -> HashMap<String, String> {
-    live.fields
-        .get("inline_policies")
-        .and_then(Value::as_map)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A policy document (or a table of them) in canonical form, so that key
@@ -804,19 +786,14 @@ impl IamRole {
         // UpdateRole is sent with both settings whenever either changes: an
         // omitted one may be reset (moto blanks the description and resets the
         // session length), and sending the wanted value is right either way.
-        let either =
-            changes_field(changes, "description") || changes_field(changes, "max_session_duration");
-        let description = either
-            .then(|| field_str(f, "description").or_else(|| field_str(&live.fields, "description")))
-            .flatten();
-        let session = either
-            .then(|| {
-                f.get("max_session_duration")
-                    .or_else(|| live.fields.get("max_session_duration"))
-                    .and_then(Value::as_int)
-            })
-            .flatten();
-        if either {
+        let ch = |k: &str| changes_field(changes, k);
+        if ch("description") || ch("max_session_duration") {
+            let description =
+                str_of(f, "description").or_else(|| str_of(&live.fields, "description"));
+            let session = f
+                .get("max_session_duration")
+                .or_else(|| live.fields.get("max_session_duration"))
+                .and_then(Value::as_int);
             cx.iam
                 .update_role()
                 .role_name(name)
@@ -826,9 +803,7 @@ impl IamRole {
                 .await
                 .map_err(|e| at(a, "UpdateRole", ProviderError::from_sdk(e)))?;
         }
-        if changes_field(changes, "assume_role_policy")
-            || changes_field(changes, "trusted_services")
-        {
+        if ch("assume_role_policy") || ch("trusted_services") {
             cx.iam
                 .update_assume_role_policy()
                 .role_name(name)
@@ -837,52 +812,38 @@ impl IamRole {
                 .await
                 .map_err(|e| at(a, "UpdateAssumeRolePolicy", ProviderError::from_sdk(e)))?;
         }
-        if changes_field(changes, "managed_policy_arns") {
-            if let Some(v) = f.get("managed_policy_arns") {
-                let want_set: BTreeSet<String> = v.str_list().into_iter().collect();
-                let have: BTreeSet<String> = live
-                    .fields
-                    .get("managed_policy_arns")
-                    .map(Value::str_list)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
-                for arn in have.difference(&want_set) {
-                    match cx
-                        .iam
-                        .detach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(ProviderError::from_sdk)
-                    {
-                        Err(e) if !is_no_such_entity(&e) => {
-                            return Err(at(a, &format!("DetachRolePolicy {arn}"), e))
-                        }
-                        _ => {}
-                    }
-                }
-                for arn in want_set.difference(&have) {
-                    cx.iam
-                        .attach_role_policy()
-                        .role_name(name)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            at(
-                                a,
-                                &format!("AttachRolePolicy {arn}"),
-                                ProviderError::from_sdk(e),
-                            )
-                        })?;
-                }
+        let arns = |f: &Fields| -> BTreeSet<String> {
+            strs_of(f, "managed_policy_arns")
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        };
+        if ch("managed_policy_arns") && f.contains_key("managed_policy_arns") {
+            let (want_set, have) = (arns(f), arns(&live.fields));
+            for arn in have.difference(&want_set) {
+                detach(cx, name, arn)
+                    .await
+                    .map_err(|e| at(a, &format!("DetachRolePolicy {arn}"), e))?;
+            }
+            for arn in want_set.difference(&have) {
+                cx.iam
+                    .attach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        at(
+                            a,
+                            &format!("AttachRolePolicy {arn}"),
+                            ProviderError::from_sdk(e),
+                        )
+                    })?;
             }
         }
-        if changes_field(changes, "inline_policies") {
-            if let Some(wanted) = desired_inline(f) {
-                let have = live_inline(live);
+        if ch("inline_policies") {
+            if let Some(wanted) = inline_of(f) {
+                let have = inline_of(&live.fields).unwrap_or_default();
                 for (p, doc) in &wanted {
                     checked_doc(doc, a, &format!("inline policy `{p}`"))?;
                     let same = have
@@ -902,50 +863,32 @@ impl IamRole {
                             at(a, &format!("PutRolePolicy {p}"), ProviderError::from_sdk(e))
                         })?;
                 }
-                for p in have.keys().filter(|p| !wanted.iter().any(|(w, _)| w == *p)) {
+                for p in have.keys().filter(|p| !wanted.contains_key(*p)) {
                     delete_inline(cx, name, p)
                         .await
                         .map_err(|e| at(a, &format!("DeleteRolePolicy {p}"), e))?;
                 }
             }
         }
-        if changes_field(changes, "tags") {
+        if ch("tags") {
             sync_tags(cx, a, name, &live.tags, want.tags).await?;
         }
         Ok(())
     }
 
     /// A create found the name taken: adopt the role if this stack made it for
-    /// this address (an interrupted create), else refuse.
+    /// this address (an interrupted create) and bring it in line, else refuse.
     async fn take_over(
         &self,
         cx: &Cx,
         want: &Desired<'_>,
         name: &str,
-        original: ProviderError,
+        refused: ProviderError,
     ) -> Result<Observed, ProviderError> {
-        let Some(live) = read_role(cx, name).await? else {
-            return Err(at(want.address, "CreateRole", original));
-        };
-        let ours = live.tags.get(TAG_STACK) == Some(&cx.stack)
-            && live.tags.get(TAG_ADDRESS).map(String::as_str) == Some(want.address);
-        if !ours {
-            return Err(ProviderError::InvalidInput(format!(
-                "{}: an IAM role named `{name}` already exists ({}) and is not managed by this stack; \
-                 adopt it with `reconcile import {} {name}`, or choose another `name`",
-                want.address, live.arn, want.address
-            )));
-        }
-        tracing::info!(
-            address = want.address,
-            role = name,
-            "adopting the role an interrupted apply created"
-        );
-        let obs = live.observed();
-        let changes = self.diff(
-            &with_tags(want.fields, want.tags),
-            &with_tags(&obs.fields, &obs.tags),
-        );
+        let found = read_role(cx, name).await?.map(|l| l.observed());
+        let refused = at(want.address, "CreateRole", refused);
+        let obs = adopt::take_over(cx, want, "an IAM role", name, found, refused)?;
+        let changes = adopt::changes_to(self, want, &obs);
         if let Some(c) = changes.iter().find(|c| c.forces_replace) {
             return Err(ProviderError::InvalidInput(format!(
                 "{}: the role `{name}` this stack made differs in `{}`, which needs a replacement; \
@@ -955,25 +898,11 @@ impl IamRole {
         }
         self.sync(cx, &obs, want, &changes).await?;
         Ok(Observed {
-            id: obs.id.clone(),
             fields: created_fields(want.fields),
-            attributes: obs.attributes.clone(),
             tags: want.tags.clone(),
+            ..obs
         })
     }
-}
-
-fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut f = f.clone();
-    f.insert(
-        "tags".into(),
-        Value::Map(
-            tags.iter()
-                .map(|(k, v)| (k.clone(), Value::str(v)))
-                .collect(),
-        ),
-    );
-    f
 }
 
 /// What a create or update made true: the desired fields, documents canonical.
@@ -982,18 +911,14 @@ fn created_fields(f: &Fields) -> Fields {
 }
 
 async fn delete_inline(cx: &Cx, role: &str, policy: &str) -> Result<(), ProviderError> {
-    match cx
+    let r = cx
         .iam
         .delete_role_policy()
         .role_name(role)
         .policy_name(policy)
         .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Err(e) if !is_no_such_entity(&e) => Err(e),
-        _ => Ok(()),
-    }
+        .await;
+    unless_gone(r.map_err(ProviderError::from_sdk)).map(|_| ())
 }
 
 /// Makes the role's tags exactly `want` (AWS's own `aws:` tags aside).
@@ -1078,33 +1003,29 @@ impl Provider for IamRole {
         Ok(all_roles(cx)
             .await?
             .into_iter()
-            .filter(|l| l.tags.get(TAG_STACK) == Some(&cx.stack))
-            .filter_map(|l| {
-                let address = l.tags.get(TAG_ADDRESS)?.clone();
-                (addresses.is_empty() || addresses.contains(&address))
-                    .then(|| (address, l.observed()))
-            })
+            .filter_map(|l| stack_address(cx, &l.tags).map(|a| (a, l.observed())))
+            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
             .collect())
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let a = want.address;
-        let name = field_str(f, "name").ok_or_else(|| {
+        let name = str_of(f, "name").ok_or_else(|| {
             ProviderError::InvalidInput(format!("{a}: `name` must be a known string"))
         })?;
         let trust = desired_trust(f, a)?;
         // Every document is checked before anything is created.
-        for (p, doc) in desired_inline(f).unwrap_or_default() {
+        for (p, doc) in inline_of(f).unwrap_or_default() {
             checked_doc(&doc, a, &format!("inline policy `{p}`"))?;
         }
         let out = cx
             .iam
             .create_role()
             .role_name(name)
-            .path(field_str(f, "path").unwrap_or("/"))
+            .path(str_of(f, "path").unwrap_or("/"))
             .assume_role_policy_document(&trust)
-            .set_description(field_str(f, "description").map(str::to_string))
+            .set_description(str_of(f, "description").map(str::to_string))
             .max_session_duration(
                 f.get("max_session_duration")
                     .and_then(Value::as_int)
@@ -1169,110 +1090,56 @@ impl Provider for IamRole {
     /// Detaches managed policies, deletes inline ones and leaves instance
     /// profiles first: IAM refuses to delete a role that still has any.
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        let what = format!("iam_role {id} (stack {})", cx.stack);
-        let gone = |e: &ProviderError| is_no_such_entity(e);
-        let mut attached = Vec::new();
-        let mut pages = cx
-            .iam
-            .list_attached_role_policies()
-            .role_name(id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            match page.map_err(ProviderError::from_sdk) {
-                Ok(p) => attached.extend(
-                    p.attached_policies()
-                        .iter()
-                        .filter_map(|x| x.policy_arn().map(str::to_string)),
-                ),
-                Err(e) if gone(&e) => return Ok(()),
-                Err(e) => return Err(at(&what, "ListAttachedRolePolicies", e)),
-            }
-        }
+        let what = &format!("iam_role {id} (stack {})", cx.stack);
+        let on = |op: &'static str| move |e| at(what, op, e);
+        let attached = unless_gone(attached_policies(cx, id).await);
+        let Some(attached) = attached.map_err(on("ListAttachedRolePolicies"))? else {
+            return Ok(());
+        };
         for arn in attached {
-            match cx
-                .iam
-                .detach_role_policy()
-                .role_name(id)
-                .policy_arn(&arn)
-                .send()
-                .await
-                .map_err(ProviderError::from_sdk)
-            {
-                Err(e) if !gone(&e) => return Err(at(&what, "DetachRolePolicy", e)),
-                _ => {}
-            }
+            detach(cx, id, &arn).await.map_err(on("DetachRolePolicy"))?;
         }
-        let mut inline = Vec::new();
-        let mut pages = cx
-            .iam
-            .list_role_policies()
-            .role_name(id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            match page.map_err(ProviderError::from_sdk) {
-                Ok(p) => inline.extend(p.policy_names().iter().cloned()),
-                Err(e) if gone(&e) => return Ok(()),
-                Err(e) => return Err(at(&what, "ListRolePolicies", e)),
-            }
-        }
+        let inline = unless_gone(inline_policy_names(cx, id).await);
+        let Some(inline) = inline.map_err(on("ListRolePolicies"))? else {
+            return Ok(());
+        };
         for p in inline {
             delete_inline(cx, id, &p)
                 .await
-                .map_err(|e| at(&what, "DeleteRolePolicy", e))?;
+                .map_err(on("DeleteRolePolicy"))?;
         }
-        match cx
+        let profiles = cx
             .iam
             .list_instance_profiles_for_role()
             .role_name(id)
             .send()
-            .await
-            .map_err(ProviderError::from_sdk)
-        {
-            Ok(out) => {
-                for ip in out.instance_profiles() {
-                    match cx
-                        .iam
-                        .remove_role_from_instance_profile()
-                        .role_name(id)
-                        .instance_profile_name(ip.instance_profile_name())
-                        .send()
-                        .await
-                        .map_err(ProviderError::from_sdk)
-                    {
-                        Err(e) if !gone(&e) => {
-                            return Err(at(&what, "RemoveRoleFromInstanceProfile", e))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Err(e) if gone(&e) => return Ok(()),
-            Err(e) => return Err(at(&what, "ListInstanceProfilesForRole", e)),
+            .await;
+        let profiles = unless_gone(profiles.map_err(ProviderError::from_sdk));
+        let Some(profiles) = profiles.map_err(on("ListInstanceProfilesForRole"))? else {
+            return Ok(());
+        };
+        for ip in profiles.instance_profiles() {
+            let r = cx
+                .iam
+                .remove_role_from_instance_profile()
+                .role_name(id)
+                .instance_profile_name(ip.instance_profile_name())
+                .send()
+                .await;
+            unless_gone(r.map_err(ProviderError::from_sdk))
+                .map_err(on("RemoveRoleFromInstanceProfile"))?;
         }
-        match cx
-            .iam
-            .delete_role()
-            .role_name(id)
-            .send()
-            .await
-            .map_err(ProviderError::from_sdk)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if gone(&e) => Ok(()),
-            Err(e) => Err(at(
-                &what,
-                "DeleteRole",
-                ProviderError::Aws {
-                    code: code_of(&e).unwrap_or("Error").to_string(),
-                    message: format!(
-                        "{e}; something outside this stack still uses the role (a policy attached \
-                         meanwhile, a permissions boundary?); remove that, then apply again"
-                    ),
-                },
-            )),
-        }
+        let r = cx.iam.delete_role().role_name(id).send().await;
+        unless_gone(r.map_err(ProviderError::from_sdk))
+            .map(|_| ())
+            .map_err(|e| {
+                let code = code_of(&e).unwrap_or("Error").to_string();
+                let message = format!(
+                    "{e}; something outside this stack still uses the role (a policy attached \
+                     meanwhile, a permissions boundary?); remove that, then apply again"
+                );
+                at(what, "DeleteRole", ProviderError::Aws { code, message })
+            })
     }
 }
 

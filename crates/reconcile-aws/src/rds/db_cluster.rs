@@ -5,11 +5,9 @@
 
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::rds::{self, named, timeouts, waiting, Goal, Phase};
+use crate::rds::{self, named, timeouts, Db, Problem};
 use async_trait::async_trait;
-use aws_sdk_rds::types::{
-    CloudwatchLogsExportConfiguration, DbCluster as AwsCluster, ServerlessV2ScalingConfiguration,
-};
+use aws_sdk_rds::types::{DbCluster as AwsCluster, ServerlessV2ScalingConfiguration};
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
@@ -104,8 +102,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "backup_retention_period",
             Ty::Int,
-            "Days of automated backups, 1-35; changed in place.",
-        ),
+            "Days of automated backups (Aurora always keeps some); changed in place.",
+        )
+        .range(1, 35),
         Field::new(
             "preferred_backup_window",
             Ty::Str,
@@ -167,10 +166,7 @@ pub static SCHEMA: Schema = Schema {
 };
 
 /// Problems in one cluster's declaration, by field (`None`: the whole resource).
-pub fn problems(
-    f: &Fields,
-    declared: &dyn Fn(&str) -> bool,
-) -> Vec<(Option<&'static str>, String, String)> {
+pub fn problems(f: &Fields, declared: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     let mut out = Vec::new();
     let secret = declared("master_password_secret");
     let managed = bool_of(f, "manage_master_user_password") == Some(true);
@@ -220,15 +216,6 @@ pub fn problems(
             }
         }
     }
-    if let Some(d) = f.get("backup_retention_period").and_then(Value::as_int) {
-        if !(1..=35).contains(&d) {
-            out.push((
-                Some("backup_retention_period"),
-                format!("backup_retention_period {d} is outside 1-35 days"),
-                "Aurora always keeps backups: use 1 to 35".into(),
-            ));
-        }
-    }
     out
 }
 
@@ -249,92 +236,63 @@ fn scaling_of(f: &Fields) -> Option<ServerlessV2ScalingConfiguration> {
     )
 }
 
-fn observed(c: &AwsCluster) -> Option<Observed> {
+pub(super) fn observed(c: &AwsCluster) -> Option<Observed> {
     let id = c.db_cluster_identifier()?.to_string();
-    let s = |v: Option<&str>| Value::str(v.unwrap_or_default());
-    let mut f = Fields::new();
-    f.insert("cluster_identifier".into(), Value::str(&id));
-    f.insert("engine".into(), s(c.engine()));
-    f.insert("engine_version".into(), s(c.engine_version()));
-    f.insert("database_name".into(), s(c.database_name()));
-    f.insert("master_username".into(), s(c.master_username()));
-    f.insert(
-        "manage_master_user_password".into(),
-        Value::Bool(c.master_user_secret().is_some()),
-    );
-    if let Some(sc) = c.serverless_v2_scaling_configuration() {
-        f.insert(
-            "serverlessv2_scaling".into(),
-            scaling_value(
-                sc.min_capacity().unwrap_or(0.0),
-                sc.max_capacity().unwrap_or(0.0),
-            ),
-        );
-    }
-    f.insert(
-        "storage_encrypted".into(),
-        Value::Bool(c.storage_encrypted().unwrap_or(false)),
-    );
-    f.insert("kms_key_id".into(), s(c.kms_key_id()));
-    f.insert(
-        "backup_retention_period".into(),
-        Value::Int(c.backup_retention_period().unwrap_or(0).into()),
-    );
-    f.insert(
-        "preferred_backup_window".into(),
-        s(c.preferred_backup_window()),
-    );
-    // Always observed, declared or not: the planner refuses deletes while it is on.
-    f.insert(
-        "deletion_protection".into(),
-        Value::Bool(c.deletion_protection().unwrap_or(false)),
-    );
-    f.insert(
-        "vpc_security_group_ids".into(),
-        str_list(
-            c.vpc_security_groups()
-                .iter()
-                .filter(|g| g.status() != Some("removing"))
-                .filter_map(|g| g.vpc_security_group_id()),
+    let (s, b, n) = (rds::str_value, rds::bool_value, rds::int_value);
+    let mut f = rds::fields([
+        ("cluster_identifier", Value::str(&id)),
+        ("engine", s(c.engine())),
+        ("engine_version", s(c.engine_version())),
+        ("database_name", s(c.database_name())),
+        ("master_username", s(c.master_username())),
+        (
+            "manage_master_user_password",
+            Value::Bool(c.master_user_secret().is_some()),
         ),
-    );
-    f.insert("db_subnet_group_name".into(), s(c.db_subnet_group()));
-    f.insert(
-        "enabled_cloudwatch_logs_exports".into(),
-        str_list(c.enabled_cloudwatch_logs_exports().iter().cloned()),
-    );
-    let port = c.port().unwrap_or(0);
-    f.insert("port".into(), Value::Int(port.into()));
-    f.insert(
-        "copy_tags_to_snapshot".into(),
-        Value::Bool(c.copy_tags_to_snapshot().unwrap_or(false)),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&id));
-    a.insert("arn".into(), s(c.db_cluster_arn()));
-    a.insert("endpoint".into(), s(c.endpoint()));
-    a.insert("reader_endpoint".into(), s(c.reader_endpoint()));
-    a.insert("port".into(), Value::Int(port.into()));
-    a.insert("resource_id".into(), s(c.db_cluster_resource_id()));
-    a.insert("status".into(), s(c.status()));
-    a.insert(
-        "master_user_secret_arn".into(),
-        s(c.master_user_secret().and_then(|m| m.secret_arn())),
-    );
+    ]);
+    if let Some(sc) = c.serverless_v2_scaling_configuration() {
+        let (min, max) = (sc.min_capacity(), sc.max_capacity());
+        let scaling = scaling_value(min.unwrap_or(0.0), max.unwrap_or(0.0));
+        f.insert("serverlessv2_scaling".into(), scaling);
+    }
+    f.extend(rds::fields([
+        ("storage_encrypted", b(c.storage_encrypted())),
+        ("kms_key_id", s(c.kms_key_id())),
+        ("backup_retention_period", n(c.backup_retention_period())),
+        ("preferred_backup_window", s(c.preferred_backup_window())),
+        // Always observed, declared or not: the planner refuses deletes while it is on.
+        ("deletion_protection", b(c.deletion_protection())),
+        (
+            "vpc_security_group_ids",
+            rds::security_groups(c.vpc_security_groups()),
+        ),
+        ("db_subnet_group_name", s(c.db_subnet_group())),
+        (
+            "enabled_cloudwatch_logs_exports",
+            str_list(c.enabled_cloudwatch_logs_exports().iter().cloned()),
+        ),
+        ("port", n(c.port())),
+        ("copy_tags_to_snapshot", b(c.copy_tags_to_snapshot())),
+    ]));
+    let attributes = rds::fields([
+        ("id", Value::str(&id)),
+        ("arn", s(c.db_cluster_arn())),
+        ("endpoint", s(c.endpoint())),
+        ("reader_endpoint", s(c.reader_endpoint())),
+        ("port", n(c.port())),
+        ("resource_id", s(c.db_cluster_resource_id())),
+        ("status", s(c.status())),
+        (
+            "master_user_secret_arn",
+            s(c.master_user_secret().and_then(|m| m.secret_arn())),
+        ),
+    ]);
     Some(Observed {
         id,
         fields: f,
-        attributes: a,
+        attributes,
         tags: rds::tags_of(c.tag_list()),
     })
-}
-
-async fn observe_one(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
-    Ok(rds::describe_clusters(cx, Some(&[id.to_string()]))
-        .await?
-        .iter()
-        .find(|c| c.db_cluster_identifier() == Some(id))
-        .and_then(observed))
 }
 
 #[async_trait]
@@ -348,17 +306,7 @@ impl Provider for DbCluster {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        let declared = |k: &str| r.field_pos.contains_key(k);
-        problems(&r.fields, &declared)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        rds::diagnostics(r, problems(&r.fields, &|k| r.field_pos.contains_key(k)))
     }
 
     /// The identifier is unique in the region: only a renamed cluster can exist
@@ -372,15 +320,7 @@ impl Provider for DbCluster {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        Ok(rds::describe_clusters(cx, Some(ids))
-            .await?
-            .iter()
-            .filter_map(observed)
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Db::Cluster.observe(cx, ids).await
     }
 
     async fn find_tagged(
@@ -388,32 +328,19 @@ impl Provider for DbCluster {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
-        Ok(rds::describe_clusters(cx, None)
-            .await?
-            .iter()
-            .filter_map(observed)
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        Db::Cluster.find_tagged(cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
-        let f = want.fields;
-        let addr = want.address;
-        if let Some((_, msg, help)) = problems(f, &|k| f.contains_key(k)).into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        let (f, addr) = (want.fields, want.address);
+        rds::refuse(addr, problems(f, &|k| f.contains_key(k)))?;
         let t = timeouts(addr, Some(f))?;
-        let id = str_of(f, "cluster_identifier")
-            .unwrap_or_default()
-            .to_string();
+        let id = str_of(f, "cluster_identifier").unwrap_or_default();
         let s = |k: &str| str_of(f, k).map(str::to_string);
         let mut req = cx
             .rds
             .create_db_cluster()
-            .db_cluster_identifier(&id)
+            .db_cluster_identifier(id)
             .set_engine(s("engine"))
             .set_engine_version(s("engine_version"))
             .set_database_name(s("database_name"))
@@ -437,16 +364,7 @@ impl Provider for DbCluster {
         req.send()
             .await
             .map_err(|e| named(addr, "creating", rds::rds_error(e)))?;
-        rds::wait(
-            &waiting(cx, addr, Goal::Available, Phase::Create, &t),
-            || rds::cluster_status(&cx.rds, &id, false),
-        )
-        .await?;
-        observe_one(cx, &id).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{addr}: {id} vanished right after it became available; run plan again"
-            ))
-        })
+        Db::Cluster.created(cx, addr, id, &t).await
     }
 
     async fn update(
@@ -456,109 +374,45 @@ impl Provider for DbCluster {
         want: &Desired<'_>,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        let f = want.fields;
-        let addr = want.address;
+        let (f, addr) = (want.fields, want.address);
         let t = timeouts(addr, Some(f))?;
-        let id = live.id.as_str();
-        let ch = |k: &str| changes_field(changes, k);
-        let s = |k: &str| str_of(f, k).map(str::to_string);
-        let now = bool_of(f, "apply_immediately").unwrap_or(true);
+        let c = rds::Changed::new(f, changes);
         let mut req = cx
             .rds
             .modify_db_cluster()
-            .db_cluster_identifier(id)
-            .apply_immediately(now);
-        let mut any = false;
-        let mut set = |on: bool| {
-            any |= on;
-            on
-        };
-        if set(ch("engine_version")) {
-            let engine = str_of(f, "engine").unwrap_or_default();
-            let new = str_of(f, "engine_version").unwrap_or_default();
-            let old = str_of(&live.fields, "engine_version").unwrap_or_default();
-            req = req.engine_version(new);
-            if rds::major_version(engine, new) != rds::major_version(engine, old) {
+            .db_cluster_identifier(&live.id)
+            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true))
+            .set_backup_retention_period(c.int("backup_retention_period"))
+            .set_preferred_backup_window(c.str("preferred_backup_window"))
+            .set_deletion_protection(c.bool("deletion_protection"))
+            .set_vpc_security_group_ids(c.strs("vpc_security_group_ids"))
+            .set_port(c.int("port"))
+            .set_copy_tags_to_snapshot(c.bool("copy_tags_to_snapshot"))
+            .set_manage_master_user_password(c.bool("manage_master_user_password"));
+        if c.on("engine_version") {
+            let (version, major) = rds::upgrade(f, &live.fields);
+            req = req.engine_version(version);
+            if major {
                 req = req.allow_major_version_upgrade(true);
             }
         }
-        if set(ch("serverlessv2_scaling")) {
+        if c.on("serverlessv2_scaling") {
             req = req.set_serverless_v2_scaling_configuration(scaling_of(f));
         }
-        if set(ch("backup_retention_period")) {
-            req = req.set_backup_retention_period(i32_of(f, "backup_retention_period"));
+        if c.on("enabled_cloudwatch_logs_exports") {
+            req = req.cloudwatch_logs_export_configuration(rds::log_exports(f, &live.fields));
         }
-        if set(ch("preferred_backup_window")) {
-            req = req.set_preferred_backup_window(s("preferred_backup_window"));
-        }
-        if set(ch("deletion_protection")) {
-            req = req.set_deletion_protection(bool_of(f, "deletion_protection"));
-        }
-        if set(ch("vpc_security_group_ids")) {
-            req = req.set_vpc_security_group_ids(strs_of(f, "vpc_security_group_ids"));
-        }
-        if set(ch("enabled_cloudwatch_logs_exports")) {
-            let (on, off) = rds::log_changes(
-                &strs_of(&live.fields, "enabled_cloudwatch_logs_exports").unwrap_or_default(),
-                &strs_of(f, "enabled_cloudwatch_logs_exports").unwrap_or_default(),
-            );
-            req = req.cloudwatch_logs_export_configuration(
-                CloudwatchLogsExportConfiguration::builder()
-                    .set_enable_log_types(Some(on))
-                    .set_disable_log_types(Some(off))
-                    .build(),
-            );
-        }
-        if set(ch("port")) {
-            req = req.set_port(i32_of(f, "port"));
-        }
-        if set(ch("copy_tags_to_snapshot")) {
-            req = req.set_copy_tags_to_snapshot(bool_of(f, "copy_tags_to_snapshot"));
-        }
-        let managed = bool_of(f, "manage_master_user_password");
-        if set(ch("manage_master_user_password")) {
-            req = req.set_manage_master_user_password(managed);
-        }
-        // Leaving RDS-managed passwords needs a password of our own in the same call.
-        let new_secret = ch("master_password_secret") || ch("master_password_secret_key");
-        let leaving_managed = ch("manage_master_user_password") && managed != Some(true);
-        if managed != Some(true) && (new_secret || leaving_managed) {
-            if let Some(pw) = rds::master_password(cx, addr, f).await? {
-                any = true;
-                req = req.master_user_password(pw.expose());
-            }
+        let mut any = c.any();
+        if let Some(pw) = rds::new_password(cx, addr, f, changes).await? {
+            any = true;
+            req = req.master_user_password(pw.expose());
         }
         if any {
             req.send()
                 .await
                 .map_err(|e| named(addr, "updating", rds::rds_error(e)))?;
-            rds::wait(
-                &waiting(cx, addr, Goal::Available, Phase::Update, &t),
-                || rds::cluster_status(&cx.rds, id, now),
-            )
-            .await?;
         }
-        if ch("tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            rds::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        if !any {
-            return Ok(Observed {
-                tags: want.tags.clone(),
-                ..live.clone()
-            });
-        }
-        let mut o = observe_one(cx, id).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {id} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        Db::Cluster.updated(cx, live, want, changes, &t, any).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
@@ -571,39 +425,17 @@ impl Provider for DbCluster {
         id: &str,
         applied: Option<&Fields>,
     ) -> Result<(), ProviderError> {
-        let Some(live) = observe_one(cx, id).await? else {
-            return Ok(());
-        };
-        let addr = live
-            .tags
-            .get(reconcile_core::plan::TAG_ADDRESS)
-            .cloned()
-            .unwrap_or_else(|| format!("db_cluster {id}"));
-        let t = timeouts(&addr, applied)?;
-        let status = live
-            .attributes
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if status != "deleting" {
-            let mut req = cx.rds.delete_db_cluster().db_cluster_identifier(id);
-            if rds::skip_final_snapshot(applied) {
-                req = req.skip_final_snapshot(true);
-            } else {
-                req = req.skip_final_snapshot(false).final_db_snapshot_identifier(
-                    rds::final_snapshot_id(id, applied, chrono::Utc::now()),
-                );
-            }
-            match req.send().await.map_err(rds::rds_error) {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(named(&addr, "deleting", e)),
-            }
-        }
-        rds::wait(&waiting(cx, &addr, Goal::Gone, Phase::Delete, &t), || {
-            rds::cluster_status(&cx.rds, id, false)
-        })
-        .await
+        Db::Cluster
+            .delete(cx, id, applied, |_, snapshot| {
+                let req = cx
+                    .rds
+                    .delete_db_cluster()
+                    .db_cluster_identifier(id)
+                    .skip_final_snapshot(snapshot.is_none())
+                    .set_final_db_snapshot_identifier(snapshot);
+                async move { req.send().await.map(|_| ()).map_err(rds::rds_error) }
+            })
+            .await
     }
 }
 
@@ -657,6 +489,12 @@ mod tests {
             .iter()
             .all(|ch| ch.field != "serverlessv2_scaling"));
         assert_eq!(o.fields["deletion_protection"], Value::Bool(false));
+    }
+
+    #[test]
+    fn backup_days_are_the_schemas_to_check() {
+        let days = SCHEMA.field("backup_retention_period");
+        assert_eq!(days.and_then(|f| f.range), Some((1, 35)));
     }
 
     #[test]

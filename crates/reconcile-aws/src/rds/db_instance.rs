@@ -8,9 +8,9 @@
 
 use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::rds::{self, named, timeouts, waiting, Goal, Phase};
+use crate::rds::{self, named, timeouts, Db, Problem};
 use async_trait::async_trait;
-use aws_sdk_rds::types::{CloudwatchLogsExportConfiguration, DbInstance as AwsInstance};
+use aws_sdk_rds::types::DbInstance as AwsInstance;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
@@ -120,8 +120,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "backup_retention_period",
             Ty::Int,
-            "Days of automated backups, 0-35 (0 turns them off); changed in place.",
-        ),
+            "Days of automated backups (0 turns them off); changed in place.",
+        )
+        .range(0, 35),
         Field::new(
             "preferred_backup_window",
             Ty::Str,
@@ -189,8 +190,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "promotion_tier",
             Ty::Int,
-            "Cluster members only: failover priority, 0 (first) to 15; changed in place.",
-        ),
+            "Cluster members only: failover priority (0 is promoted first); changed in place.",
+        )
+        .range(0, 15),
         rds::APPLY_IMMEDIATELY,
         rds::SKIP_FINAL_SNAPSHOT,
         rds::FINAL_SNAPSHOT_IDENTIFIER,
@@ -239,10 +241,7 @@ const CLUSTER_OWNED: &[&str] = &[
 
 /// Problems in one instance's declaration, by field (`None`: the whole resource).
 /// `declared` says whether a field was written (defaults are not).
-pub fn problems(
-    f: &Fields,
-    declared: &dyn Fn(&str) -> bool,
-) -> Vec<(Option<&'static str>, String, String)> {
+pub fn problems(f: &Fields, declared: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     let mut out = Vec::new();
     let engine = str_of(f, "engine").unwrap_or_default();
     let member = declared("db_cluster_identifier");
@@ -337,24 +336,6 @@ pub fn problems(
             "add `master_password_secret`, or remove the key".into(),
         ));
     }
-    if let Some(t) = f.get("promotion_tier").and_then(Value::as_int) {
-        if !(0..=15).contains(&t) {
-            out.push((
-                Some("promotion_tier"),
-                format!("promotion_tier {t} is outside 0-15"),
-                "use 0 (first to be promoted) to 15".into(),
-            ));
-        }
-    }
-    if let Some(d) = f.get("backup_retention_period").and_then(Value::as_int) {
-        if !(0..=35).contains(&d) {
-            out.push((
-                Some("backup_retention_period"),
-                format!("backup_retention_period {d} is outside 0-35 days"),
-                "use 1 to 35 days (0 turns automated backups off)".into(),
-            ));
-        }
-    }
     out
 }
 
@@ -401,122 +382,80 @@ fn class_problem(class: &str, member: bool) -> Option<(String, String)> {
     })
 }
 
-fn observed(d: &AwsInstance) -> Option<Observed> {
+pub(super) fn observed(d: &AwsInstance) -> Option<Observed> {
     let id = d.db_instance_identifier()?.to_string();
-    let mut f = Fields::new();
-    let s = |v: Option<&str>| Value::str(v.unwrap_or_default());
-    f.insert("identifier".into(), Value::str(&id));
-    f.insert("engine".into(), s(d.engine()));
-    f.insert("engine_version".into(), s(d.engine_version()));
-    f.insert("instance_class".into(), s(d.db_instance_class()));
-    f.insert(
-        "allocated_storage".into(),
-        Value::Int(d.allocated_storage().unwrap_or(0).into()),
-    );
-    // AWS leaves the limit out when autoscaling is off, which is declared as 0.
-    f.insert(
-        "max_allocated_storage".into(),
-        Value::Int(d.max_allocated_storage().unwrap_or(0).into()),
-    );
-    f.insert("storage_type".into(), s(d.storage_type()));
-    f.insert("db_name".into(), s(d.db_name()));
-    f.insert("master_username".into(), s(d.master_username()));
-    f.insert(
-        "manage_master_user_password".into(),
-        Value::Bool(d.master_user_secret().is_some()),
-    );
-    f.insert(
-        "multi_az".into(),
-        Value::Bool(d.multi_az().unwrap_or(false)),
-    );
-    f.insert(
-        "storage_encrypted".into(),
-        Value::Bool(d.storage_encrypted().unwrap_or(false)),
-    );
-    f.insert("kms_key_id".into(), s(d.kms_key_id()));
-    f.insert(
-        "backup_retention_period".into(),
-        Value::Int(d.backup_retention_period().unwrap_or(0).into()),
-    );
-    f.insert(
-        "preferred_backup_window".into(),
-        s(d.preferred_backup_window()),
-    );
-    // Always observed, declared or not: the planner refuses deletes while it is on.
-    f.insert(
-        "deletion_protection".into(),
-        Value::Bool(d.deletion_protection().unwrap_or(false)),
-    );
-    f.insert(
-        "vpc_security_group_ids".into(),
-        str_list(
-            d.vpc_security_groups()
-                .iter()
-                .filter(|g| g.status() != Some("removing"))
-                .filter_map(|g| g.vpc_security_group_id()),
+    let (s, b, n) = (rds::str_value, rds::bool_value, rds::int_value);
+    let port = d.endpoint().and_then(|e| e.port()).or(d.db_instance_port());
+    let mut f = rds::fields([
+        ("identifier", Value::str(&id)),
+        ("engine", s(d.engine())),
+        ("engine_version", s(d.engine_version())),
+        ("instance_class", s(d.db_instance_class())),
+        ("allocated_storage", n(d.allocated_storage())),
+        // AWS leaves the limit out when autoscaling is off, which is declared as 0.
+        ("max_allocated_storage", n(d.max_allocated_storage())),
+        ("storage_type", s(d.storage_type())),
+        ("db_name", s(d.db_name())),
+        ("master_username", s(d.master_username())),
+        (
+            "manage_master_user_password",
+            Value::Bool(d.master_user_secret().is_some()),
         ),
-    );
-    f.insert(
-        "db_subnet_group_name".into(),
-        s(d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
-    );
-    f.insert(
-        "publicly_accessible".into(),
-        Value::Bool(d.publicly_accessible().unwrap_or(false)),
-    );
-    f.insert(
-        "enabled_cloudwatch_logs_exports".into(),
-        str_list(d.enabled_cloudwatch_logs_exports().iter().cloned()),
-    );
-    f.insert(
-        "db_parameter_group_name".into(),
-        s(d.db_parameter_groups()
-            .first()
-            .and_then(|g| g.db_parameter_group_name())),
-    );
-    let port = d
-        .endpoint()
-        .and_then(|e| e.port())
-        .or(d.db_instance_port())
-        .unwrap_or(0);
-    f.insert("port".into(), Value::Int(port.into()));
-    f.insert(
-        "auto_minor_version_upgrade".into(),
-        Value::Bool(d.auto_minor_version_upgrade().unwrap_or(false)),
-    );
-    f.insert(
-        "copy_tags_to_snapshot".into(),
-        Value::Bool(d.copy_tags_to_snapshot().unwrap_or(false)),
-    );
-    f.insert("db_cluster_identifier".into(), s(d.db_cluster_identifier()));
+        ("multi_az", b(d.multi_az())),
+        ("storage_encrypted", b(d.storage_encrypted())),
+        ("kms_key_id", s(d.kms_key_id())),
+        ("backup_retention_period", n(d.backup_retention_period())),
+        ("preferred_backup_window", s(d.preferred_backup_window())),
+        // Always observed, declared or not: the planner refuses deletes while it is on.
+        ("deletion_protection", b(d.deletion_protection())),
+        (
+            "vpc_security_group_ids",
+            rds::security_groups(d.vpc_security_groups()),
+        ),
+        (
+            "db_subnet_group_name",
+            s(d.db_subnet_group().and_then(|g| g.db_subnet_group_name())),
+        ),
+        ("publicly_accessible", b(d.publicly_accessible())),
+        (
+            "enabled_cloudwatch_logs_exports",
+            str_list(d.enabled_cloudwatch_logs_exports().iter().cloned()),
+        ),
+        (
+            "db_parameter_group_name",
+            s(d.db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())),
+        ),
+        ("port", n(port)),
+        (
+            "auto_minor_version_upgrade",
+            b(d.auto_minor_version_upgrade()),
+        ),
+        ("copy_tags_to_snapshot", b(d.copy_tags_to_snapshot())),
+        ("db_cluster_identifier", s(d.db_cluster_identifier())),
+    ]);
     if let Some(t) = d.promotion_tier() {
         f.insert("promotion_tier".into(), Value::Int(t.into()));
     }
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&id));
-    a.insert("arn".into(), s(d.db_instance_arn()));
-    a.insert("endpoint".into(), s(d.endpoint().and_then(|e| e.address())));
-    a.insert("port".into(), Value::Int(port.into()));
-    a.insert("resource_id".into(), s(d.dbi_resource_id()));
-    a.insert("status".into(), s(d.db_instance_status()));
-    a.insert(
-        "master_user_secret_arn".into(),
-        s(d.master_user_secret().and_then(|m| m.secret_arn())),
-    );
+    let attributes = rds::fields([
+        ("id", Value::str(&id)),
+        ("arn", s(d.db_instance_arn())),
+        ("endpoint", s(d.endpoint().and_then(|e| e.address()))),
+        ("port", n(port)),
+        ("resource_id", s(d.dbi_resource_id())),
+        ("status", s(d.db_instance_status())),
+        (
+            "master_user_secret_arn",
+            s(d.master_user_secret().and_then(|m| m.secret_arn())),
+        ),
+    ]);
     Some(Observed {
         id,
         fields: f,
-        attributes: a,
+        attributes,
         tags: rds::tags_of(d.tag_list()),
     })
-}
-
-async fn observe_one(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
-    Ok(rds::describe_instances(cx, Some(&[id.to_string()]))
-        .await?
-        .iter()
-        .find(|d| d.db_instance_identifier() == Some(id))
-        .and_then(observed))
 }
 
 #[async_trait]
@@ -530,17 +469,7 @@ impl Provider for DbInstance {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        let declared = |k: &str| r.field_pos.contains_key(k);
-        problems(&r.fields, &declared)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        rds::diagnostics(r, problems(&r.fields, &|k| r.field_pos.contains_key(k)))
     }
 
     /// The identifier is unique in the region: only a renamed instance can exist
@@ -554,15 +483,7 @@ impl Provider for DbInstance {
         cx: &Cx,
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        Ok(rds::describe_instances(cx, Some(ids))
-            .await?
-            .iter()
-            .filter_map(observed)
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Db::Instance.observe(cx, ids).await
     }
 
     async fn find_tagged(
@@ -570,32 +491,21 @@ impl Provider for DbInstance {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
-        Ok(rds::describe_instances(cx, None)
-            .await?
-            .iter()
-            .filter_map(observed)
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        Db::Instance.find_tagged(cx, addresses).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
-        let f = want.fields;
-        let addr = want.address;
-        let bad = problems(f, &|k| f.contains_key(k) && !is_default_only(f, k));
-        if let Some((_, msg, help)) = bad.into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        let (f, addr) = (want.fields, want.address);
+        let declared = |k: &str| f.contains_key(k) && !is_default_only(f, k);
+        rds::refuse(addr, problems(f, &declared))?;
         let t = timeouts(addr, Some(f))?;
-        let id = str_of(f, "identifier").unwrap_or_default().to_string();
+        let id = str_of(f, "identifier").unwrap_or_default();
         let member = f.contains_key("db_cluster_identifier");
         let s = |k: &str| str_of(f, k).map(str::to_string);
         let mut req = cx
             .rds
             .create_db_instance()
-            .db_instance_identifier(&id)
+            .db_instance_identifier(id)
             .set_engine(s("engine"))
             .set_db_instance_class(s("instance_class"))
             .set_db_cluster_identifier(s("db_cluster_identifier"))
@@ -631,16 +541,7 @@ impl Provider for DbInstance {
         req.send()
             .await
             .map_err(|e| named(addr, "creating", rds::rds_error(e)))?;
-        rds::wait(
-            &waiting(cx, addr, Goal::Available, Phase::Create, &t),
-            || rds::instance_status(&cx.rds, &id, false),
-        )
-        .await?;
-        observe_one(cx, &id).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{addr}: {id} vanished right after it became available; run plan again"
-            ))
-        })
+        Db::Instance.created(cx, addr, id, &t).await
     }
 
     async fn update(
@@ -650,39 +551,37 @@ impl Provider for DbInstance {
         want: &Desired<'_>,
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
-        let f = want.fields;
-        let addr = want.address;
+        let (f, addr) = (want.fields, want.address);
         let t = timeouts(addr, Some(f))?;
-        let id = live.id.as_str();
-        let ch = |k: &str| changes_field(changes, k);
-        let s = |k: &str| str_of(f, k).map(str::to_string);
-        let now = bool_of(f, "apply_immediately").unwrap_or(true);
+        let c = rds::Changed::new(f, changes);
         let mut req = cx
             .rds
             .modify_db_instance()
-            .db_instance_identifier(id)
-            .apply_immediately(now);
-        let mut any = false;
-        let mut set = |on: bool| {
-            any |= on;
-            on
-        };
-        if set(ch("instance_class")) {
-            req = req.set_db_instance_class(s("instance_class"));
-        }
-        if set(ch("engine_version")) {
-            let engine = str_of(f, "engine").unwrap_or_default();
-            let new = str_of(f, "engine_version").unwrap_or_default();
-            let old = str_of(&live.fields, "engine_version").unwrap_or_default();
-            req = req.engine_version(new);
-            if rds::major_version(engine, new) != rds::major_version(engine, old) {
+            .db_instance_identifier(&live.id)
+            .apply_immediately(bool_of(f, "apply_immediately").unwrap_or(true))
+            .set_db_instance_class(c.str("instance_class"))
+            .set_allocated_storage(c.int("allocated_storage"))
+            .set_storage_type(c.str("storage_type"))
+            .set_multi_az(c.bool("multi_az"))
+            .set_backup_retention_period(c.int("backup_retention_period"))
+            .set_preferred_backup_window(c.str("preferred_backup_window"))
+            .set_deletion_protection(c.bool("deletion_protection"))
+            .set_vpc_security_group_ids(c.strs("vpc_security_group_ids"))
+            .set_publicly_accessible(c.bool("publicly_accessible"))
+            .set_db_parameter_group_name(c.str("db_parameter_group_name"))
+            .set_db_port_number(c.int("port"))
+            .set_auto_minor_version_upgrade(c.bool("auto_minor_version_upgrade"))
+            .set_copy_tags_to_snapshot(c.bool("copy_tags_to_snapshot"))
+            .set_promotion_tier(c.int("promotion_tier"))
+            .set_manage_master_user_password(c.bool("manage_master_user_password"));
+        if c.on("engine_version") {
+            let (version, major) = rds::upgrade(f, &live.fields);
+            req = req.engine_version(version);
+            if major {
                 req = req.allow_major_version_upgrade(true);
             }
         }
-        if set(ch("allocated_storage")) {
-            req = req.set_allocated_storage(i32_of(f, "allocated_storage"));
-        }
-        if set(ch("max_allocated_storage")) {
+        if c.on("max_allocated_storage") {
             // AWS turns autoscaling off when the limit equals the allocated storage.
             let max = i32_of(f, "max_allocated_storage").unwrap_or(0);
             let alloc = i32_of(f, "allocated_storage")
@@ -690,101 +589,20 @@ impl Provider for DbInstance {
                 .unwrap_or(0);
             req = req.max_allocated_storage(if max == 0 { alloc } else { max });
         }
-        if set(ch("storage_type")) {
-            req = req.set_storage_type(s("storage_type"));
+        if c.on("enabled_cloudwatch_logs_exports") {
+            req = req.cloudwatch_logs_export_configuration(rds::log_exports(f, &live.fields));
         }
-        if set(ch("multi_az")) {
-            req = req.set_multi_az(bool_of(f, "multi_az"));
-        }
-        if set(ch("backup_retention_period")) {
-            req = req.set_backup_retention_period(i32_of(f, "backup_retention_period"));
-        }
-        if set(ch("preferred_backup_window")) {
-            req = req.set_preferred_backup_window(s("preferred_backup_window"));
-        }
-        if set(ch("deletion_protection")) {
-            req = req.set_deletion_protection(bool_of(f, "deletion_protection"));
-        }
-        if set(ch("vpc_security_group_ids")) {
-            req = req.set_vpc_security_group_ids(strs_of(f, "vpc_security_group_ids"));
-        }
-        if set(ch("publicly_accessible")) {
-            req = req.set_publicly_accessible(bool_of(f, "publicly_accessible"));
-        }
-        if set(ch("enabled_cloudwatch_logs_exports")) {
-            let (on, off) = rds::log_changes(
-                &strs_of(&live.fields, "enabled_cloudwatch_logs_exports").unwrap_or_default(),
-                &strs_of(f, "enabled_cloudwatch_logs_exports").unwrap_or_default(),
-            );
-            req = req.cloudwatch_logs_export_configuration(
-                CloudwatchLogsExportConfiguration::builder()
-                    .set_enable_log_types(Some(on))
-                    .set_disable_log_types(Some(off))
-                    .build(),
-            );
-        }
-        if set(ch("db_parameter_group_name")) {
-            req = req.set_db_parameter_group_name(s("db_parameter_group_name"));
-        }
-        if set(ch("port")) {
-            req = req.set_db_port_number(i32_of(f, "port"));
-        }
-        if set(ch("auto_minor_version_upgrade")) {
-            req = req.set_auto_minor_version_upgrade(bool_of(f, "auto_minor_version_upgrade"));
-        }
-        if set(ch("copy_tags_to_snapshot")) {
-            req = req.set_copy_tags_to_snapshot(bool_of(f, "copy_tags_to_snapshot"));
-        }
-        if set(ch("promotion_tier")) {
-            req = req.set_promotion_tier(i32_of(f, "promotion_tier"));
-        }
-        let managed = bool_of(f, "manage_master_user_password");
-        if set(ch("manage_master_user_password")) {
-            req = req.set_manage_master_user_password(managed);
-        }
-        // Leaving RDS-managed passwords needs a password of our own in the same call.
-        let new_secret = ch("master_password_secret") || ch("master_password_secret_key");
-        let leaving_managed = ch("manage_master_user_password") && managed != Some(true);
-        if managed != Some(true) && (new_secret || leaving_managed) {
-            if let Some(pw) = rds::master_password(cx, addr, f).await? {
-                any = true;
-                req = req.master_user_password(pw.expose());
-            }
+        let mut any = c.any();
+        if let Some(pw) = rds::new_password(cx, addr, f, changes).await? {
+            any = true;
+            req = req.master_user_password(pw.expose());
         }
         if any {
             req.send()
                 .await
                 .map_err(|e| named(addr, "updating", rds::rds_error(e)))?;
-            // Without apply_immediately AWS holds the changes until the maintenance
-            // window, so only the status (not the pending values) is waited on.
-            rds::wait(
-                &waiting(cx, addr, Goal::Available, Phase::Update, &t),
-                || rds::instance_status(&cx.rds, id, now),
-            )
-            .await?;
         }
-        if ch("tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            rds::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        if !any {
-            // Only tags or reconcile's own settings changed: nothing else to read back.
-            return Ok(Observed {
-                tags: want.tags.clone(),
-                ..live.clone()
-            });
-        }
-        let mut o = observe_one(cx, id).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {id} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        Db::Instance.updated(cx, live, want, changes, &t, any).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
@@ -797,45 +615,18 @@ impl Provider for DbInstance {
         id: &str,
         applied: Option<&Fields>,
     ) -> Result<(), ProviderError> {
-        let Some(live) = observe_one(cx, id).await? else {
-            return Ok(());
-        };
-        let addr = live
-            .tags
-            .get(reconcile_core::plan::TAG_ADDRESS)
-            .cloned()
-            .unwrap_or_else(|| format!("db_instance {id}"));
-        let t = timeouts(&addr, applied)?;
-        let status = live
-            .attributes
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if status != "deleting" {
-            let member = !str_of(&live.fields, "db_cluster_identifier")
-                .unwrap_or_default()
-                .is_empty();
-            let mut req = cx.rds.delete_db_instance().db_instance_identifier(id);
-            // A member's data is the cluster's: the cluster's final snapshot covers it.
-            if !member {
-                if rds::skip_final_snapshot(applied) {
-                    req = req.skip_final_snapshot(true);
-                } else {
-                    req = req.skip_final_snapshot(false).final_db_snapshot_identifier(
-                        rds::final_snapshot_id(id, applied, chrono::Utc::now()),
-                    );
+        Db::Instance
+            .delete(cx, id, applied, |live, snapshot| {
+                let mut req = cx.rds.delete_db_instance().db_instance_identifier(id);
+                // A member's data is the cluster's: the cluster's final snapshot covers it.
+                if str_of(&live.fields, "db_cluster_identifier").is_none_or(str::is_empty) {
+                    req = req
+                        .skip_final_snapshot(snapshot.is_none())
+                        .set_final_db_snapshot_identifier(snapshot);
                 }
-            }
-            match req.send().await.map_err(rds::rds_error) {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => return Ok(()),
-                Err(e) => return Err(named(&addr, "deleting", e)),
-            }
-        }
-        rds::wait(&waiting(cx, &addr, Goal::Gone, Phase::Delete, &t), || {
-            rds::instance_status(&cx.rds, id, false)
-        })
-        .await
+                async move { req.send().await.map(|_| ()).map_err(rds::rds_error) }
+            })
+            .await
     }
 }
 
@@ -967,6 +758,13 @@ mod tests {
         let mut f = postgres();
         f.insert("instance_class".into(), Value::str("db.serverless"));
         assert!(check(&f)[0].contains("is for Aurora cluster members"));
+    }
+
+    #[test]
+    fn plain_bounds_are_the_schemas_to_check() {
+        let range = |k| SCHEMA.field(k).and_then(|f| f.range);
+        assert_eq!(range("backup_retention_period"), Some((0, 35)));
+        assert_eq!(range("promotion_tier"), Some((0, 15)));
     }
 
     #[test]

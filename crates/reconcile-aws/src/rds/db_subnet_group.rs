@@ -9,12 +9,12 @@
 
 use crate::kit::fields::{changes_field, str_list, str_of, strs_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::rds::{self, named, rds_error};
+use crate::rds::{self, named, rds_error, unless_gone};
 use async_trait::async_trait;
 use aws_sdk_rds::types::DbSubnetGroup as AwsGroup;
 use futures::future::join_all;
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::Value;
 use reconcile_core::plan::Observed;
 use std::collections::HashMap;
 
@@ -93,24 +93,21 @@ async fn list_groups(cx: &Cx) -> Result<Vec<AwsGroup>, ProviderError> {
 
 fn observed(g: &AwsGroup, tags: indexmap::IndexMap<String, String>) -> Option<Observed> {
     let name = g.db_subnet_group_name()?.to_string();
-    let mut fields = Fields::new();
-    fields.insert("name".into(), Value::str(&name));
-    fields.insert(
-        "description".into(),
-        Value::str(g.db_subnet_group_description().unwrap_or_default()),
-    );
-    fields.insert(
-        "subnet_ids".into(),
-        str_list(g.subnets().iter().filter_map(|s| s.subnet_identifier())),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&name));
-    a.insert(
-        "arn".into(),
-        Value::str(g.db_subnet_group_arn().unwrap_or_default()),
-    );
-    a.insert("name".into(), Value::str(&name));
-    a.insert("vpc_id".into(), Value::str(g.vpc_id().unwrap_or_default()));
+    let subnets = g.subnets().iter().filter_map(|s| s.subnet_identifier());
+    let fields = rds::fields([
+        ("name", Value::str(&name)),
+        (
+            "description",
+            rds::str_value(g.db_subnet_group_description()),
+        ),
+        ("subnet_ids", str_list(subnets)),
+    ]);
+    let a = rds::fields([
+        ("id", Value::str(&name)),
+        ("arn", rds::str_value(g.db_subnet_group_arn())),
+        ("name", Value::str(&name)),
+        ("vpc_id", rds::str_value(g.vpc_id())),
+    ]);
     Some(Observed {
         id: name,
         fields,
@@ -124,18 +121,13 @@ async fn list_tags(
     cx: &Cx,
     arn: &str,
 ) -> Result<Option<indexmap::IndexMap<String, String>>, ProviderError> {
-    match cx
+    let out = cx
         .rds
         .list_tags_for_resource()
         .resource_name(arn)
         .send()
-        .await
-        .map_err(rds_error)
-    {
-        Ok(out) => Ok(Some(rds::tags_of(out.tag_list()))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+        .await;
+    Ok(unless_gone(out.map_err(rds_error))?.map(|o| rds::tags_of(o.tag_list())))
 }
 
 /// The groups with their tags: from the observe pass's stack tag index where
@@ -276,16 +268,7 @@ impl Provider for DbSubnetGroup {
                 .await
                 .map_err(|e| named(want.address, "updating", rds_error(e)))?;
         }
-        if changes_field(changes, "tags") {
-            let arn = live
-                .attributes
-                .get("arn")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            rds::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(want.address, "tagging", e))?;
-        }
+        rds::retag(cx, live, want, changes).await?;
         let mut fields = live.fields.clone();
         fields.extend(f.clone());
         Ok(Observed {
@@ -297,18 +280,15 @@ impl Provider for DbSubnetGroup {
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
+        let out = cx
             .rds
             .delete_db_subnet_group()
             .db_subnet_group_name(id)
             .send()
-            .await
-            .map_err(rds_error)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(named(&address_of(cx, id), "deleting", e)),
-        }
+            .await;
+        unless_gone(out.map_err(rds_error))
+            .map(|_| ())
+            .map_err(|e| named(&address_of(cx, id), "deleting", e))
     }
 }
 

@@ -7,15 +7,22 @@ pub mod db_instance;
 pub mod db_subnet_group;
 
 use crate::kit::duration::check_duration;
+use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
+use crate::kit::tags::stack_address;
 use crate::kit::wait::{Backoff, Progress, Timeouts};
-use crate::kit::{Cx, ProviderError, StatusSink};
-use aws_sdk_rds::types::{DbCluster, DbInstance, Filter, PendingModifiedValues, Tag};
+use crate::kit::{Cx, Desired, ProviderError, StatusSink};
+use aws_sdk_rds::types::{
+    CloudwatchLogsExportConfiguration, DbCluster, DbInstance, Filter, PendingModifiedValues, Tag,
+    VpcSecurityGroupMembership,
+};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS};
 use reconcile_core::sensitive::Sensitive;
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -324,37 +331,35 @@ pub async fn sync_tags(
 // ---------------------------------------------------------------------------
 // Batched describes.
 
-fn id_filter(name: &str, ids: &[String]) -> Filter {
-    Filter::builder()
-        .name(name)
-        .set_values(Some(ids.to_vec()))
-        .build()
+/// The filters of a batched describe: one per 100 ids; `None` (no filter,
+/// every resource of the region) when `ids` is `None`.
+fn id_filters(name: &str, ids: Option<&[String]>) -> Vec<Option<Vec<Filter>>> {
+    let Some(ids) = ids else { return vec![None] };
+    ids.chunks(FILTER_VALUES_MAX)
+        .map(|c| {
+            let f = Filter::builder().name(name).set_values(Some(c.to_vec()));
+            Some(vec![f.build()])
+        })
+        .collect()
 }
 
 /// DB instances by identifier: one call per 100 ids (and per page). A filter,
 /// not `DBInstanceIdentifier`, because that takes one id and fails when it is gone.
-/// Empty `ids` lists every instance of the region.
+/// `None` lists every instance of the region.
 pub async fn describe_instances(
     cx: &Cx,
     ids: Option<&[String]>,
 ) -> Result<Vec<DbInstance>, ProviderError> {
-    let chunks: Vec<Option<Filter>> = match ids {
-        None => vec![None],
-        Some(ids) => ids
-            .chunks(FILTER_VALUES_MAX)
-            .map(|c| Some(id_filter("db-instance-id", c)))
-            .collect(),
-    };
     let mut out = Vec::new();
-    for f in chunks {
+    for f in id_filters("db-instance-id", ids) {
         let mut pages = cx
             .rds
             .describe_db_instances()
-            .set_filters(f.map(|f| vec![f]))
+            .set_filters(f)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            out.extend(page.map_err(rds_error)?.db_instances().iter().cloned());
+            out.extend_from_slice(page.map_err(rds_error)?.db_instances());
         }
     }
     Ok(out)
@@ -365,23 +370,16 @@ pub async fn describe_clusters(
     cx: &Cx,
     ids: Option<&[String]>,
 ) -> Result<Vec<DbCluster>, ProviderError> {
-    let chunks: Vec<Option<Filter>> = match ids {
-        None => vec![None],
-        Some(ids) => ids
-            .chunks(FILTER_VALUES_MAX)
-            .map(|c| Some(id_filter("db-cluster-id", c)))
-            .collect(),
-    };
     let mut out = Vec::new();
-    for f in chunks {
+    for f in id_filters("db-cluster-id", ids) {
         let mut pages = cx
             .rds
             .describe_db_clusters()
-            .set_filters(f.map(|f| vec![f]))
+            .set_filters(f)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            out.extend(page.map_err(rds_error)?.db_clusters().iter().cloned());
+            out.extend_from_slice(page.map_err(rds_error)?.db_clusters());
         }
     }
     Ok(out)
@@ -513,9 +511,27 @@ pub fn has_pending(p: Option<&PendingModifiedValues>) -> bool {
         })
 }
 
-/// One instance's status for a wait; `None` when gone. With `settle`, an
-/// instance that reads "available" while changes are still pending reads
-/// "modifying": AWS is slow to flip the status right after a ModifyDBInstance.
+/// An answer with "not found" as `None`.
+pub fn unless_gone<T>(r: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The status to wait on: with `settle`, one that reads "available" while
+/// changes are still pending reads "modifying", because AWS is slow to flip
+/// the status right after a Modify call.
+fn settled(status: Option<&str>, settle: bool, pending: bool) -> String {
+    match status.unwrap_or("unknown") {
+        "available" if settle && pending => "modifying".to_string(),
+        s => s.to_string(),
+    }
+}
+
+/// One instance's status for a wait; `None` when gone. With `settle`, pending
+/// changes read "modifying" (see [`settled`]).
 pub async fn instance_status(
     client: &aws_sdk_rds::Client,
     id: &str,
@@ -525,25 +541,17 @@ pub async fn instance_status(
         .describe_db_instances()
         .db_instance_identifier(id)
         .send()
-        .await
-        .map_err(rds_error);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+        .await;
+    let Some(out) = unless_gone(out.map_err(rds_error))? else {
+        return Ok(None);
     };
     Ok(out.db_instances().first().map(|d| {
-        let s = d.db_instance_status().unwrap_or("unknown").to_string();
-        if settle && s == "available" && has_pending(d.pending_modified_values()) {
-            "modifying".to_string()
-        } else {
-            s
-        }
+        let pending = has_pending(d.pending_modified_values());
+        settled(d.db_instance_status(), settle, pending)
     }))
 }
 
-/// One cluster's status for a wait; `None` when gone. With `settle`, pending
-/// changes read "modifying", as for [`instance_status`].
+/// One cluster's status for a wait, as [`instance_status`].
 pub async fn cluster_status(
     client: &aws_sdk_rds::Client,
     id: &str,
@@ -553,15 +561,11 @@ pub async fn cluster_status(
         .describe_db_clusters()
         .db_cluster_identifier(id)
         .send()
-        .await
-        .map_err(rds_error);
-    let out = match out {
-        Ok(o) => o,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+        .await;
+    let Some(out) = unless_gone(out.map_err(rds_error))? else {
+        return Ok(None);
     };
     Ok(out.db_clusters().first().map(|c| {
-        let s = c.status().unwrap_or("unknown").to_string();
         let pending = c.pending_modified_values().is_some_and(|p| {
             p.engine_version().is_some()
                 || p.master_user_password().is_some()
@@ -570,16 +574,85 @@ pub async fn cluster_status(
                 || p.storage_type().is_some()
                 || p.allocated_storage().is_some()
         });
-        if settle && s == "available" && pending {
-            "modifying".to_string()
-        } else {
-            s
-        }
+        settled(c.status(), settle, pending)
     }))
 }
 
 // ---------------------------------------------------------------------------
 // Field helpers.
+
+/// The desired values of the fields an update changes, for a Modify request:
+/// each accessor answers `None` for a field the update does not change, and
+/// [`Changed::any`] says whether any field was asked for, so whether to send.
+pub struct Changed<'a> {
+    f: &'a Fields,
+    changes: &'a [FieldChange],
+    any: std::cell::Cell<bool>,
+}
+
+impl<'a> Changed<'a> {
+    pub fn new(f: &'a Fields, changes: &'a [FieldChange]) -> Self {
+        let any = std::cell::Cell::new(false);
+        Changed { f, changes, any }
+    }
+
+    /// Whether the update changes `k`.
+    pub fn on(&self, k: &str) -> bool {
+        let on = changes_field(self.changes, k);
+        self.any.set(self.any.get() || on);
+        on
+    }
+
+    pub fn any(&self) -> bool {
+        self.any.get()
+    }
+
+    pub fn str(&self, k: &str) -> Option<String> {
+        self.on(k).then(|| str_of(self.f, k).map(str::to_string))?
+    }
+
+    pub fn bool(&self, k: &str) -> Option<bool> {
+        self.on(k).then(|| bool_of(self.f, k))?
+    }
+
+    pub fn int(&self, k: &str) -> Option<i32> {
+        self.on(k).then(|| i32_of(self.f, k))?
+    }
+
+    pub fn strs(&self, k: &str) -> Option<Vec<String>> {
+        self.on(k).then(|| strs_of(self.f, k))?
+    }
+}
+
+/// Fields (or attributes) from (name, value) pairs, in their order.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A string AWS may leave out, as the empty string.
+pub fn str_value(v: Option<&str>) -> Value {
+    Value::str(v.unwrap_or_default())
+}
+
+/// A flag AWS may leave out, as false.
+pub fn bool_value(v: Option<bool>) -> Value {
+    Value::Bool(v.unwrap_or(false))
+}
+
+/// A number AWS may leave out, as 0.
+pub fn int_value(v: Option<i32>) -> Value {
+    Value::Int(v.unwrap_or(0).into())
+}
+
+/// The security groups an instance or cluster is in, leaving out those being removed.
+pub fn security_groups(groups: &[VpcSecurityGroupMembership]) -> Value {
+    str_list(
+        groups
+            .iter()
+            .filter(|g| g.status() != Some("removing"))
+            .filter_map(|g| g.vpc_security_group_id()),
+    )
+}
 
 /// The log types to enable and to disable to go from `have` to `want`.
 pub fn log_changes(have: &[String], want: &[String]) -> (Vec<String>, Vec<String>) {
@@ -613,6 +686,263 @@ pub fn waiting<'a>(
 /// The resource's `timeouts`, or Terraform's defaults; a bad value names the address.
 pub fn timeouts(address: &str, f: Option<&Fields>) -> Result<Timeouts, ProviderError> {
     Timeouts::of(address, f, DEFAULTS)
+}
+
+// ---------------------------------------------------------------------------
+// What db_instance and db_cluster share: observe, find by tags, validate,
+// the end of a create and of an update, and delete with a final snapshot.
+
+/// Which of the two database kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Instance,
+    Cluster,
+}
+
+impl Db {
+    fn kind(self) -> &'static str {
+        match self {
+            Db::Instance => "db_instance",
+            Db::Cluster => "db_cluster",
+        }
+    }
+
+    /// The resources by identifier (`None`: every one of the region), observed.
+    async fn describe(
+        self,
+        cx: &Cx,
+        ids: Option<&[String]>,
+    ) -> Result<Vec<Observed>, ProviderError> {
+        Ok(match self {
+            Db::Instance => describe_instances(cx, ids)
+                .await?
+                .iter()
+                .filter_map(db_instance::observed)
+                .collect(),
+            Db::Cluster => describe_clusters(cx, ids)
+                .await?
+                .iter()
+                .filter_map(db_cluster::observed)
+                .collect(),
+        })
+    }
+
+    async fn status(
+        self,
+        cx: &Cx,
+        id: &str,
+        settle: bool,
+    ) -> Result<Option<String>, ProviderError> {
+        match self {
+            Db::Instance => instance_status(&cx.rds, id, settle).await,
+            Db::Cluster => cluster_status(&cx.rds, id, settle).await,
+        }
+    }
+
+    pub async fn observe(
+        self,
+        cx: &Cx,
+        ids: &[String],
+    ) -> Result<HashMap<String, Observed>, ProviderError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let found = self.describe(cx, Some(ids)).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
+    }
+
+    async fn observe_one(self, cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
+        let found = self.describe(cx, Some(&[id.to_string()])).await?;
+        Ok(found.into_iter().find(|o| o.id == id))
+    }
+
+    pub async fn find_tagged(
+        self,
+        cx: &Cx,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Observed)>, ProviderError> {
+        Ok(self
+            .describe(cx, None)
+            .await?
+            .into_iter()
+            .filter_map(|o| stack_address(cx, &o.tags).map(|a| (a, o)))
+            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
+            .collect())
+    }
+
+    /// Waits for a create to become available and reads the new resource back.
+    pub async fn created(
+        self,
+        cx: &Cx,
+        addr: &str,
+        id: &str,
+        t: &Timeouts,
+    ) -> Result<Observed, ProviderError> {
+        let w = waiting(cx, addr, Goal::Available, Phase::Create, t);
+        wait(&w, || self.status(cx, id, false)).await?;
+        self.observe_one(cx, id).await?.ok_or_else(|| {
+            ProviderError::NotFound(format!(
+                "{addr}: {id} vanished right after it became available; run plan again"
+            ))
+        })
+    }
+
+    /// After an update's Modify call (`modified`; none when only tags or
+    /// reconcile's own settings changed): waits until available again, syncs
+    /// the tags, and reads the result back.
+    pub async fn updated(
+        self,
+        cx: &Cx,
+        live: &Observed,
+        want: &Desired<'_>,
+        changes: &[FieldChange],
+        t: &Timeouts,
+        modified: bool,
+    ) -> Result<Observed, ProviderError> {
+        let (addr, id) = (want.address, live.id.as_str());
+        if modified {
+            // Without apply_immediately AWS holds the changes until the maintenance
+            // window, so only the status (not the pending values) is waited on.
+            let settle = bool_of(want.fields, "apply_immediately").unwrap_or(true);
+            let w = waiting(cx, addr, Goal::Available, Phase::Update, t);
+            wait(&w, || self.status(cx, id, settle)).await?;
+        }
+        retag(cx, live, want, changes).await?;
+        if !modified {
+            return Ok(Observed {
+                tags: want.tags.clone(),
+                ..live.clone()
+            });
+        }
+        let mut o = self.observe_one(cx, id).await?.ok_or_else(|| {
+            ProviderError::NotFound(format!("{addr}: {id} vanished during its update"))
+        })?;
+        o.tags = want.tags.clone();
+        Ok(o)
+    }
+
+    /// Deletes with the last applied inputs' final snapshot settings and waits
+    /// until it is gone. `send` makes the Delete call, given the live resource
+    /// and the final snapshot's name (`None`: skip it).
+    pub async fn delete<F, Fut>(
+        self,
+        cx: &Cx,
+        id: &str,
+        applied: Option<&Fields>,
+        send: F,
+    ) -> Result<(), ProviderError>
+    where
+        F: FnOnce(&Observed, Option<String>) -> Fut,
+        Fut: Future<Output = Result<(), ProviderError>>,
+    {
+        let Some(live) = self.observe_one(cx, id).await? else {
+            return Ok(());
+        };
+        let addr = live
+            .tags
+            .get(TAG_ADDRESS)
+            .cloned()
+            .unwrap_or_else(|| format!("{} {id}", self.kind()));
+        let t = timeouts(&addr, applied)?;
+        if str_of(&live.attributes, "status") != Some("deleting") {
+            let snapshot = (!skip_final_snapshot(applied))
+                .then(|| final_snapshot_id(id, applied, chrono::Utc::now()));
+            match send(&live, snapshot).await {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => return Ok(()),
+                Err(e) => return Err(named(&addr, "deleting", e)),
+            }
+        }
+        let w = waiting(cx, &addr, Goal::Gone, Phase::Delete, &t);
+        wait(&w, || self.status(cx, id, false)).await
+    }
+}
+
+/// A kind's `problems` as diagnostics, at the field they name (else the resource).
+pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|(field, msg, help)| {
+            let pos = field.and_then(|k| r.field_pos.get(k)).cloned();
+            Diagnostic::at(
+                pos.unwrap_or_else(|| r.pos.clone()),
+                format!("`{}`: {msg}", r.address),
+                help,
+            )
+        })
+        .collect()
+}
+
+/// A problem in a declaration: the field (`None`: the whole resource), what, what to do.
+pub type Problem = (Option<&'static str>, String, String);
+
+/// Refuses a create whose fields have a problem, with the first one.
+pub fn refuse(addr: &str, problems: Vec<Problem>) -> Result<(), ProviderError> {
+    match problems.into_iter().next() {
+        Some((_, msg, help)) => Err(ProviderError::InvalidInput(format!(
+            "{addr}: {msg}; {help}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Makes the tags `want` says when they changed.
+pub async fn retag(
+    cx: &Cx,
+    live: &Observed,
+    want: &Desired<'_>,
+    changes: &[FieldChange],
+) -> Result<(), ProviderError> {
+    if !changes_field(changes, "tags") {
+        return Ok(());
+    }
+    let arn = str_of(&live.attributes, "arn").unwrap_or_default();
+    sync_tags(cx, arn, &live.tags, want.tags)
+        .await
+        .map_err(|e| named(want.address, "tagging", e))
+}
+
+/// The engine version to upgrade to, and whether it is a new major, which AWS
+/// only takes with AllowMajorVersionUpgrade.
+pub fn upgrade(f: &Fields, live: &Fields) -> (String, bool) {
+    let engine = str_of(f, "engine").unwrap_or_default();
+    let new = str_of(f, "engine_version").unwrap_or_default();
+    let old = str_of(live, "engine_version").unwrap_or_default();
+    (
+        new.to_string(),
+        major_version(engine, new) != major_version(engine, old),
+    )
+}
+
+/// The log exports to enable and disable to go from `live` to `f`.
+pub fn log_exports(f: &Fields, live: &Fields) -> CloudwatchLogsExportConfiguration {
+    let k = "enabled_cloudwatch_logs_exports";
+    let (on, off) = log_changes(
+        &strs_of(live, k).unwrap_or_default(),
+        &strs_of(f, k).unwrap_or_default(),
+    );
+    CloudwatchLogsExportConfiguration::builder()
+        .set_enable_log_types(Some(on))
+        .set_disable_log_types(Some(off))
+        .build()
+}
+
+/// The master password an update must send: a new secret ARN or key, or
+/// leaving RDS-managed passwords, which needs a password of our own in the
+/// same call.
+pub async fn new_password(
+    cx: &Cx,
+    addr: &str,
+    f: &Fields,
+    changes: &[FieldChange],
+) -> Result<Option<Sensitive>, ProviderError> {
+    let ch = |k: &str| changes_field(changes, k);
+    let managed = bool_of(f, "manage_master_user_password") == Some(true);
+    let new_secret = ch("master_password_secret") || ch("master_password_secret_key");
+    if managed || !(new_secret || ch("manage_master_user_password")) {
+        return Ok(None);
+    }
+    master_password(cx, addr, f).await
 }
 
 #[cfg(test)]

@@ -8,14 +8,16 @@
 //! sentence saying it differs), never the value.
 
 use crate::kit::error::at;
-use crate::kit::fields::changes_field;
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::fields::{changes_field, str_of};
+use crate::kit::tags::stack_address;
+use crate::kit::{adopt, Cx, Desired, Provider, ProviderError};
+use crate::secretsmanager::unless_gone;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed, TAG_STACK};
 use reconcile_core::sensitive::Sensitive;
 use std::collections::HashMap;
 
@@ -31,12 +33,9 @@ const DEFAULT_RECOVERY_DAYS: i64 = 30;
 /// The fields of the `generate` table: GetRandomPassword's options, plus the
 /// JSON template the password is put into (CDK's `generateSecretString`).
 pub const GENERATE_FIELDS: &[Field] = &[
-    Field::new(
-        "length",
-        Ty::Int,
-        "Number of characters of the password, 1 to 4096.",
-    )
-    .default(Default::Int(32)),
+    Field::new("length", Ty::Int, "Number of characters of the password.")
+        .range(1, 4096)
+        .default(Default::Int(32)),
     Field::new(
         "exclude_characters",
         Ty::Str,
@@ -218,15 +217,6 @@ impl Generate {
     /// What is wrong with these settings, as (what, what to do); empty when fine.
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        if !(1..=4096).contains(&self.length) {
-            out.push((
-                format!(
-                    "`generate.length` is {}; AWS generates 1 to 4096 characters",
-                    self.length
-                ),
-                "choose a length from 1 to 4096 (32 is a good default)".into(),
-            ));
-        }
         match (&self.template, &self.key) {
             (Some(_), None) => out.push((
                 "`generate.template` is given without `generate.key`".into(),
@@ -416,10 +406,6 @@ impl Live {
         })
     }
 
-    fn ours(&self, stack: &str) -> bool {
-        self.tags.get(TAG_STACK).map(String::as_str) == Some(stack)
-    }
-
     fn observed(&self) -> Observed {
         let mut fields = Fields::new();
         fields.insert("name".into(), Value::str(&self.name));
@@ -472,7 +458,7 @@ async fn list_stack_secrets(cx: &Cx) -> Result<Vec<Live>, ProviderError> {
             page.secret_list()
                 .iter()
                 .filter_map(Live::from_entry)
-                .filter(|l| l.ours(&cx.stack) && !l.scheduled_for_deletion),
+                .filter(|l| l.tags.get(TAG_STACK) == Some(&cx.stack) && !l.scheduled_for_deletion),
         );
     }
     Ok(out)
@@ -480,17 +466,8 @@ async fn list_stack_secrets(cx: &Cx) -> Result<Vec<Live>, ProviderError> {
 
 /// One secret by ARN or name; `None` when gone or scheduled for deletion.
 async fn describe(cx: &Cx, id: &str) -> Result<Option<Live>, ProviderError> {
-    match cx.secrets.describe_secret().secret_id(id).send().await {
-        Ok(d) => Ok(Live::from_describe(&d)),
-        Err(e) => match ProviderError::from_sdk(e) {
-            ProviderError::NotFound(_) => Ok(None),
-            other => Err(other),
-        },
-    }
-}
-
-fn field_str<'a>(f: &'a Fields, key: &str) -> Option<&'a str> {
-    f.get(key).and_then(Value::as_str)
+    let d = unless_gone(cx.secrets.describe_secret().secret_id(id).send().await)?;
+    Ok(d.as_ref().and_then(Live::from_describe))
 }
 
 fn aws_code(e: &ProviderError) -> Option<&str> {
@@ -590,16 +567,15 @@ async fn sync_tags(
     Ok(())
 }
 
-/// Sets description and KMS key where they are declared and differ.
-async fn sync_metadata(
+/// Sets the description and the KMS key (an empty key is left alone), when given.
+async fn update_secret(
     cx: &Cx,
     address: &str,
     arn: &str,
-    live: &Live,
-    f: &Fields,
+    description: Option<&str>,
+    kms: Option<&str>,
 ) -> Result<(), ProviderError> {
-    let description = field_str(f, "description").filter(|d| *d != live.description);
-    let kms = field_str(f, "kms_key_id").filter(|k| *k != live.kms_key_id && !k.is_empty());
+    let kms = kms.filter(|k| !k.is_empty());
     if description.is_none() && kms.is_none() {
         return Ok(());
     }
@@ -644,8 +620,6 @@ impl Secret {
         let Some(live) = describe(cx, name).await? else {
             return Err(at(want.address, "CreateSecret", original));
         };
-        let ours = live.ours(&cx.stack)
-            && live.tags.get(TAG_ADDRESS).map(String::as_str) == Some(want.address);
         if live.scheduled_for_deletion {
             tracing::info!(address = want.address, arn = %live.arn, "restoring a secret pending deletion instead of creating it");
             cx.secrets
@@ -654,14 +628,13 @@ impl Secret {
                 .send()
                 .await
                 .map_err(|e| at(want.address, "RestoreSecret", ProviderError::from_sdk(e)))?;
-        } else if !ours {
-            return Err(ProviderError::InvalidInput(format!(
-                "{}: a secret named `{name}` already exists ({}) and is not managed by this stack; \
-                 adopt it with `reconcile import {} {}`, or choose another `name`",
-                want.address, live.arn, want.address, live.arn
-            )));
+        } else {
+            adopt::take_over(cx, want, "a secret", name, Some(live.observed()), original)?;
         }
-        sync_metadata(cx, want.address, &live.arn, &live, want.fields).await?;
+        let f = want.fields;
+        let description = str_of(f, "description").filter(|d| *d != live.description);
+        let kms = str_of(f, "kms_key_id").filter(|k| *k != live.kms_key_id);
+        update_secret(cx, want.address, &live.arn, description, kms).await?;
         sync_tags(cx, want.address, &live.arn, &live.tags, want.tags).await?;
         let mut version_id = live.version_id.clone();
         match (source, value) {
@@ -772,13 +745,8 @@ async fn batch_values(
 }
 
 async fn single_value(cx: &Cx, id: &str) -> Result<Option<Sensitive>, ProviderError> {
-    match cx.secrets.get_secret_value().secret_id(id).send().await {
-        Ok(v) => Ok(v.secret_string().map(Sensitive::new)),
-        Err(e) => match ProviderError::from_sdk(e) {
-            ProviderError::NotFound(_) => Ok(None),
-            other => Err(other),
-        },
-    }
+    let v = unless_gone(cx.secrets.get_secret_value().secret_id(id).send().await)?;
+    Ok(v.and_then(|v| v.secret_string().map(Sensitive::new)))
 }
 
 #[async_trait]
@@ -833,7 +801,7 @@ impl Provider for Secret {
     ) -> Result<(), ProviderError> {
         let mut compare: Vec<(usize, String, Sensitive)> = Vec::new();
         for (i, (r, live)) in items.iter_mut().enumerate() {
-            let Some(var) = field_str(&r.fields, "value_from_env") else {
+            let Some(var) = str_of(&r.fields, "value_from_env") else {
                 continue;
             };
             match Sensitive::from_env(var) {
@@ -876,17 +844,14 @@ impl Provider for Secret {
         Ok(list_stack_secrets(cx)
             .await?
             .into_iter()
-            .filter_map(|l| {
-                let address = l.tags.get(TAG_ADDRESS)?.clone();
-                (addresses.is_empty() || addresses.contains(&address))
-                    .then(|| (address, l.observed()))
-            })
+            .filter_map(|l| stack_address(cx, &l.tags).map(|a| (a, l.observed())))
+            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
             .collect())
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
-        let name = field_str(f, "name").ok_or_else(|| {
+        let name = str_of(f, "name").ok_or_else(|| {
             ProviderError::InvalidInput(format!("{}: `name` must be a known string", want.address))
         })?;
         let source = Source::of(f)
@@ -896,9 +861,9 @@ impl Provider for Secret {
             .secrets
             .create_secret()
             .name(name)
-            .set_description(field_str(f, "description").map(str::to_string))
+            .set_description(str_of(f, "description").map(str::to_string))
             .set_kms_key_id(
-                field_str(f, "kms_key_id")
+                str_of(f, "kms_key_id")
                     .filter(|k| !k.is_empty())
                     .map(str::to_string),
             )
@@ -976,23 +941,10 @@ impl Provider for Secret {
             .unwrap_or_default()
             .to_string();
 
-        let description = changes_field(changes, "description")
-            .then(|| field_str(f, "description"))
-            .flatten();
-        let kms = changes_field(changes, "kms_key_id")
-            .then(|| field_str(f, "kms_key_id"))
-            .flatten()
-            .filter(|k| !k.is_empty());
-        if description.is_some() || kms.is_some() {
-            cx.secrets
-                .update_secret()
-                .secret_id(arn)
-                .set_description(description.map(str::to_string))
-                .set_kms_key_id(kms.map(str::to_string))
-                .send()
-                .await
-                .map_err(|e| at(want.address, "UpdateSecret", ProviderError::from_sdk(e)))?;
-        }
+        let ch = |k: &str| changes_field(changes, k);
+        let description = str_of(f, "description").filter(|_| ch("description"));
+        let kms = str_of(f, "kms_key_id").filter(|_| ch("kms_key_id"));
+        update_secret(cx, want.address, arn, description, kms).await?;
         if changes_field(changes, "tags") {
             sync_tags(cx, want.address, arn, &live.tags, want.tags).await?;
         }
@@ -1013,7 +965,7 @@ impl Provider for Secret {
             .attributes
             .get("name")
             .and_then(Value::as_str)
-            .or_else(|| field_str(f, "name"))
+            .or_else(|| str_of(f, "name"))
             .unwrap_or_default()
             .to_string();
         Ok(Observed {
@@ -1191,10 +1143,9 @@ mod tests {
             );
         }
 
-        for (len, good) in [(1, true), (4096, true), (0, false), (4097, false)] {
-            let f = map(&[("generate", Value::Map(map(&[("length", Value::Int(len))])))]);
-            assert_eq!(problems(&f).is_empty(), good, "length {len}");
-        }
+        // The length's bounds are the schema's, checked where the TOML says it.
+        let length = GENERATE_FIELDS.iter().find(|f| f.name == "length");
+        assert_eq!(length.and_then(|f| f.range), Some((1, 4096)));
 
         let nothing_left = map(&[(
             "generate",
