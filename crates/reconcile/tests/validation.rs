@@ -408,7 +408,10 @@ fn numbers_outside_the_range_aws_takes_point_at_the_value() {
         &run,
         "desired-state/s.toml:8:24: `iam_role.app`.max_session_duration is 60; AWS takes 3600 to 43200",
     );
-    has(&run, "help: set `max_session_duration` between 3600 and 43200");
+    has(
+        &run,
+        "help: set `max_session_duration` between 3600 and 43200",
+    );
 }
 
 #[test]

@@ -187,6 +187,48 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// Values outside their field's range, nested tables included, as
+    /// `field.path is N; AWS takes LO to HI`. The loader checks what the TOML
+    /// writes; this checks values a reference supplied, once resolved.
+    pub fn out_of_range(&self, fields: &IndexMap<String, Value>) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in self.fields {
+            if let Some(v) = fields.get(f.name) {
+                out_of_range(f, v, f.name, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn out_of_range(f: &Field, v: &Value, path: &str, out: &mut Vec<String>) {
+    if let (Some((lo, hi)), Some(n)) = (f.range, v.as_float()) {
+        if n < lo as f64 || n > hi as f64 {
+            out.push(format!("{path} is {v}; AWS takes {lo} to {hi}"));
+        }
+    }
+    let nested =
+        |fields: &[Field], m: &IndexMap<String, Value>, at: &str, out: &mut Vec<String>| {
+            for g in fields {
+                if let Some(x) = m.get(g.name) {
+                    out_of_range(g, x, &format!("{at}.{}", g.name), out);
+                }
+            }
+        };
+    match (&f.ty, v) {
+        (Ty::Object(fields), Value::Map(m)) => nested(fields, m, path, out),
+        (Ty::List(Ty::Object(fields)), Value::List(items)) => {
+            for (i, x) in items.iter().enumerate() {
+                if let Value::Map(m) = x {
+                    nested(fields, m, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The meta keys every resource may carry besides its kind's fields.
 pub const META_KEYS: &[&str] = &["depends_on", "protect", "ignore_changes", "tags"];
 
@@ -249,6 +291,43 @@ pub fn az_in_region(az: &str, region: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolved_values_outside_their_range() {
+        static S: Schema = Schema {
+            kind: "k",
+            doc: "",
+            fields: &[
+                Field::new("days", Ty::Int, "").range(1, 35),
+                Field::new(
+                    "ports",
+                    Ty::List(&Ty::Object(&[
+                        Field::new("port", Ty::Int, "").range(1, 65535)
+                    ])),
+                    "",
+                ),
+            ],
+            attributes: &[],
+            taggable: false,
+        };
+        let port = |p| Value::Map([("port".to_string(), Value::Int(p))].into_iter().collect());
+        let f: IndexMap<String, Value> = [
+            ("days".to_string(), Value::Int(40)),
+            (
+                "ports".to_string(),
+                Value::List(vec![port(80), port(70000)]),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            S.out_of_range(&f),
+            [
+                "days is 40; AWS takes 1 to 35",
+                "ports[1].port is 70000; AWS takes 1 to 65535"
+            ]
+        );
+    }
 
     #[test]
     fn cidrs() {

@@ -6,6 +6,7 @@ use super::*;
 use crate::state::LocalStore;
 use async_trait::async_trait;
 use reconcile_aws::{AwsOptions, CallCounter, Provider, ProviderError};
+use reconcile_core::model::schema::{Field, Ty};
 use reconcile_core::model::Schema;
 use reconcile_core::plan::{FieldChange, Observed};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 static SCHEMA: Schema = Schema {
     kind: "fake",
     doc: "",
-    fields: &[],
+    fields: &[Field::new("size", Ty::Int, "").range(1, 10)],
     attributes: &[("id", "")],
     taggable: false,
 };
@@ -49,6 +50,7 @@ impl Provider for Fake {
         match want.address {
             "fake.boom" => panic!("a bug in a kind"),
             "fake.throttled" => return Err(ProviderError::Throttled("Rate exceeded".into())),
+            "fake.big" => panic!("an out-of-range value reached the kind"),
             "fake.slow" => {
                 self.slow_started.notify_one();
                 self.release.notified().await;
@@ -174,6 +176,18 @@ async fn a_failed_step_keeps_the_class_of_its_aws_error() {
     assert_eq!(addr, "fake.throttled");
     assert_eq!(err.class, ErrorClass::Throttled);
     assert!(err.message.contains("Rate exceeded"), "{}", err.message);
+}
+
+#[tokio::test]
+async fn a_resolved_value_outside_its_range_is_refused_before_the_kind_is_called() {
+    let run = Run::new();
+    let mut step = create("fake.big", &[]);
+    step.desired = Some([("size".to_string(), Value::Int(20))].into_iter().collect());
+    let rep = run.execute(vec![step]).await;
+    let (addr, err) = &rep.failed[0];
+    assert_eq!(addr, "fake.big");
+    assert_eq!(err.class, ErrorClass::InvalidInput);
+    assert_eq!(err.message, "fake.big: size is 20; AWS takes 1 to 10");
 }
 
 #[tokio::test]

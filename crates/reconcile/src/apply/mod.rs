@@ -5,7 +5,7 @@ pub mod concurrency;
 pub mod events;
 
 use concurrency::Limits;
-use events::{Event, EventSink, StepError};
+use events::{ErrorClass, Event, EventSink, StepError};
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
@@ -124,6 +124,24 @@ impl Shared {
             ));
         }
         Ok(resolved)
+    }
+
+    /// Resolved fields, refused before any call when a reference supplied a
+    /// value outside the range AWS takes (the loader checked the literal ones).
+    fn resolve_checked(&self, step: &Step) -> Result<Fields, StepError> {
+        let fields = self.resolve(step).map_err(StepError::other)?;
+        let problems = self
+            .registry
+            .get(&step.kind)
+            .map(|p| p.schema().out_of_range(&fields))
+            .unwrap_or_default();
+        match problems.first() {
+            Some(p) => Err(StepError {
+                class: ErrorClass::InvalidInput,
+                message: format!("{}: {p}", step.address),
+            }),
+            None => Ok(fields),
+        }
     }
 }
 
@@ -557,9 +575,9 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
     let settle = |st: &mut State| st.journal.retain(|j| j.token != token);
     match op {
         Op::Create(_) => {
-            let fields = match sh.resolve(step) {
+            let fields = match sh.resolve_checked(step) {
                 Ok(f) => f,
-                Err(e) => return fail(StepError::other(e)),
+                Err(e) => return fail(e),
             };
             let replacing = step.action == Action::Replace && step.create_before_destroy;
             sh.save(|st| {
@@ -618,9 +636,9 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
             }
         }
         Op::Update(_) => {
-            let fields = match sh.resolve(step) {
+            let fields = match sh.resolve_checked(step) {
                 Ok(f) => f,
-                Err(e) => return fail(StepError::other(e)),
+                Err(e) => return fail(e),
             };
             let Some(live) = sh.plan.observed.get(addr) else {
                 return fail(StepError::other(
