@@ -14,11 +14,10 @@ use crate::kit::fields::changes_field;
 use crate::kit::{Cx, Desired, ProviderError};
 use async_trait::async_trait;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
-use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use indexmap::IndexMap;
 use reconcile_core::model::value::{parse_template, TemplatePart};
-use reconcile_core::model::{Diagnostic, Fields, Reference, Resource, Stack, Value};
+use reconcile_core::model::{Fields, Reference, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::HashMap;
 
@@ -213,21 +212,7 @@ pub fn arn_attributes(cx: &Cx, rtype: &str, id: &str, owner: &str, arn: Option<&
     ])
 }
 
-/// A delete's answer: a resource already gone is success.
-pub fn gone_is_done<T, E, R>(r: Result<T, SdkError<E, R>>) -> Result<()>
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    match r.map_err(ProviderError::from_sdk) {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other.map(|_| ()),
-    }
-}
+pub use crate::kit::error::gone_is_done;
 
 /// The end of every EC2 update: the tags made exactly the wanted ones when they
 /// changed, and the live copy with the wanted fields.
@@ -275,11 +260,7 @@ pub fn known_str<'a>(f: &'a Fields, key: &str, address: &str) -> Result<&'a str>
     })
 }
 
-/// A problem with `r`, shown at its field `field` (at the resource when not declared).
-pub fn diagnostic(r: &Resource, field: &str, msg: String, help: String) -> Diagnostic {
-    let pos = r.field_pos.get(field).cloned().unwrap_or(r.pos.clone());
-    Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-}
+pub use crate::kit::fields::diagnostic;
 
 /// A declared IPv4 range, when it is literal rather than a reference.
 pub fn literal_cidr(v: Option<&Value>) -> Option<ipnet::Ipv4Net> {

@@ -200,18 +200,11 @@ fn keep_last_value(policy: Option<&str>) -> Value {
     }
 }
 
-fn code_of(e: &ProviderError) -> Option<&str> {
-    match e {
-        ProviderError::Aws { code, .. } => Some(code),
-        _ => None,
-    }
-}
-
 /// ECR's "no such repository" and "no lifecycle policy" are typed as not found.
 fn is_missing(e: &ProviderError) -> bool {
     e.is_not_found()
         || matches!(
-            code_of(e),
+            e.code(),
             Some("RepositoryNotFoundException") | Some("LifecyclePolicyNotFoundException")
         )
 }
@@ -359,7 +352,7 @@ async fn complete(cx: &Cx, repos: Vec<Repository>) -> Result<Vec<Observed>, Prov
             .map_err(ProviderError::from_sdk)
         {
             Ok(p) => p.lifecycle_policy_text().map(str::to_string),
-            Err(e) if code_of(&e) == Some("RepositoryNotFoundException") => return Ok(None),
+            Err(e) if e.code() == Some("RepositoryNotFoundException") => return Ok(None),
             Err(e) if is_missing(&e) => None,
             Err(e) => return Err(e),
         };
@@ -453,7 +446,7 @@ impl EcrRepository {
                         .await
                         .map_err(ProviderError::from_sdk)
                     {
-                        Err(e) if code_of(&e) != Some("LifecyclePolicyNotFoundException") => {
+                        Err(e) if e.code() != Some("LifecyclePolicyNotFoundException") => {
                             return Err(at(a, "DeleteLifecyclePolicy", e))
                         }
                         _ => {}
@@ -498,13 +491,7 @@ impl Provider for EcrRepository {
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         problems(&r.fields)
             .into_iter()
-            .map(|(field, message, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {message}", r.address),
-                    help,
-                )
-            })
+            .map(|(field, message, help)| crate::kit::fields::diagnostic(r, field, message, help))
             .collect()
     }
 
@@ -592,7 +579,7 @@ impl Provider for EcrRepository {
                     ProviderError::Other(format!("{a}: CreateRepository answered no name"))
                 })?
             }
-            Err(e) if code_of(&e) == Some("RepositoryAlreadyExistsException") => {
+            Err(e) if e.code() == Some("RepositoryAlreadyExistsException") => {
                 let found = complete(cx, describe(cx, &[name.to_string()]).await?).await?;
                 let refused = at(a, "CreateRepository", e);
                 take_over(
@@ -672,17 +659,15 @@ impl Provider for EcrRepository {
         {
             Ok(_) => Ok(()),
             Err(e) if is_missing(&e) => Ok(()),
-            Err(e) if code_of(&e) == Some("RepositoryNotEmptyException") => {
-                Err(ProviderError::Aws {
-                    code: "RepositoryNotEmptyException".into(),
-                    message: format!(
-                        "ecr_repository {id} (stack {}): the repository still holds images, and \
+            Err(e) if e.code() == Some("RepositoryNotEmptyException") => Err(ProviderError::Aws {
+                code: "RepositoryNotEmptyException".into(),
+                message: format!(
+                    "ecr_repository {id} (stack {}): the repository still holds images, and \
                      reconcile does not delete images unless told to: apply `force_delete = true` \
                      on it first (then destroy or remove it again), or delete the images yourself",
-                        cx.stack
-                    ),
-                })
-            }
+                    cx.stack
+                ),
+            }),
             Err(e) => Err(at(
                 &format!("ecr_repository {id} (stack {})", cx.stack),
                 "DeleteRepository",

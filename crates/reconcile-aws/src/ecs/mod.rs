@@ -13,7 +13,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
-use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::model::Value;
 use reconcile_core::plan::Observed;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -100,34 +100,8 @@ pub fn claim(
     crate::kit::adopt::take_over(cx, want, what, name, Some(existing), taken)
 }
 
-/// The copies tagged with this stack and one of `addresses` (all of the
-/// stack's when empty), each with its address: what `find_tagged` answers.
-pub fn tagged(
-    cx: &Cx,
-    addresses: &[String],
-    found: impl IntoIterator<Item = Observed>,
-) -> Vec<(String, Observed)> {
-    found
-        .into_iter()
-        .filter_map(|o| Some((crate::kit::tags::stack_address(cx, &o.tags)?, o)))
-        .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-        .collect()
-}
-
-/// A kind's `problems`, by field (`None`: the whole resource), as diagnostics
-/// pointing at the field when there is one.
-pub fn diagnostics(
-    r: &Resource,
-    problems: Vec<(Option<&'static str>, String, String)>,
-) -> Vec<Diagnostic> {
-    problems
-        .into_iter()
-        .map(|(field, msg, help)| {
-            let pos = field.and_then(|k| r.field_pos.get(k)).unwrap_or(&r.pos);
-            Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help)
-        })
-        .collect()
-}
+pub use crate::kit::fields::{diagnostics, fields_of, some_fields_of};
+pub use crate::kit::tags::tagged;
 
 // ---------------------------------------------------------------------------
 // Tags.
@@ -375,19 +349,6 @@ pub fn str_map(v: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default();
     out.sort();
     out
-}
-
-/// A field map from literal pairs: observed fields, attributes, nested tables.
-pub fn fields_of<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// As [`fields_of`], leaving out the values AWS did not answer.
-pub fn some_fields_of<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Fields {
-    pairs
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v?)))
-        .collect()
 }
 
 pub fn int_value(i: Option<i32>) -> Option<Value> {

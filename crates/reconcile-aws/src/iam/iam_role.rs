@@ -14,7 +14,7 @@
 //! ECS for a few seconds. reconcile does not sleep for it; the kinds that hand
 //! the role to a service retry what AWS refuses for that reason.
 
-use crate::kit::error::at;
+use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{changes_field, str_of, strs_of};
 use crate::kit::tags::stack_address;
 use crate::kit::{adopt, Cx, Desired, Provider, ProviderError};
@@ -535,26 +535,6 @@ fn sdk_tags(t: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
         .collect()
 }
 
-fn code_of(e: &ProviderError) -> Option<&str> {
-    match e {
-        ProviderError::Aws { code, .. } => Some(code),
-        _ => None,
-    }
-}
-
-fn is_no_such_entity(e: &ProviderError) -> bool {
-    e.is_not_found() || code_of(e) == Some("NoSuchEntity")
-}
-
-/// An answer with a missing role or policy as `None`.
-fn unless_gone<T>(r: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if is_no_such_entity(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// The ARNs of the managed policies attached to `role`, all pages.
 async fn attached_policies(cx: &Cx, role: &str) -> Result<Vec<String>, ProviderError> {
     let mut out = Vec::new();
@@ -599,7 +579,7 @@ async fn detach(cx: &Cx, role: &str, arn: &str) -> Result<(), ProviderError> {
         .policy_arn(arn)
         .send()
         .await;
-    unless_gone(r.map_err(ProviderError::from_sdk)).map(|_| ())
+    gone_is_done(r)
 }
 
 /// Every role of the account from the two list calls, by name. `None` when the
@@ -670,7 +650,7 @@ async fn list_roles(cx: &Cx) -> Result<Vec<Role>, ProviderError> {
 /// One role by name with per-role calls; `None` when it does not exist.
 async fn read_role(cx: &Cx, name: &str) -> Result<Option<Live>, ProviderError> {
     let got = cx.iam.get_role().role_name(name).send().await;
-    let Some(role) = unless_gone(got.map_err(ProviderError::from_sdk))?.and_then(|o| o.role) else {
+    let Some(role) = unless_gone(got)?.and_then(|o| o.role) else {
         return Ok(None);
     };
     let managed = attached_policies(cx, name).await?;
@@ -918,7 +898,7 @@ async fn delete_inline(cx: &Cx, role: &str, policy: &str) -> Result<(), Provider
         .policy_name(policy)
         .send()
         .await;
-    unless_gone(r.map_err(ProviderError::from_sdk)).map(|_| ())
+    gone_is_done(r)
 }
 
 /// Makes the role's tags exactly `want` (AWS's own `aws:` tags aside).
@@ -961,13 +941,7 @@ impl Provider for IamRole {
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         problems(&r.fields)
             .into_iter()
-            .map(|(field, message, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(&field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {message}", r.address),
-                    help,
-                )
-            })
+            .map(|(field, message, help)| crate::kit::fields::diagnostic(r, &field, message, help))
             .collect()
     }
 
@@ -1043,7 +1017,7 @@ impl Provider for IamRole {
             })?,
             Err(e) => {
                 let e = ProviderError::from_sdk(e);
-                if code_of(&e) == Some("EntityAlreadyExists") {
+                if e.code() == Some("EntityAlreadyExists") {
                     return self.take_over(cx, want, name, e).await;
                 }
                 return Err(at(a, "CreateRole", e));
@@ -1114,7 +1088,7 @@ impl Provider for IamRole {
             .role_name(id)
             .send()
             .await;
-        let profiles = unless_gone(profiles.map_err(ProviderError::from_sdk));
+        let profiles = unless_gone(profiles);
         let Some(profiles) = profiles.map_err(on("ListInstanceProfilesForRole"))? else {
             return Ok(());
         };
@@ -1126,20 +1100,17 @@ impl Provider for IamRole {
                 .instance_profile_name(ip.instance_profile_name())
                 .send()
                 .await;
-            unless_gone(r.map_err(ProviderError::from_sdk))
-                .map_err(on("RemoveRoleFromInstanceProfile"))?;
+            unless_gone(r).map_err(on("RemoveRoleFromInstanceProfile"))?;
         }
         let r = cx.iam.delete_role().role_name(id).send().await;
-        unless_gone(r.map_err(ProviderError::from_sdk))
-            .map(|_| ())
-            .map_err(|e| {
-                let code = code_of(&e).unwrap_or("Error").to_string();
-                let message = format!(
-                    "{e}; something outside this stack still uses the role (a policy attached \
+        unless_gone(r).map(|_| ()).map_err(|e| {
+            let code = e.code().unwrap_or("Error").to_string();
+            let message = format!(
+                "{e}; something outside this stack still uses the role (a policy attached \
                      meanwhile, a permissions boundary?); remove that, then apply again"
-                );
-                at(what, "DeleteRole", ProviderError::Aws { code, message })
-            })
+            );
+            at(what, "DeleteRole", ProviderError::Aws { code, message })
+        })
     }
 }
 

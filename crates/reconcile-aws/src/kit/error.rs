@@ -49,6 +49,7 @@ impl ProviderError {
         if code.ends_with(".NotFound")
             || code.ends_with("NotFound")
             || code == "ResourceNotFoundException"
+            || code == "NoSuchEntity"
         {
             ProviderError::NotFound(text)
         } else if code.contains("Throttl") || code == "RequestLimitExceeded" {
@@ -80,6 +81,40 @@ impl ProviderError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ProviderError::NotFound(_))
     }
+
+    /// The AWS error code of an answer reconcile has no type for, which a
+    /// kind may still know (`RepositoryNotEmptyException`, say).
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ProviderError::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+impl<E, R> From<aws_smithy_runtime_api::client::result::SdkError<E, R>> for ProviderError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    fn from(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Self {
+        ProviderError::from_sdk(e)
+    }
+}
+
+/// An answer (an SDK one, or already typed) with "not found" as `None`: a read
+/// of one thing that may be gone.
+pub fn unless_gone<T, X: Into<ProviderError>>(r: Result<T, X>) -> Result<Option<T>, ProviderError> {
+    match r.map_err(Into::into) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A delete's answer: what is gone already counts as deleted.
+pub fn gone_is_done<T, X: Into<ProviderError>>(r: Result<T, X>) -> Result<(), ProviderError> {
+    unless_gone(r).map(|_| ())
 }
 
 /// A short account of a request that never got an AWS answer: the innermost

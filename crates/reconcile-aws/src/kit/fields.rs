@@ -1,7 +1,7 @@
 //! Reading and writing fields of the loosely typed [`Fields`] map, and asking
 //! which fields a change touches.
 
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
 use reconcile_core::plan::FieldChange;
 
 pub fn str_of<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
@@ -29,4 +29,39 @@ pub fn str_list(items: impl IntoIterator<Item = impl Into<String>>) -> Value {
 /// Whether `changes` touch `field`.
 pub fn changes_field(changes: &[FieldChange], field: &str) -> bool {
     changes.iter().any(|c| c.field == field)
+}
+
+/// A field map from literal pairs: observed fields, attributes, nested tables.
+pub fn fields_of<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// As [`fields_of`], leaving out the values AWS did not answer.
+pub fn some_fields_of<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Fields {
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?)))
+        .collect()
+}
+
+/// A problem a kind finds in a declaration: the field it concerns (`None`: the
+/// whole resource), what is wrong, and what to do.
+pub type Problem = (Option<&'static str>, String, String);
+
+/// A problem with `r`, shown at its field `field` (at the resource when not declared).
+pub fn diagnostic(r: &Resource, field: &str, msg: String, help: String) -> Diagnostic {
+    let pos = r.field_pos.get(field).unwrap_or(&r.pos);
+    Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help)
+}
+
+/// A kind's problems as diagnostics, each at the line of the field it names
+/// (at the resource when the field is not declared).
+pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|(field, msg, help)| {
+            let pos = field.and_then(|k| r.field_pos.get(k)).unwrap_or(&r.pos);
+            Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help)
+        })
+        .collect()
 }

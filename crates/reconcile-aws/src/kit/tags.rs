@@ -40,6 +40,20 @@ pub fn stack_address(cx: &Cx, tags: &IndexMap<String, String>) -> Option<String>
         .flatten()
 }
 
+/// The copies tagged with this stack and one of `addresses` (all of the
+/// stack's when empty), each with its address: what `find_tagged` answers.
+pub fn tagged(
+    cx: &Cx,
+    addresses: &[String],
+    found: impl IntoIterator<Item = reconcile_core::plan::Observed>,
+) -> Vec<(String, reconcile_core::plan::Observed)> {
+    found
+        .into_iter()
+        .filter_map(|o| Some((stack_address(cx, &o.tags)?, o)))
+        .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
+        .collect()
+}
+
 /// ResourcesPerPage's upper bound for GetResources.
 const RESOURCES_PER_PAGE: i32 = 100;
 

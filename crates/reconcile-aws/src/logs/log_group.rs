@@ -347,13 +347,7 @@ impl Provider for LogGroup {
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         problems(&r.fields)
             .into_iter()
-            .map(|(field, message, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {message}", r.address),
-                    help,
-                )
-            })
+            .map(|(field, message, help)| crate::kit::fields::diagnostic(r, field, message, help))
             .collect()
     }
 

@@ -19,7 +19,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Ty};
-use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS};
 use reconcile_core::sensitive::Sensitive;
 use std::collections::HashMap;
@@ -511,14 +511,7 @@ pub fn has_pending(p: Option<&PendingModifiedValues>) -> bool {
         })
 }
 
-/// An answer with "not found" as `None`.
-pub fn unless_gone<T>(r: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
+pub use crate::kit::error::unless_gone;
 
 /// The status to wait on: with `settle`, one that reads "available" while
 /// changes are still pending reads "modifying", because AWS is slow to flip
@@ -624,10 +617,7 @@ impl<'a> Changed<'a> {
     }
 }
 
-/// Fields (or attributes) from (name, value) pairs, in their order.
-pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
+pub use crate::kit::fields::fields_of as fields;
 
 /// A string AWS may leave out, as the empty string.
 pub fn str_value(v: Option<&str>) -> Value {
@@ -858,23 +848,10 @@ impl Db {
     }
 }
 
-/// A kind's `problems` as diagnostics, at the field they name (else the resource).
-pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
-    problems
-        .into_iter()
-        .map(|(field, msg, help)| {
-            let pos = field.and_then(|k| r.field_pos.get(k)).cloned();
-            Diagnostic::at(
-                pos.unwrap_or_else(|| r.pos.clone()),
-                format!("`{}`: {msg}", r.address),
-                help,
-            )
-        })
-        .collect()
-}
+pub use crate::kit::fields::diagnostics;
 
 /// A problem in a declaration: the field (`None`: the whole resource), what, what to do.
-pub type Problem = (Option<&'static str>, String, String);
+pub use crate::kit::fields::Problem;
 
 /// Refuses a create whose fields have a problem, with the first one.
 pub fn refuse(addr: &str, problems: Vec<Problem>) -> Result<(), ProviderError> {

@@ -8,10 +8,10 @@
 //! sentence saying it differs), never the value.
 
 use crate::kit::error::at;
+use crate::kit::error::unless_gone;
 use crate::kit::fields::{changes_field, str_of};
 use crate::kit::tags::stack_address;
 use crate::kit::{adopt, Cx, Desired, Provider, ProviderError};
-use crate::secretsmanager::unless_gone;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use indexmap::IndexMap;
@@ -470,13 +470,6 @@ async fn describe(cx: &Cx, id: &str) -> Result<Option<Live>, ProviderError> {
     Ok(d.as_ref().and_then(Live::from_describe))
 }
 
-fn aws_code(e: &ProviderError) -> Option<&str> {
-    match e {
-        ProviderError::Aws { code, .. } => Some(code),
-        _ => None,
-    }
-}
-
 /// The environment variable's value, or an error that says what to do.
 fn env_value(address: &str, var: &str) -> Result<Sensitive, ProviderError> {
     Sensitive::from_env(var).ok_or_else(|| {
@@ -758,13 +751,7 @@ impl Provider for Secret {
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         problems(&r.fields)
             .into_iter()
-            .map(|(field, message, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {message}", r.address),
-                    help,
-                )
-            })
+            .map(|(field, message, help)| crate::kit::fields::diagnostic(r, field, message, help))
             .collect()
     }
 
@@ -904,7 +891,7 @@ impl Provider for Secret {
                 // AWS says InvalidRequestException for a name pending deletion,
                 // ResourceExistsException for a live one (moto: for both).
                 if matches!(
-                    aws_code(&e),
+                    e.code(),
                     Some("ResourceExistsException") | Some("InvalidRequestException")
                 ) {
                     self.take_over_existing(cx, want, name, &source, value.as_ref(), e)
@@ -1002,7 +989,7 @@ impl Provider for Secret {
             Ok(_) => Ok(()),
             Err(e) => match ProviderError::from_sdk(e) {
                 ProviderError::NotFound(_) => Ok(()),
-                e if aws_code(&e) == Some("InvalidRequestException") => {
+                e if e.code() == Some("InvalidRequestException") => {
                     // Already scheduled for deletion is what was asked; anything else is not.
                     match describe(cx, id).await? {
                         None => Ok(()),
@@ -1014,7 +1001,7 @@ impl Provider for Secret {
                     }
                 }
                 other => Err(ProviderError::Aws {
-                    code: aws_code(&other).unwrap_or("Error").to_string(),
+                    code: other.code().unwrap_or("Error").to_string(),
                     message: format!(
                         "DeleteSecret {id}: {other}; check the secret's resource policy and replicas, then apply again"
                     ),
