@@ -6,9 +6,9 @@
 //! pass's stack tag index, or cost one DescribeTags per 20 rules the index does
 //! not list.
 
-use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
+use crate::elbv2::{self, elb_error, named, vanished, Problem, ACTION_FIELDS};
 use crate::kit::fields::{changes_field, i32_of, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
@@ -88,7 +88,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "1-50000, unique on the listener; lower is evaluated first. Changed in place.",
         )
-        .required(),
+        .required()
+        .range(1, 50000),
         Field::new(
             "conditions",
             Ty::Object(CONDITION_FIELDS),
@@ -283,22 +284,17 @@ pub fn observed(r: &AwsRule, tags: IndexMap<String, String>) -> Option<Observed>
 }
 
 async fn complete(cx: &Cx, rules: Vec<AwsRule>) -> Result<Vec<Observed>, ProviderError> {
-    let rules: Vec<AwsRule> = rules
-        .into_iter()
-        .filter(|r| r.is_default() != Some(true))
-        .collect();
-    let arns: Vec<String> = rules
-        .iter()
-        .filter_map(|r| r.rule_arn().map(str::to_string))
-        .collect();
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
-    Ok(rules
-        .iter()
-        .filter_map(|r| observed(r, tags.remove(r.rule_arn()?).unwrap_or_default()))
-        .collect())
+    // A listener's default rule is the listener's own default_action.
+    let rules = rules.into_iter().filter(|r| r.is_default() != Some(true));
+    elbv2::complete(
+        cx,
+        SCHEMA.kind,
+        rules.collect(),
+        AwsRule::rule_arn,
+        elbv2::no_attributes,
+        |r, _, tags| observed(r, tags),
+    )
+    .await
 }
 
 pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
@@ -306,18 +302,9 @@ pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, Provide
     Ok(complete(cx, rules).await?.into_iter().next())
 }
 
-/// Problems visible in the declaration alone: `(field, message, help)`.
-fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems visible in the declaration alone.
+fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
-    if let Some(p) = f.get("priority").and_then(Value::as_int) {
-        if !(1..=50000).contains(&p) {
-            out.push((
-                "priority",
-                format!("priority {p} is outside 1-50000"),
-                "use a priority from 1 (evaluated first) to 50000".into(),
-            ));
-        }
-    }
     if let Some(c) = f.get("conditions").and_then(Value::as_map) {
         let any = c
             .values()
@@ -355,12 +342,6 @@ fn action_of(
     elbv2::action_to_sdk(m, &format!("{address}.action"))
 }
 
-fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut want = f.clone();
-    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
-    want
-}
-
 #[async_trait]
 impl Provider for ListenerRule {
     fn schema(&self) -> &'static Schema {
@@ -368,17 +349,7 @@ impl Provider for ListenerRule {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r
-                    .field_pos
-                    .get(field)
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        elbv2::diagnostics(r, problems(&r.fields))
     }
 
     /// A priority is unique on its listener: a new copy can only be made
@@ -396,11 +367,7 @@ impl Provider for ListenerRule {
             return Ok(HashMap::new());
         }
         let rules = elbv2::describe_rules(cx, ids).await?;
-        Ok(complete(cx, rules)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(elbv2::by_id(complete(cx, rules).await?))
     }
 
     /// Every listener's rules are read: rules have no name to search by (one
@@ -429,22 +396,13 @@ impl Provider for ListenerRule {
                 }
             }
         }
-        Ok(complete(cx, all)
-            .await?
-            .into_iter()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        Ok(elbv2::by_address(cx, complete(cx, all).await?, addresses))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let addr = want.address;
-        if let Some((_, msg, help)) = problems(f).into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        elbv2::refuse(addr, problems(f))?;
         let conditions = conditions_of(f, addr)?;
         let action = action_of(f, addr)?;
         let listener = str_of(f, "listener_arn").unwrap_or_default();
@@ -455,31 +413,10 @@ impl Provider for ListenerRule {
             .into_iter()
             .find(|r| r.priority() == Some(priority.to_string().as_str()));
         if let Some(r) = existing {
-            let arn = r.rule_arn().unwrap_or_default().to_string();
-            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
-                .await?
-                .remove(&arn)
-                .unwrap_or_default();
-            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
-                return Err(elbv2::taken(
-                    addr,
-                    &format!("a rule with priority {priority} on {listener}"),
-                    &arn,
-                ));
-            }
-            let live = observed(&r, tags).ok_or_else(|| {
-                ProviderError::Other(format!(
-                    "{addr}: the rule with priority {priority} has no ARN"
-                ))
-            })?;
-            let changes = self.diff(
-                &with_tags(f, want.tags),
-                &with_tags(&live.fields, &live.tags),
-            );
-            if changes.is_empty() {
-                return Ok(live);
-            }
-            return self.update(cx, &live, want, &changes).await;
+            let what = format!("a rule with priority {priority} on {listener}");
+            let live = complete(cx, vec![r]).await?.pop();
+            let live = live.ok_or_else(|| vanished(addr, &what, "while adopting it"))?;
+            return elbv2::adopt(self, cx, want, &what, live, false).await;
         }
         let out = cx
             .elbv2
@@ -498,9 +435,9 @@ impl Provider for ListenerRule {
             .and_then(|r| r.rule_arn())
             .ok_or_else(|| ProviderError::Other(format!("{addr}: CreateRule returned no rule")))?
             .to_string();
-        observe_one(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
-        })
+        observe_one(cx, &arn)
+            .await?
+            .ok_or_else(|| vanished(addr, &arn, "right after its creation"))
     }
 
     async fn update(
@@ -542,9 +479,9 @@ impl Provider for ListenerRule {
                 .await
                 .map_err(|e| named(addr, "tagging", e))?;
         }
-        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
-        })?;
+        let mut o = observe_one(cx, arn)
+            .await?
+            .ok_or_else(|| vanished(addr, arn, "during its update"))?;
         o.tags = want.tags.clone();
         Ok(o)
     }
@@ -605,10 +542,11 @@ mod tests {
 
     #[test]
     fn priorities_and_empty_conditions_are_refused() {
+        assert_eq!(SCHEMA.field("priority").unwrap().range, Some((1, 50000)));
         let mut f = Fields::new();
-        f.insert("priority".into(), Value::Int(0));
         f.insert("conditions".into(), Value::Map(Fields::new()));
         let p = problems(&f);
-        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "conditions");
     }
 }
