@@ -9,7 +9,11 @@
 //! `WAFOptimisticLockException` (someone else wrote in between) re-reads and
 //! retries twice.
 
+use crate::elbv2::{diagnostics, Problem};
+use crate::kit::adopt::take_over;
 use crate::kit::error::at;
+use crate::kit::fields::str_of;
+use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_wafv2::types::{
@@ -24,7 +28,7 @@ use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 
 pub struct WebAcl;
@@ -87,7 +91,8 @@ const RATE_FIELDS: &[Field] = &[
         Ty::Int,
         "Requests allowed per client in the evaluation window (10 to 2,000,000,000).",
     )
-    .required(),
+    .required()
+    .range(10, 2_000_000_000),
     Field::new(
         "aggregate_key_type",
         Ty::Enum(&["IP"]),
@@ -107,9 +112,10 @@ const RULE_FIELDS: &[Field] = &[
     Field::new(
         "priority",
         Ty::Int,
-        "Evaluation order, lowest first; unique within the ACL.",
+        "Evaluation order, lowest first (from 0); unique within the ACL.",
     )
-    .required(),
+    .required()
+    .range(0, i32::MAX as i64),
     Field::new(
         "managed_rule_group",
         Ty::Object(MANAGED_FIELDS),
@@ -300,10 +306,6 @@ fn bad_id(id: &str) -> ProviderError {
 
 // ---------------------------------------------------------------------------
 // The canonical shape of rules and visibility, shared by desired and observed.
-
-fn str_of<'a>(m: &'a Fields, k: &str) -> Option<&'a str> {
-    m.get(k).and_then(Value::as_str)
-}
 
 /// A visibility table with WAF's defaults filled in.
 fn canonical_visibility(v: Option<&Value>, default_metric: Option<&Value>) -> Value {
@@ -969,8 +971,8 @@ impl WebAcl {
     }
 }
 
-/// Problems in one ACL's declaration: (field, message, help).
-pub fn problems(f: &Fields, region: &str) -> Vec<(&'static str, String, String)> {
+/// Problems in one ACL's declaration.
+pub fn problems(f: &Fields, region: &str) -> Vec<Problem> {
     let mut out = Vec::new();
     if str_of(f, "scope") == Some("CLOUDFRONT") && region != "us-east-1" {
         out.push((
@@ -1001,13 +1003,7 @@ pub fn problems(f: &Fields, region: &str) -> Vec<(&'static str, String, String)>
             ));
         }
         if let Some(p) = m.get("priority").and_then(Value::as_int) {
-            if p < 0 || p > i64::from(i32::MAX) {
-                out.push((
-                    "rules",
-                    format!("{what}: priority {p} is out of range"),
-                    "use a priority from 0 up".into(),
-                ));
-            } else if !priorities.insert(p) {
+            if !priorities.insert(p) {
                 out.push((
                     "rules",
                     format!("{what}: priority {p} is used by another rule"),
@@ -1039,15 +1035,6 @@ pub fn problems(f: &Fields, region: &str) -> Vec<(&'static str, String, String)>
             ));
         }
         if let Some(Value::Map(rl)) = m.get("rate_limit") {
-            if let Some(l) = rl.get("limit").and_then(Value::as_int) {
-                if !(10..=2_000_000_000).contains(&l) {
-                    out.push((
-                        "rules",
-                        format!("{what}: rate limit {l} is outside 10..2,000,000,000"),
-                        "choose a limit in that range".into(),
-                    ));
-                }
-            }
             if let Some(w) = rl.get("evaluation_window_sec").and_then(Value::as_int) {
                 if ![60, 120, 300, 600].contains(&w) {
                     out.push((
@@ -1084,16 +1071,7 @@ impl Provider for WebAcl {
     }
 
     fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields, &stack.region)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {msg}", r.address),
-                    help,
-                )
-            })
-            .collect()
+        diagnostics(r, problems(&r.fields, &stack.region))
     }
 
     /// A name is unique per scope: only a renamed (or re-scoped) ACL can exist
@@ -1168,23 +1146,14 @@ impl Provider for WebAcl {
                     .filter_map(|s| s.arn().and_then(AclArn::parse)),
             );
         }
-        let stack = cx.stack.clone();
         let ours: Vec<Option<(String, AclArn)>> = futures::stream::iter(all)
-            .map(|a| {
-                let stack = stack.clone();
-                async move {
-                    let tags = match list_tags(cx, &a.arn).await {
-                        Ok(t) => t,
-                        Err(e) if e.is_not_found() => return Ok(None),
-                        Err(e) => return Err(e),
-                    };
-                    let address = tags.get(TAG_ADDRESS).cloned();
-                    Ok((tags.get(TAG_STACK) == Some(&stack))
-                        .then_some(address)
-                        .flatten()
-                        .filter(|ad| addresses.is_empty() || addresses.contains(ad))
-                        .map(|ad| (ad, a)))
-                }
+            .map(|a| async move {
+                let Some(tags) = read_acl_tags(cx, &a.arn).await? else {
+                    return Ok(None);
+                };
+                Ok(stack_address(cx, &tags)
+                    .filter(|ad| addresses.is_empty() || addresses.contains(ad))
+                    .map(|ad| (ad, a)))
             })
             .buffer_unordered(CONCURRENCY)
             .try_collect()
@@ -1221,26 +1190,15 @@ impl Provider for WebAcl {
             .find(|s| s.name() == Some(name.as_str()))
             .and_then(|s| s.arn().and_then(AclArn::parse))
         {
-            let live = observe_one(cx, &existing).await?;
-            let ours = live.as_ref().is_some_and(|o| {
-                o.tags.get(TAG_STACK) == Some(&cx.stack)
-                    && o.tags.get(TAG_ADDRESS).map(String::as_str) == Some(addr)
-            });
-            match live {
-                Some(live) if ours => {
-                    tracing::info!(address = addr, arn = %existing.arn, "adopting the web ACL an interrupted apply created");
-                    return self
-                        .converge(cx, &existing, &live, &f, want.tags, addr)
-                        .await;
-                }
-                _ => {
-                    return Err(ProviderError::InvalidInput(format!(
-                        "{addr}: a {scope} web ACL named `{name}` already exists ({}) and is not managed by this stack; \
-                         adopt it with `reconcile import {addr} {}`, or choose another `name`",
-                        existing.arn, existing.arn
-                    )))
-                }
-            }
+            let found = observe_one(cx, &existing).await?;
+            let gone = ProviderError::Other(format!(
+                "{addr}: web ACL `{name}` vanished while it was read; apply again"
+            ));
+            let what = format!("a {scope} web ACL");
+            let live = take_over(cx, want, &what, &name, found, gone)?;
+            return self
+                .converge(cx, &existing, &live, &f, want.tags, addr)
+                .await;
         }
 
         let out = cx
@@ -1443,6 +1401,14 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].field, "rules");
         assert!(!d[0].forces_replace);
+    }
+
+    #[test]
+    fn rule_priority_and_rate_limit_ranges_are_the_schemas() {
+        let priority = RULE_FIELDS.iter().find(|f| f.name == "priority").unwrap();
+        assert_eq!(priority.range, Some((0, i64::from(i32::MAX))));
+        let limit = RATE_FIELDS.iter().find(|f| f.name == "limit").unwrap();
+        assert_eq!(limit.range, Some((10, 2_000_000_000)));
     }
 
     #[test]

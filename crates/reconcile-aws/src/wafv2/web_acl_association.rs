@@ -7,6 +7,7 @@
 //! disassociates when the resource still holds this association's ACL, so a
 //! replacement (or someone else's ACL) is never torn off by mistake.
 
+use crate::elbv2::{diagnostics, Problem};
 use crate::kit::error::at;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use crate::wafv2::web_acl::{waf_error, AclArn, CONCURRENCY};
@@ -88,9 +89,9 @@ pub async fn acl_of(cx: &Cx, resource: &str) -> Result<Option<String>, ProviderE
     }
 }
 
-/// Problems in one declaration: (field, message, help). Values still holding a
-/// reference are checked at apply time by AWS itself.
-pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems in one declaration. Values still holding a reference are checked
+/// at apply time by AWS itself.
+pub fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
     let literal = |k: &str| {
         f.get(k)
@@ -138,16 +139,7 @@ impl Provider for WebAclAssociation {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {msg}", r.address),
-                    help,
-                )
-            })
-            .collect()
+        diagnostics(r, problems(&r.fields))
     }
 
     /// A resource holds one web ACL: the old association goes before the new one
