@@ -9,7 +9,11 @@
 //! stack tag index, or cost one `ListTagsForCertificate` per certificate the
 //! index does not list.
 
+use crate::elbv2::{diagnostics, Problem};
+use crate::kit::adopt::is_ours;
 use crate::kit::error::at;
+use crate::kit::fields::str_of;
+use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
@@ -18,7 +22,7 @@ use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -142,10 +146,6 @@ pub fn idempotency_token(token: &str) -> String {
         h = h.wrapping_mul(0x0000000001000000000000000000013B);
     }
     format!("{h:032x}")
-}
-
-fn str_of<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
-    f.get(k).and_then(Value::as_str)
 }
 
 /// The alternative names without the domain name itself, which ACM always lists too.
@@ -361,10 +361,9 @@ async fn sync_tags(
     want: &IndexMap<String, String>,
     address: &str,
 ) -> Result<(), ProviderError> {
-    let stale: Vec<Tag> = have
-        .iter()
-        .filter(|(k, _)| !want.contains_key(*k) && !k.starts_with("aws:"))
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+    let stale: Vec<Tag> = crate::kit::tags::tag_keys_to_remove(have, want)
+        .into_iter()
+        .filter_map(|k| Tag::builder().value(&have[&k]).key(k).build().ok())
         .collect();
     let changed = crate::kit::tags::tags_to_set(have, want);
     if !stale.is_empty() {
@@ -394,8 +393,8 @@ async fn sync_tags(
     Ok(())
 }
 
-/// Problems in one declaration: (field, message, help).
-pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems in one declaration.
+pub fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
     if let Some(Value::List(names)) = f.get("subject_alternative_names") {
         let mut seen = BTreeSet::new();
@@ -428,16 +427,7 @@ impl Provider for Certificate {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {msg}", r.address),
-                    help,
-                )
-            })
-            .collect()
+        diagnostics(r, problems(&r.fields))
     }
 
     /// ACM holds any number of certificates for one name: the new one is always
@@ -509,9 +499,7 @@ impl Provider for Certificate {
                 let Some(tags) = tags_of(cx, &arn).await? else {
                     return Ok::<_, ProviderError>(None);
                 };
-                Ok((tags.get(TAG_STACK) == Some(&cx.stack))
-                    .then(|| tags.get(TAG_ADDRESS).cloned())
-                    .flatten()
+                Ok(stack_address(cx, &tags)
                     .filter(|a| addresses.is_empty() || addresses.contains(a))
                     .map(|a| (a, arn)))
             })
@@ -559,9 +547,7 @@ impl Provider for Certificate {
             let Some(tags) = list_tags(cx, &arn).await? else {
                 continue;
             };
-            if tags.get(TAG_STACK) == Some(&cx.stack)
-                && tags.get(TAG_ADDRESS).map(String::as_str) == Some(addr)
-            {
+            if is_ours(cx, &tags, addr) {
                 tracing::info!(address = addr, %arn, "adopting the certificate an interrupted apply requested");
                 if &tags != want.tags {
                     sync_tags(cx, &arn, &tags, want.tags, addr).await?;
