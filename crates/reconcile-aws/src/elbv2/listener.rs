@@ -323,31 +323,12 @@ impl Provider for Listener {
                 .await
                 .map_err(|e| named(addr, "modifying", elb_error(e)))?;
         }
-        if ch("tags") {
-            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        let mut o = observe_one(cx, arn)
-            .await?
-            .ok_or_else(|| vanished(addr, arn, "during its update"))?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        elbv2::retag_and_read(cx, live, want, changes, observe_one(cx, arn)).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .elbv2
-            .delete_listener()
-            .listener_arn(id)
-            .send()
-            .await
-            .map_err(elb_error)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(named(&format!("listener {id}"), "deleting", e)),
-        }
+        let answer = cx.elbv2.delete_listener().listener_arn(id).send().await;
+        elbv2::deleted(answer.map_err(elb_error), &format!("listener {id}"))
     }
 }
 

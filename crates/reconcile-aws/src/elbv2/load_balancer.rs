@@ -503,16 +503,7 @@ impl Provider for LoadBalancer {
         modify_attributes(cx, arn, attribute_updates(f, changes, false))
             .await
             .map_err(|e| named(addr, "setting attributes", e))?;
-        if ch("tags") {
-            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        let mut o = observe_one(cx, arn)
-            .await?
-            .ok_or_else(|| vanished(addr, arn, "during its update"))?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        elbv2::retag_and_read(cx, live, want, changes, observe_one(cx, arn)).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {

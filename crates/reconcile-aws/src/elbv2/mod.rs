@@ -29,7 +29,7 @@ use futures::future::try_join_all;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
-use reconcile_core::plan::Observed;
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
@@ -553,6 +553,37 @@ pub async fn adopt(
         ));
     }
     kind.update(cx, &live, want, &changes).await
+}
+
+/// The end of every update: the tags, when they changed, then the resource
+/// read back through `read`, with the tags just set.
+pub async fn retag_and_read(
+    cx: &Cx,
+    live: &Observed,
+    want: &Desired<'_>,
+    changes: &[FieldChange],
+    read: impl Future<Output = Result<Option<Observed>, ProviderError>>,
+) -> Result<Observed, ProviderError> {
+    let addr = want.address;
+    if changes.iter().any(|c| c.field == "tags") {
+        sync_tags(cx, &live.id, &live.tags, want.tags)
+            .await
+            .map_err(|e| named(addr, "tagging", e))?;
+    }
+    let mut o = read
+        .await?
+        .ok_or_else(|| vanished(addr, &live.id, "during its update"))?;
+    o.tags = want.tags.clone();
+    Ok(o)
+}
+
+/// A delete's answer: a resource already gone is deleted too.
+pub fn deleted<T>(answer: Result<T, ProviderError>, what: &str) -> Result<(), ProviderError> {
+    match answer {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(named(what, "deleting", e)),
+    }
 }
 
 /// A resource gone on reading it back `when` (right after its creation, ...).
