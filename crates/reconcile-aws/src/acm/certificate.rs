@@ -15,9 +15,9 @@ use crate::kit::error::at;
 use crate::kit::fields::str_of;
 use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::wafv2::each;
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
-use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
@@ -36,9 +36,6 @@ pub const KEY_ALGORITHMS: &[&str] = &[
     "EC_secp384r1",
     "EC_secp521r1",
 ];
-
-/// How many ACM reads run at once when describing many certificates one by one.
-const CONCURRENCY: usize = 8;
 
 /// How long a create waits for ACM to publish the DNS validation records.
 const RECORDS_WAIT: Duration = Duration::from_secs(60);
@@ -449,21 +446,10 @@ impl Provider for Certificate {
             .into_iter()
             .map(|(arn, _)| arn)
             .collect();
-        let present: Vec<String> = ids
-            .iter()
-            .filter(|id| existing.contains(*id))
-            .cloned()
-            .collect();
-        let found: Vec<Option<Observed>> = futures::stream::iter(present)
-            .map(|arn| async move { observe_one(cx, &arn).await })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found
-            .into_iter()
-            .flatten()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        let present = ids.iter().filter(|id| existing.contains(*id));
+        let calls = present.map(|arn| observe_one(cx, arn));
+        let found = each(calls.collect()).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
     async fn read_tags(
@@ -471,18 +457,10 @@ impl Provider for Certificate {
         cx: &Cx,
         arns: &[String],
     ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
-        // Collected first: a lazy iterator's closure would not be Send for every lifetime.
-        let calls: Vec<_> = arns
+        let calls = arns
             .iter()
-            .map(|arn| async move {
-                Ok::<_, ProviderError>(list_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
-            })
-            .collect();
-        let found: Vec<Option<(String, IndexMap<String, String>)>> = futures::stream::iter(calls)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(Some(found.into_iter().flatten().collect()))
+            .map(|arn| async move { Ok(list_tags(cx, arn).await?.map(|t| (arn.clone(), t))) });
+        Ok(Some(each(calls.collect()).await?.into_iter().collect()))
     }
 
     /// One ListTagsForCertificate per certificate in the region (ACM cannot
@@ -494,20 +472,16 @@ impl Provider for Certificate {
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
         let all = list_certificates(cx).await?;
-        let tagged: Vec<Option<(String, String)>> = futures::stream::iter(all)
-            .map(|(arn, _)| async move {
-                let Some(tags) = tags_of(cx, &arn).await? else {
-                    return Ok::<_, ProviderError>(None);
-                };
-                Ok(stack_address(cx, &tags)
-                    .filter(|a| addresses.is_empty() || addresses.contains(a))
-                    .map(|a| (a, arn)))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let calls = all.into_iter().map(|(arn, _)| async move {
+            let Some(tags) = tags_of(cx, &arn).await? else {
+                return Ok(None);
+            };
+            Ok(stack_address(cx, &tags)
+                .filter(|a| addresses.is_empty() || addresses.contains(a))
+                .map(|a| (a, arn)))
+        });
         let mut out = Vec::new();
-        for (address, arn) in tagged.into_iter().flatten() {
+        for (address, arn) in each(calls.collect()).await? {
             if let Some(o) = observe_one(cx, &arn).await? {
                 out.push((address, o));
             }

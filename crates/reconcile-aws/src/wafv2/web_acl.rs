@@ -15,6 +15,7 @@ use crate::kit::error::at;
 use crate::kit::fields::str_of;
 use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::wafv2::each;
 use async_trait::async_trait;
 use aws_sdk_wafv2::types::{
     AllowAction, BlockAction, CountAction, DefaultAction, ExcludedRule, ManagedRuleGroupStatement,
@@ -23,7 +24,6 @@ use aws_sdk_wafv2::types::{
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
@@ -32,9 +32,6 @@ use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 
 pub struct WebAcl;
-
-/// How many WAF reads run at once when observing many ACLs one by one.
-pub const CONCURRENCY: usize = 8;
 
 /// How many times an update or delete re-reads the lock token after losing a race.
 const LOCK_RETRIES: usize = 2;
@@ -323,62 +320,25 @@ fn canonical_visibility(v: Option<&Value>, default_metric: Option<&Value>) -> Va
     Value::Map(out)
 }
 
-/// A declared rule with every default filled in, in the shape observe reports.
+/// A rule in the shape observe reports, with the defaults that depend on its
+/// statement (the schema fills in the others).
 fn canonical_rule(m: &Fields) -> Fields {
-    let mut out = Fields::new();
-    for k in ["name", "priority"] {
-        if let Some(v) = m.get(k) {
-            out.insert(k.into(), v.clone());
+    let statement = |k: &str, v: &Value| {
+        matches!(v, Value::Map(_)) && (k == "managed_rule_group" || k == "rate_limit")
+    };
+    let mut out: Fields = m
+        .iter()
+        .filter(|(k, v)| k.as_str() == "name" || k.as_str() == "priority" || statement(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (kind, action, default) in [
+        ("managed_rule_group", "override_action", "none"),
+        ("rate_limit", "action", "block"),
+    ] {
+        if out.contains_key(kind) {
+            let v = m.get(action).cloned().unwrap_or(Value::str(default));
+            out.insert(action.into(), v);
         }
-    }
-    if let Some(Value::Map(g)) = m.get("managed_rule_group") {
-        let mut group = Fields::new();
-        group.insert(
-            "vendor".into(),
-            g.get("vendor").cloned().unwrap_or(Value::str("AWS")),
-        );
-        if let Some(n) = g.get("name") {
-            group.insert("name".into(), n.clone());
-        }
-        if let Some(v) = g.get("version") {
-            group.insert("version".into(), v.clone());
-        }
-        group.insert(
-            "excluded_rules".into(),
-            g.get("excluded_rules")
-                .cloned()
-                .unwrap_or(Value::List(vec![])),
-        );
-        out.insert("managed_rule_group".into(), Value::Map(group));
-        out.insert(
-            "override_action".into(),
-            m.get("override_action")
-                .cloned()
-                .unwrap_or(Value::str("none")),
-        );
-    }
-    if let Some(Value::Map(r)) = m.get("rate_limit") {
-        let mut rate = Fields::new();
-        if let Some(l) = r.get("limit") {
-            rate.insert("limit".into(), l.clone());
-        }
-        rate.insert(
-            "aggregate_key_type".into(),
-            r.get("aggregate_key_type")
-                .cloned()
-                .unwrap_or(Value::str("IP")),
-        );
-        rate.insert(
-            "evaluation_window_sec".into(),
-            r.get("evaluation_window_sec")
-                .cloned()
-                .unwrap_or(Value::Int(300)),
-        );
-        out.insert("rate_limit".into(), Value::Map(rate));
-        out.insert(
-            "action".into(),
-            m.get("action").cloned().unwrap_or(Value::str("block")),
-        );
     }
     out.insert(
         "visibility".into(),
@@ -827,16 +787,6 @@ async fn observe_one(cx: &Cx, a: &AclArn) -> Result<Option<Observed>, ProviderEr
     Ok(Some(observed(&acl, a.scope, tags)))
 }
 
-/// Observes many ACLs, a few at a time.
-async fn observe_many(cx: &Cx, acls: Vec<AclArn>) -> Result<Vec<Observed>, ProviderError> {
-    let found: Vec<Option<Observed>> = futures::stream::iter(acls)
-        .map(|a| async move { observe_one(cx, &a).await })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(found.into_iter().flatten().collect())
-}
-
 /// The scopes this stack's region can hold: CLOUDFRONT ACLs live in us-east-1 only.
 fn scopes(cx: &Cx) -> &'static [&'static str] {
     if cx.region == "us-east-1" {
@@ -961,13 +911,24 @@ impl WebAcl {
         if &live.tags != tags {
             sync_tags(cx, &a.arn, &live.tags, tags, address).await?;
         }
-        let (acl, _) = get_acl(cx, a).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{address}: web ACL {} vanished right after it was written; run plan again",
-                a.arn
-            ))
-        })?;
-        Ok(observed(&acl, a.scope, tags.clone()))
+        read_back(cx, a, tags, address, "right after it was written").await
+    }
+}
+
+/// The ACL just written, `when` naming the moment should it be gone.
+async fn read_back(
+    cx: &Cx,
+    a: &AclArn,
+    tags: &IndexMap<String, String>,
+    address: &str,
+    when: &str,
+) -> Result<Observed, ProviderError> {
+    match get_acl(cx, a).await? {
+        Some((acl, _)) => Ok(observed(&acl, a.scope, tags.clone())),
+        None => Err(ProviderError::NotFound(format!(
+            "{address}: web ACL {} vanished {when}; run plan again",
+            a.arn
+        ))),
     }
 }
 
@@ -1101,15 +1062,10 @@ impl Provider for WebAcl {
                     .filter_map(|s| s.arn().map(str::to_string)),
             );
         }
-        let present: Vec<AclArn> = wanted
-            .into_iter()
-            .filter(|a| existing.contains(&a.arn))
-            .collect();
-        Ok(observe_many(cx, present)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        let present = wanted.into_iter().filter(|a| existing.contains(&a.arn));
+        let calls = present.map(|a| async move { observe_one(cx, &a).await });
+        let found = each(calls.collect()).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
     async fn read_tags(
@@ -1117,17 +1073,10 @@ impl Provider for WebAcl {
         cx: &Cx,
         arns: &[String],
     ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
-        let calls: Vec<_> = arns
+        let calls = arns
             .iter()
-            .map(|arn| async move {
-                Ok::<_, ProviderError>(read_acl_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
-            })
-            .collect();
-        let found: Vec<Option<(String, IndexMap<String, String>)>> = futures::stream::iter(calls)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(Some(found.into_iter().flatten().collect()))
+            .map(|arn| async move { Ok(read_acl_tags(cx, arn).await?.map(|t| (arn.clone(), t))) });
+        Ok(Some(each(calls.collect()).await?.into_iter().collect()))
     }
 
     /// One ListTagsForResource per web ACL in the region (WAF cannot search by
@@ -1146,20 +1095,16 @@ impl Provider for WebAcl {
                     .filter_map(|s| s.arn().and_then(AclArn::parse)),
             );
         }
-        let ours: Vec<Option<(String, AclArn)>> = futures::stream::iter(all)
-            .map(|a| async move {
-                let Some(tags) = read_acl_tags(cx, &a.arn).await? else {
-                    return Ok(None);
-                };
-                Ok(stack_address(cx, &tags)
-                    .filter(|ad| addresses.is_empty() || addresses.contains(ad))
-                    .map(|ad| (ad, a)))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let calls = all.into_iter().map(|a| async move {
+            let Some(tags) = read_acl_tags(cx, &a.arn).await? else {
+                return Ok(None);
+            };
+            Ok(stack_address(cx, &tags)
+                .filter(|ad| addresses.is_empty() || addresses.contains(ad))
+                .map(|ad| (ad, a)))
+        });
         let mut out = Vec::new();
-        for (address, a) in ours.into_iter().flatten() {
+        for (address, a) in each(calls.collect()).await? {
             if let Some(o) = observe_one(cx, &a).await? {
                 out.push((address, o));
             }
@@ -1225,13 +1170,7 @@ impl Provider for WebAcl {
                 ))
             })?;
         // Read back: whatever WAF dropped is set again with one update.
-        let (acl, _) = get_acl(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{addr}: web ACL {} vanished right after its creation; run plan again",
-                arn.arn
-            ))
-        })?;
-        let live = observed(&acl, arn.scope, want.tags.clone());
+        let live = read_back(cx, &arn, want.tags, addr, "right after its creation").await?;
         if reconcile_core::plan::diff_fields(&SCHEMA, &f, &live.fields).is_empty() {
             return Ok(live);
         }
@@ -1258,13 +1197,7 @@ impl Provider for WebAcl {
             sync_tags(cx, &a.arn, &live.tags, want.tags, addr).await?;
         }
         // Capacity follows the rules: read it back.
-        match get_acl(cx, &a).await? {
-            Some((acl, _)) => Ok(observed(&acl, a.scope, want.tags.clone())),
-            None => Err(ProviderError::NotFound(format!(
-                "{addr}: web ACL {} vanished during its update; run plan again",
-                a.arn
-            ))),
-        }
+        read_back(cx, &a, want.tags, addr, "during its update").await
     }
 
     /// GetWebACL for the lock token, then DeleteWebACL; a lost race re-reads the token.

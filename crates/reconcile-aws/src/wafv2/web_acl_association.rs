@@ -10,8 +10,8 @@
 use crate::elbv2::{diagnostics, Problem};
 use crate::kit::error::at;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::wafv2::web_acl::{waf_error, AclArn, CONCURRENCY};
-use futures::{StreamExt, TryStreamExt};
+use crate::wafv2::each;
+use crate::wafv2::web_acl::{waf_error, AclArn};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_STACK};
@@ -162,21 +162,12 @@ impl Provider for WebAclAssociation {
                     .ok_or_else(|| bad_id(id))
             })
             .collect::<Result<_, _>>()?;
-        let found: Vec<Option<Observed>> = futures::stream::iter(pairs)
-            .map(|(acl, resource)| async move {
-                let live = acl_of(cx, &resource).await?;
-                Ok::<_, ProviderError>(
-                    (live.as_deref() == Some(acl.as_str())).then(|| observed(&acl, &resource)),
-                )
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found
-            .into_iter()
-            .flatten()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        let calls = pairs.into_iter().map(|(acl, resource)| async move {
+            let live = acl_of(cx, &resource).await?;
+            Ok((live.as_deref() == Some(acl.as_str())).then(|| observed(&acl, &resource)))
+        });
+        let found = each(calls.collect()).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
     /// Not taggable: an interrupted create is simply made again (associating
