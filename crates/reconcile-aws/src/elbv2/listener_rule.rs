@@ -11,9 +11,9 @@ use crate::kit::fields::{changes_field, i32_of, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
-    PathPatternConditionConfig, Rule as AwsRule, RuleCondition, RulePriorityPair,
-    SourceIpConditionConfig,
+    HostHeaderConditionConfig as HostConfig, HttpHeaderConditionConfig,
+    HttpRequestMethodConditionConfig as MethodConfig, PathPatternConditionConfig as PathConfig,
+    Rule as AwsRule, RuleCondition, RulePriorityPair, SourceIpConditionConfig as SourceIpConfig,
 };
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
@@ -111,69 +111,57 @@ pub static SCHEMA: Schema = Schema {
     taggable: true,
 };
 
-fn strs(v: &[String]) -> Value {
-    crate::kit::fields::str_list(v.iter().cloned())
+fn strs(v: &[String]) -> Vec<Value> {
+    v.iter().map(Value::str).collect()
 }
 
 /// A rule's conditions as the `conditions` table: one key per condition type.
 pub fn conditions_value(conds: &[RuleCondition]) -> Value {
-    let mut hosts = Vec::new();
-    let mut paths = Vec::new();
-    let mut headers = Vec::new();
-    let mut methods = Vec::new();
-    let mut sources = Vec::new();
+    let mut by_key: IndexMap<&str, Vec<Value>> =
+        CONDITION_FIELDS.iter().map(|f| (f.name, vec![])).collect();
     for c in conds {
         // AWS answers both the config and the older `Values` for host and path.
-        let or_values = |config: Option<&[String]>| -> Vec<String> {
-            match config {
-                Some(v) if !v.is_empty() => v.to_vec(),
-                _ => c.values().to_vec(),
-            }
+        let or_values = |config: Option<&[String]>| match config {
+            Some(v) if !v.is_empty() => strs(v),
+            _ => strs(c.values()),
         };
-        match c.field().unwrap_or_default() {
-            "host-header" => hosts.extend(or_values(c.host_header_config().map(|h| h.values()))),
-            "path-pattern" => paths.extend(or_values(c.path_pattern_config().map(|p| p.values()))),
+        let (key, values) = match c.field().unwrap_or_default() {
+            "host-header" => (
+                "host_header",
+                or_values(c.host_header_config().map(|h| h.values())),
+            ),
+            "path-pattern" => (
+                "path_pattern",
+                or_values(c.path_pattern_config().map(|p| p.values())),
+            ),
             "http-header" => {
-                if let Some(h) = c.http_header_config() {
-                    let mut m = Fields::new();
-                    m.insert(
-                        "name".into(),
-                        Value::str(h.http_header_name().unwrap_or_default()),
-                    );
-                    m.insert("values".into(), strs(h.values()));
-                    headers.push(Value::Map(m));
-                }
+                let Some(h) = c.http_header_config() else {
+                    continue;
+                };
+                let mut m = Fields::new();
+                let name = h.http_header_name().unwrap_or_default();
+                m.insert("name".into(), Value::str(name));
+                m.insert("values".into(), Value::List(strs(h.values())));
+                ("http_header", vec![Value::Map(m)])
             }
-            "http-request-method" => {
-                if let Some(h) = c.http_request_method_config() {
-                    methods.extend(h.values().iter().cloned());
-                }
-            }
-            "source-ip" => {
-                if let Some(s) = c.source_ip_config() {
-                    sources.extend(s.values().iter().cloned());
-                }
-            }
-            _ => {}
-        }
+            "http-request-method" => match c.http_request_method_config() {
+                Some(h) => ("http_request_method", strs(h.values())),
+                None => continue,
+            },
+            "source-ip" => match c.source_ip_config() {
+                Some(s) => ("source_ip", strs(s.values())),
+                None => continue,
+            },
+            _ => continue,
+        };
+        by_key[key].extend(values);
     }
-    let mut m = Fields::new();
-    if !hosts.is_empty() {
-        m.insert("host_header".into(), strs(&hosts));
-    }
-    if !paths.is_empty() {
-        m.insert("path_pattern".into(), strs(&paths));
-    }
-    if !headers.is_empty() {
-        m.insert("http_header".into(), Value::List(headers));
-    }
-    if !methods.is_empty() {
-        m.insert("http_request_method".into(), strs(&methods));
-    }
-    if !sources.is_empty() {
-        m.insert("source_ip".into(), strs(&sources));
-    }
-    Value::Map(m)
+    let present = by_key.into_iter().filter(|(_, v)| !v.is_empty());
+    Value::Map(
+        present
+            .map(|(k, v)| (k.to_string(), Value::List(v)))
+            .collect(),
+    )
 }
 
 /// The `conditions` table as the API's conditions.
@@ -185,69 +173,34 @@ pub fn conditions_to_sdk(m: &Fields, what: &str) -> Result<Vec<RuleCondition>, P
     }
     let list = |k: &str| m.get(k).map(Value::str_list).filter(|l| !l.is_empty());
     let mut out = Vec::new();
-    if let Some(v) = list("host_header") {
-        out.push(
-            RuleCondition::builder()
-                .field("host-header")
-                .host_header_config(
-                    HostHeaderConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
+    // Each condition type has its own config type, all with the same `values`.
+    macro_rules! condition {
+        ($key:literal, $setter:ident, $config:ident) => {
+            if let Some(v) = list($key) {
+                let config = $config::builder().set_values(Some(v)).build();
+                let c = RuleCondition::builder().field($key.replace('_', "-"));
+                out.push(c.$setter(config).build());
+            }
+        };
     }
-    if let Some(v) = list("path_pattern") {
-        out.push(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .path_pattern_config(
-                    PathPatternConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
-    }
+    condition!("host_header", host_header_config, HostConfig);
+    condition!("path_pattern", path_pattern_config, PathConfig);
     if let Some(headers) = m.get("http_header").and_then(Value::as_list) {
         for h in headers.iter().filter_map(Value::as_map) {
-            out.push(
-                RuleCondition::builder()
-                    .field("http-header")
-                    .http_header_config(
-                        HttpHeaderConditionConfig::builder()
-                            .set_http_header_name(str_of(h, "name").map(str::to_string))
-                            .set_values(h.get("values").map(Value::str_list))
-                            .build(),
-                    )
-                    .build(),
-            );
+            let config = HttpHeaderConditionConfig::builder()
+                .set_http_header_name(str_of(h, "name").map(str::to_string))
+                .set_values(h.get("values").map(Value::str_list))
+                .build();
+            let c = RuleCondition::builder().field("http-header");
+            out.push(c.http_header_config(config).build());
         }
     }
-    if let Some(v) = list("http_request_method") {
-        out.push(
-            RuleCondition::builder()
-                .field("http-request-method")
-                .http_request_method_config(
-                    HttpRequestMethodConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
-    }
-    if let Some(v) = list("source_ip") {
-        out.push(
-            RuleCondition::builder()
-                .field("source-ip")
-                .source_ip_config(
-                    SourceIpConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
-    }
+    condition!(
+        "http_request_method",
+        http_request_method_config,
+        MethodConfig
+    );
+    condition!("source_ip", source_ip_config, SourceIpConfig);
     if out.is_empty() {
         return Err(ProviderError::InvalidInput(format!(
             "{what}: a rule needs at least one condition"

@@ -300,12 +300,12 @@ pub async fn describe_load_balancers(
 }
 
 async fn all_load_balancers(cx: &Cx) -> Result<Vec<LoadBalancer>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx.elbv2.describe_load_balancers().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        out.extend(page.map_err(elb_error)?.load_balancers().iter().cloned());
-    }
-    Ok(out)
+    let items = cx.elbv2.describe_load_balancers().into_paginator().items();
+    items
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(elb_error)
 }
 
 pub async fn load_balancer_named(
@@ -339,12 +339,12 @@ pub async fn describe_target_groups(
 }
 
 async fn all_target_groups(cx: &Cx) -> Result<Vec<TargetGroup>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx.elbv2.describe_target_groups().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        out.extend(page.map_err(elb_error)?.target_groups().iter().cloned());
-    }
-    Ok(out)
+    let items = cx.elbv2.describe_target_groups().into_paginator().items();
+    items
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(elb_error)
 }
 
 pub async fn target_group_named(cx: &Cx, name: &str) -> Result<Option<TargetGroup>, ProviderError> {
@@ -355,21 +355,20 @@ pub async fn target_group_named(cx: &Cx, name: &str) -> Result<Option<TargetGrou
 
 /// The listeners of one load balancer, all pages; none when it is gone.
 pub async fn listeners_of(cx: &Cx, lb_arn: &str) -> Result<Vec<Listener>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .elbv2
-        .describe_listeners()
-        .load_balancer_arn(lb_arn)
+    let req = cx.elbv2.describe_listeners().load_balancer_arn(lb_arn);
+    let all = req
         .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page.map_err(elb_error) {
-            Ok(p) => out.extend(p.listeners().iter().cloned()),
-            Err(e) if e.is_not_found() => return Ok(vec![]),
-            Err(e) => return Err(e),
-        }
+        .items()
+        .send()
+        .collect::<Result<_, _>>();
+    none_when_gone(all.await.map_err(elb_error))
+}
+
+fn none_when_gone<T>(all: Result<Vec<T>, ProviderError>) -> Result<Vec<T>, ProviderError> {
+    match all {
+        Err(e) if e.is_not_found() => Ok(vec![]),
+        other => other,
     }
-    Ok(out)
 }
 
 /// Listeners by ARN; a batch AWS fails is read again through the load
@@ -392,21 +391,13 @@ pub async fn describe_listeners(cx: &Cx, arns: &[String]) -> Result<Vec<Listener
 /// The rules of one listener (its default rule included), all pages; none when
 /// the listener is gone.
 pub async fn rules_of(cx: &Cx, listener_arn: &str) -> Result<Vec<Rule>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .elbv2
-        .describe_rules()
-        .listener_arn(listener_arn)
+    let req = cx.elbv2.describe_rules().listener_arn(listener_arn);
+    let all = req
         .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page.map_err(elb_error) {
-            Ok(p) => out.extend(p.rules().iter().cloned()),
-            Err(e) if e.is_not_found() => return Ok(vec![]),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+        .items()
+        .send()
+        .collect::<Result<_, _>>();
+    none_when_gone(all.await.map_err(elb_error))
 }
 
 /// Rules by ARN; a batch AWS fails is read again through the listeners its
