@@ -15,7 +15,7 @@ use crate::kit::error::at;
 use crate::kit::fields::str_of;
 use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::wafv2::each;
+use crate::wafv2::{each, found};
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
 use indexmap::IndexMap;
@@ -282,48 +282,30 @@ async fn list_certificates(cx: &Cx) -> Result<Vec<(String, String)>, ProviderErr
 }
 
 async fn describe(cx: &Cx, arn: &str) -> Result<Option<CertificateDetail>, ProviderError> {
-    match cx
-        .acm
-        .describe_certificate()
-        .certificate_arn(arn)
-        .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Ok(out) => Ok(out.certificate().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.acm.describe_certificate().certificate_arn(arn);
+    let out = found(req.send().await.map_err(ProviderError::from_sdk))?;
+    Ok(out.and_then(|o| o.certificate().cloned()))
 }
 
 /// A certificate's tags, AWS's own (`aws:*`) left out; `None` when it is gone.
 async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>>, ProviderError> {
-    match cx
-        .acm
-        .list_tags_for_certificate()
-        .certificate_arn(arn)
-        .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Ok(out) => {
-            let mut t: IndexMap<String, String> = out
-                .tags()
-                .iter()
-                .filter(|t| !t.key().starts_with("aws:"))
-                .map(|t| {
-                    (
-                        t.key().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            t.sort_keys();
-            Ok(Some(t))
-        }
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.acm.list_tags_for_certificate().certificate_arn(arn);
+    let Some(out) = found(req.send().await.map_err(ProviderError::from_sdk))? else {
+        return Ok(None);
+    };
+    let mut tags: IndexMap<String, String> = out
+        .tags()
+        .iter()
+        .filter(|t| !t.key().starts_with("aws:"))
+        .map(|t| {
+            (
+                t.key().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    tags.sort_keys();
+    Ok(Some(tags))
 }
 
 /// A certificate's tags from the observe pass's stack tag index where it lists

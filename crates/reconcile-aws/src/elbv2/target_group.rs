@@ -241,23 +241,14 @@ pub fn observed(
     if let Some(m) = tg.matcher().and_then(|m| m.http_code()) {
         hc.insert("matcher".into(), Value::str(m));
     }
-    let int = |v: Option<i32>| Value::Int(v.unwrap_or(0).into());
-    hc.insert(
-        "interval_seconds".into(),
-        int(tg.health_check_interval_seconds()),
-    );
-    hc.insert(
-        "timeout_seconds".into(),
-        int(tg.health_check_timeout_seconds()),
-    );
-    hc.insert(
-        "healthy_threshold".into(),
-        int(tg.healthy_threshold_count()),
-    );
-    hc.insert(
-        "unhealthy_threshold".into(),
-        int(tg.unhealthy_threshold_count()),
-    );
+    for (k, v) in [
+        ("interval_seconds", tg.health_check_interval_seconds()),
+        ("timeout_seconds", tg.health_check_timeout_seconds()),
+        ("healthy_threshold", tg.healthy_threshold_count()),
+        ("unhealthy_threshold", tg.unhealthy_threshold_count()),
+    ] {
+        hc.insert(k.into(), Value::Int(v.unwrap_or(0).into()));
+    }
     hc.insert(
         "protocol".into(),
         Value::str(

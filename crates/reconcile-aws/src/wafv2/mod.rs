@@ -22,3 +22,12 @@ pub async fn each<T>(
         .await?;
     Ok(found.into_iter().flatten().collect())
 }
+
+/// An answer about one resource, `None` when AWS says it is gone.
+pub fn found<T>(answer: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match answer {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -15,7 +15,7 @@ use crate::kit::error::at;
 use crate::kit::fields::str_of;
 use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::wafv2::each;
+use crate::wafv2::{each, found};
 use async_trait::async_trait;
 use aws_sdk_wafv2::types::{
     AllowAction, BlockAction, CountAction, DefaultAction, ExcludedRule, ManagedRuleGroupStatement,
@@ -708,23 +708,12 @@ pub async fn list_acls(
 
 /// The ACL and the lock token to change it with; `None` when it is gone.
 async fn get_acl(cx: &Cx, a: &AclArn) -> Result<Option<(AwsWebAcl, String)>, ProviderError> {
-    match cx
-        .wafv2
-        .get_web_acl()
-        .name(&a.name)
-        .scope(a.sdk_scope())
-        .id(&a.id)
-        .send()
-        .await
-        .map_err(waf_error)
-    {
-        Ok(out) => Ok(out
-            .web_acl()
-            .cloned()
-            .map(|acl| (acl, out.lock_token().unwrap_or_default().to_string()))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.wafv2.get_web_acl().name(&a.name).scope(a.sdk_scope());
+    let Some(out) = found(req.id(&a.id).send().await.map_err(waf_error))? else {
+        return Ok(None);
+    };
+    let token = out.lock_token().unwrap_or_default().to_string();
+    Ok(out.web_acl().cloned().map(|acl| (acl, token)))
 }
 
 /// A resource's tags, AWS's own (`aws:*`) left out.
@@ -764,11 +753,7 @@ async fn read_acl_tags(
     cx: &Cx,
     arn: &str,
 ) -> Result<Option<IndexMap<String, String>>, ProviderError> {
-    match list_tags(cx, arn).await {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    found(list_tags(cx, arn).await)
 }
 
 /// GetWebACL, and the tags from the observe pass's stack tag index or

@@ -10,8 +10,8 @@
 use crate::elbv2::{diagnostics, Problem};
 use crate::kit::error::at;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::wafv2::each;
 use crate::wafv2::web_acl::{waf_error, AclArn};
+use crate::wafv2::{each, found};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_STACK};
@@ -75,18 +75,9 @@ fn observed(acl: &str, resource: &str) -> Observed {
 
 /// The ARN of the web ACL a resource holds; `None` when it holds none or is gone.
 pub async fn acl_of(cx: &Cx, resource: &str) -> Result<Option<String>, ProviderError> {
-    match cx
-        .wafv2
-        .get_web_acl_for_resource()
-        .resource_arn(resource)
-        .send()
-        .await
-        .map_err(waf_error)
-    {
-        Ok(out) => Ok(out.web_acl().map(|a| a.arn().to_string())),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.wafv2.get_web_acl_for_resource().resource_arn(resource);
+    let out = found(req.send().await.map_err(waf_error))?;
+    Ok(out.and_then(|o| o.web_acl().map(|a| a.arn().to_string())))
 }
 
 /// Problems in one declaration. Values still holding a reference are checked
