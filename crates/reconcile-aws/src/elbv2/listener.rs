@@ -107,15 +107,7 @@ pub fn observed(l: &AwsListener, tags: IndexMap<String, String>) -> Option<Obser
         "default_action".into(),
         elbv2::action_from_sdk(l.default_actions()),
     );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+    elbv2::observation(&arn, f, [], tags)
 }
 
 async fn complete(cx: &Cx, ls: Vec<AwsListener>) -> Result<Vec<Observed>, ProviderError> {

@@ -213,27 +213,16 @@ pub fn observed(r: &AwsRule, tags: IndexMap<String, String>) -> Option<Observed>
     if r.is_default() == Some(true) {
         return None;
     }
-    let arn = r.rule_arn()?.to_string();
-    let mut f = Fields::new();
-    f.insert(
-        "listener_arn".into(),
-        Value::str(elbv2::listener_of_rule(&arn).unwrap_or_default()),
-    );
-    f.insert(
-        "priority".into(),
-        Value::Int(r.priority().and_then(|p| p.parse().ok()).unwrap_or(0)),
-    );
-    f.insert("conditions".into(), conditions_value(r.conditions()));
-    f.insert("action".into(), elbv2::action_from_sdk(r.actions()));
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+    let arn = r.rule_arn()?;
+    let listener = elbv2::listener_of_rule(arn).unwrap_or_default();
+    let priority = r.priority().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let f = elbv2::fields([
+        ("listener_arn", Value::str(listener)),
+        ("priority", Value::Int(priority)),
+        ("conditions", conditions_value(r.conditions())),
+        ("action", elbv2::action_from_sdk(r.actions())),
+    ]);
+    elbv2::observation(arn, f, [], tags)
 }
 
 async fn complete(cx: &Cx, rules: Vec<AwsRule>) -> Result<Vec<Observed>, ProviderError> {

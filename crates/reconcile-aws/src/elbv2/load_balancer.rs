@@ -8,7 +8,7 @@
 //! index, or cost one DescribeTags per 20 load balancers the index does not list.
 
 use crate::elbv2::{self, attribute_map, elb_error, named, vanished, Problem};
-use crate::kit::fields::{bool_of, changes_field, i32_of, str_of, strs_of};
+use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::wait::poll_until;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -143,66 +143,40 @@ pub fn observed(
         .r#type()
         .map(|t| t.as_str().to_string())
         .unwrap_or_else(|| "application".into());
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(name));
-    f.insert("load_balancer_type".into(), Value::str(&kind));
-    f.insert(
-        "scheme".into(),
-        Value::str(lb.scheme().map(|s| s.as_str()).unwrap_or("internet-facing")),
-    );
-    f.insert(
-        "subnets".into(),
-        crate::kit::fields::str_list(
-            lb.availability_zones()
-                .iter()
-                .filter_map(|z| z.subnet_id().map(str::to_string)),
+    let subnets = lb.availability_zones().iter().filter_map(|z| z.subnet_id());
+    let flag = |k: &str| Value::Bool(attrs.get(k).is_some_and(|v| v == "true"));
+    // A network load balancer has no idle timeout: it reads as the default,
+    // so declaring nothing shows no change (and likewise for the header flag).
+    let idle = attrs.get(IDLE_TIMEOUT).and_then(|v| v.parse().ok());
+    let f = elbv2::fields([
+        ("name", Value::str(name)),
+        ("load_balancer_type", Value::str(&kind)),
+        (
+            "scheme",
+            Value::str(lb.scheme().map_or("internet-facing", |s| s.as_str())),
         ),
-    );
-    f.insert(
-        "security_groups".into(),
-        crate::kit::fields::str_list(lb.security_groups().iter().cloned()),
-    );
-    f.insert(
-        "ip_address_type".into(),
-        Value::str(lb.ip_address_type().map(|t| t.as_str()).unwrap_or("ipv4")),
-    );
-    let flag = |k: &str| attrs.get(k).is_some_and(|v| v == "true");
-    // Always observed: the planner refuses deletes while it is on.
-    f.insert(
-        "deletion_protection".into(),
-        Value::Bool(flag(DELETION_PROTECTION)),
-    );
-    // A network load balancer has neither: it reads as the defaults, so
-    // declaring nothing shows no change.
-    let idle = attrs
-        .get(IDLE_TIMEOUT)
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(60);
-    f.insert("idle_timeout".into(), Value::Int(idle));
-    f.insert(
-        "drop_invalid_header_fields".into(),
-        Value::Bool(flag(DROP_INVALID_HEADERS)),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("arn_suffix".into(), Value::str(elbv2::arn_suffix(&arn)));
-    a.insert(
-        "dns_name".into(),
-        Value::str(lb.dns_name().unwrap_or_default()),
-    );
-    a.insert(
-        "zone_id".into(),
-        Value::str(lb.canonical_hosted_zone_id().unwrap_or_default()),
-    );
-    a.insert("name".into(), Value::str(name));
-    a.insert("vpc_id".into(), Value::str(lb.vpc_id().unwrap_or_default()));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+        ("subnets", str_list(subnets)),
+        ("security_groups", str_list(lb.security_groups())),
+        (
+            "ip_address_type",
+            Value::str(lb.ip_address_type().map_or("ipv4", |t| t.as_str())),
+        ),
+        // Always observed: the planner refuses deletes while it is on.
+        ("deletion_protection", flag(DELETION_PROTECTION)),
+        ("idle_timeout", Value::Int(idle.unwrap_or(60))),
+        ("drop_invalid_header_fields", flag(DROP_INVALID_HEADERS)),
+    ]);
+    let more = [
+        ("arn_suffix", Value::str(elbv2::arn_suffix(&arn))),
+        ("dns_name", Value::str(lb.dns_name().unwrap_or_default())),
+        (
+            "zone_id",
+            Value::str(lb.canonical_hosted_zone_id().unwrap_or_default()),
+        ),
+        ("name", Value::str(name)),
+        ("vpc_id", Value::str(lb.vpc_id().unwrap_or_default())),
+    ];
+    elbv2::observation(&arn, f, more, tags)
 }
 
 async fn attributes_of(cx: &Cx, arn: String) -> Result<HashMap<String, String>, ProviderError> {

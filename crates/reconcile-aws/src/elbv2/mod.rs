@@ -577,6 +577,30 @@ pub fn deleted<T>(answer: Result<T, ProviderError>, what: &str) -> Result<(), Pr
     }
 }
 
+/// A table of `pairs`.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The observation of the resource at `arn`: its id, and its `id` and `arn`
+/// attributes beside `more`.
+pub fn observation<const N: usize>(
+    arn: &str,
+    fields: Fields,
+    more: [(&str, Value); N],
+    tags: IndexMap<String, String>,
+) -> Option<Observed> {
+    let mut attributes = self::fields([("id", Value::str(arn)), ("arn", Value::str(arn))]);
+    attributes.extend(self::fields(more));
+    let id = arn.to_string();
+    Some(Observed {
+        id,
+        fields,
+        attributes,
+        tags,
+    })
+}
+
 /// A resource gone on reading it back `when` (right after its creation, ...).
 pub fn vanished(address: &str, arn: &str, when: &str) -> ProviderError {
     ProviderError::NotFound(format!("{address}: {arn} vanished {when}"))

@@ -274,17 +274,11 @@ pub fn observed(
                 .unwrap_or(300),
         ),
     );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("arn_suffix".into(), Value::str(elbv2::arn_suffix(&arn)));
-    a.insert("name".into(), Value::str(name));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+    let more = [
+        ("arn_suffix", Value::str(elbv2::arn_suffix(&arn))),
+        ("name", Value::str(name)),
+    ];
+    elbv2::observation(&arn, f, more, tags)
 }
 
 async fn attributes_of(cx: &Cx, arn: String) -> Result<HashMap<String, String>, ProviderError> {
