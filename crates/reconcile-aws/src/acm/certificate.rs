@@ -9,7 +9,7 @@
 //! stack tag index, or cost one `ListTagsForCertificate` per certificate the
 //! index does not list.
 
-use crate::elbv2::{diagnostics, Problem};
+use crate::elbv2::{diagnostics, fields, observation, Problem};
 use crate::kit::adopt::is_ours;
 use crate::kit::error::at;
 use crate::kit::fields::str_of;
@@ -18,6 +18,7 @@ use crate::kit::{Cx, Desired, Provider, ProviderError};
 use crate::wafv2::{each, found};
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
+use aws_smithy_types::date_time::Format::DateTime;
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
@@ -170,80 +171,64 @@ fn key_algorithm(k: &KeyAlgorithm) -> String {
 }
 
 fn observed(d: &CertificateDetail, tags: IndexMap<String, String>) -> Option<Observed> {
-    let arn = d.certificate_arn()?.to_string();
+    let arn = d.certificate_arn()?;
     let domain = d.domain_name().unwrap_or_default();
-    let mut f = Fields::new();
-    f.insert("domain_name".into(), Value::str(domain));
     let mut sans: Vec<Value> = d
         .subject_alternative_names()
         .iter()
         .map(Value::str)
         .collect();
     sans.sort_by_key(|v| v.to_string());
-    f.insert(
-        "subject_alternative_names".into(),
-        extra_names(Some(domain), &sans),
-    );
-    let method = d
-        .domain_validation_options()
-        .iter()
-        .find_map(|o| o.validation_method())
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_default();
-    f.insert("validation_method".into(), Value::str(method));
-    f.insert(
-        "key_algorithm".into(),
-        Value::str(d.key_algorithm().map(key_algorithm).unwrap_or_default()),
-    );
-
-    let mut options: Vec<(String, Value)> = d
-        .domain_validation_options()
+    let options = d.domain_validation_options();
+    let method = options.iter().find_map(|o| o.validation_method());
+    let f = fields([
+        ("domain_name", Value::str(domain)),
+        (
+            "subject_alternative_names",
+            extra_names(Some(domain), &sans),
+        ),
+        (
+            "validation_method",
+            Value::str(method.map_or("", |m| m.as_str())),
+        ),
+        (
+            "key_algorithm",
+            Value::str(d.key_algorithm().map(key_algorithm).unwrap_or_default()),
+        ),
+    ]);
+    let mut records: Vec<(String, Value)> = options
         .iter()
         .map(|o| {
             let rr = o.resource_record();
-            let mut m = Fields::new();
-            m.insert("domain_name".into(), Value::str(o.domain_name()));
-            m.insert(
-                "resource_record_name".into(),
-                Value::str(rr.map(|r| r.name()).unwrap_or_default()),
-            );
-            m.insert(
-                "resource_record_type".into(),
-                Value::str(rr.map(|r| r.r#type().as_str()).unwrap_or_default()),
-            );
-            m.insert(
-                "resource_record_value".into(),
-                Value::str(rr.map(|r| r.value()).unwrap_or_default()),
-            );
+            let m = fields([
+                ("domain_name", Value::str(o.domain_name())),
+                (
+                    "resource_record_name",
+                    Value::str(rr.map_or("", |r| r.name())),
+                ),
+                (
+                    "resource_record_type",
+                    Value::str(rr.map_or("", |r| r.r#type().as_str())),
+                ),
+                (
+                    "resource_record_value",
+                    Value::str(rr.map_or("", |r| r.value())),
+                ),
+            ]);
             (o.domain_name().to_string(), Value::Map(m))
         })
         .collect();
-    options.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert(
-        "status".into(),
-        Value::str(d.status().map(|s| s.as_str()).unwrap_or_default()),
-    );
-    a.insert(
-        "domain_validation_options".into(),
-        Value::List(options.into_iter().map(|(_, v)| v).collect()),
-    );
-    a.insert(
-        "not_after".into(),
-        Value::str(
-            d.not_after()
-                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-                .unwrap_or_default(),
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    let not_after = d.not_after().and_then(|t| t.fmt(DateTime).ok());
+    let more = [
+        ("status", Value::str(d.status().map_or("", |s| s.as_str()))),
+        (
+            "domain_validation_options",
+            Value::List(records.into_iter().map(|(_, v)| v).collect()),
         ),
-    );
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+        ("not_after", Value::str(not_after.unwrap_or_default())),
+    ];
+    observation(arn, f, more, tags)
 }
 
 /// Whether ACM has published every DNS validation record yet.

@@ -218,15 +218,16 @@ pub fn observed(
     let arn = tg.target_group_arn()?.to_string();
     let name = tg.target_group_name().unwrap_or_default();
     let protocol = tg.protocol().map(|p| p.as_str()).unwrap_or_default();
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(name));
-    f.insert("port".into(), Value::Int(tg.port().unwrap_or(0).into()));
-    f.insert("protocol".into(), Value::str(protocol));
-    f.insert("vpc_id".into(), Value::str(tg.vpc_id().unwrap_or_default()));
-    f.insert(
-        "target_type".into(),
-        Value::str(tg.target_type().map(|t| t.as_str()).unwrap_or("instance")),
-    );
+    let mut f = elbv2::fields([
+        ("name", Value::str(name)),
+        ("port", Value::Int(tg.port().unwrap_or(0).into())),
+        ("protocol", Value::str(protocol)),
+        ("vpc_id", Value::str(tg.vpc_id().unwrap_or_default())),
+        (
+            "target_type",
+            Value::str(tg.target_type().map_or("instance", |t| t.as_str())),
+        ),
+    ]);
     if let Some(v) = tg.protocol_version() {
         f.insert("protocol_version".into(), Value::str(v));
     }
