@@ -9,7 +9,7 @@
 //! `WAFOptimisticLockException` (someone else wrote in between) re-reads and
 //! retries twice.
 
-use crate::elbv2::{diagnostics, Problem};
+use crate::elbv2::{diagnostics, fields, Problem};
 use crate::kit::adopt::take_over;
 use crate::kit::error::at;
 use crate::kit::fields::str_of;
@@ -378,20 +378,18 @@ pub fn canonical(desired: &Fields) -> Fields {
 }
 
 fn visibility_value(v: Option<&VisibilityConfig>) -> Value {
-    let mut out = Fields::new();
-    out.insert(
-        "cloudwatch_metrics_enabled".into(),
-        Value::Bool(v.is_some_and(|v| v.cloud_watch_metrics_enabled())),
-    );
-    out.insert(
-        "sampled_requests_enabled".into(),
-        Value::Bool(v.is_some_and(|v| v.sampled_requests_enabled())),
-    );
-    out.insert(
-        "metric_name".into(),
-        Value::str(v.map(|v| v.metric_name()).unwrap_or_default()),
-    );
-    Value::Map(out)
+    let flag = |on: fn(&VisibilityConfig) -> bool| Value::Bool(v.is_some_and(on));
+    Value::Map(fields([
+        (
+            "cloudwatch_metrics_enabled",
+            flag(|v| v.cloud_watch_metrics_enabled()),
+        ),
+        (
+            "sampled_requests_enabled",
+            flag(|v| v.sampled_requests_enabled()),
+        ),
+        ("metric_name", Value::str(v.map_or("", |v| v.metric_name()))),
+    ]))
 }
 
 /// The kind of statement a rule holds that this kind does not model, by its API name.
@@ -494,35 +492,37 @@ pub fn rule_value(r: &Rule) -> Value {
 }
 
 fn observed(acl: &AwsWebAcl, scope: &str, tags: IndexMap<String, String>) -> Observed {
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(acl.name()));
-    f.insert("scope".into(), Value::str(scope));
+    let mut f = fields([
+        ("name", Value::str(acl.name())),
+        ("scope", Value::str(scope)),
+    ]);
     // moto reports a missing description as "": the same thing.
     if let Some(d) = acl.description().filter(|d| !d.is_empty()) {
         f.insert("description".into(), Value::str(d));
     }
     let block = acl.default_action().is_some_and(|a| a.block().is_some());
-    f.insert(
-        "default_action".into(),
-        Value::str(if block { "block" } else { "allow" }),
-    );
-    f.insert(
-        "rules".into(),
-        Value::List(acl.rules().iter().map(rule_value).collect()),
-    );
-    f.insert(
-        "visibility".into(),
-        visibility_value(acl.visibility_config()),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(acl.id()));
-    a.insert("arn".into(), Value::str(acl.arn()));
-    a.insert("name".into(), Value::str(acl.name()));
-    a.insert("capacity".into(), Value::Int(acl.capacity()));
+    f.extend(fields([
+        (
+            "default_action",
+            Value::str(if block { "block" } else { "allow" }),
+        ),
+        (
+            "rules",
+            Value::List(acl.rules().iter().map(rule_value).collect()),
+        ),
+        ("visibility", visibility_value(acl.visibility_config())),
+    ]));
+    let attributes = fields([
+        ("id", Value::str(acl.id())),
+        ("arn", Value::str(acl.arn())),
+        ("name", Value::str(acl.name())),
+        ("capacity", Value::Int(acl.capacity())),
+    ]);
+    let id = acl.arn().to_string();
     Observed {
-        id: acl.arn().to_string(),
+        id,
         fields: f,
-        attributes: a,
+        attributes,
         tags,
     }
 }
