@@ -9,16 +9,21 @@
 //! stack tag index, or cost one `ListTagsForCertificate` per certificate the
 //! index does not list.
 
+use crate::elbv2::{diagnostics, fields, observation, Problem};
+use crate::kit::adopt::is_ours;
 use crate::kit::error::at;
+use crate::kit::fields::str_of;
+use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::wafv2::{each, found};
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
-use futures::{StreamExt, TryStreamExt};
+use aws_smithy_types::date_time::Format::DateTime;
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
@@ -32,9 +37,6 @@ pub const KEY_ALGORITHMS: &[&str] = &[
     "EC_secp384r1",
     "EC_secp521r1",
 ];
-
-/// How many ACM reads run at once when describing many certificates one by one.
-const CONCURRENCY: usize = 8;
 
 /// How long a create waits for ACM to publish the DNS validation records.
 const RECORDS_WAIT: Duration = Duration::from_secs(60);
@@ -144,10 +146,6 @@ pub fn idempotency_token(token: &str) -> String {
     format!("{h:032x}")
 }
 
-fn str_of<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
-    f.get(k).and_then(Value::as_str)
-}
-
 /// The alternative names without the domain name itself, which ACM always lists too.
 fn extra_names(domain: Option<&str>, names: &[Value]) -> Value {
     Value::List(
@@ -173,80 +171,64 @@ fn key_algorithm(k: &KeyAlgorithm) -> String {
 }
 
 fn observed(d: &CertificateDetail, tags: IndexMap<String, String>) -> Option<Observed> {
-    let arn = d.certificate_arn()?.to_string();
+    let arn = d.certificate_arn()?;
     let domain = d.domain_name().unwrap_or_default();
-    let mut f = Fields::new();
-    f.insert("domain_name".into(), Value::str(domain));
     let mut sans: Vec<Value> = d
         .subject_alternative_names()
         .iter()
         .map(Value::str)
         .collect();
     sans.sort_by_key(|v| v.to_string());
-    f.insert(
-        "subject_alternative_names".into(),
-        extra_names(Some(domain), &sans),
-    );
-    let method = d
-        .domain_validation_options()
-        .iter()
-        .find_map(|o| o.validation_method())
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_default();
-    f.insert("validation_method".into(), Value::str(method));
-    f.insert(
-        "key_algorithm".into(),
-        Value::str(d.key_algorithm().map(key_algorithm).unwrap_or_default()),
-    );
-
-    let mut options: Vec<(String, Value)> = d
-        .domain_validation_options()
+    let options = d.domain_validation_options();
+    let method = options.iter().find_map(|o| o.validation_method());
+    let f = fields([
+        ("domain_name", Value::str(domain)),
+        (
+            "subject_alternative_names",
+            extra_names(Some(domain), &sans),
+        ),
+        (
+            "validation_method",
+            Value::str(method.map_or("", |m| m.as_str())),
+        ),
+        (
+            "key_algorithm",
+            Value::str(d.key_algorithm().map(key_algorithm).unwrap_or_default()),
+        ),
+    ]);
+    let mut records: Vec<(String, Value)> = options
         .iter()
         .map(|o| {
             let rr = o.resource_record();
-            let mut m = Fields::new();
-            m.insert("domain_name".into(), Value::str(o.domain_name()));
-            m.insert(
-                "resource_record_name".into(),
-                Value::str(rr.map(|r| r.name()).unwrap_or_default()),
-            );
-            m.insert(
-                "resource_record_type".into(),
-                Value::str(rr.map(|r| r.r#type().as_str()).unwrap_or_default()),
-            );
-            m.insert(
-                "resource_record_value".into(),
-                Value::str(rr.map(|r| r.value()).unwrap_or_default()),
-            );
+            let m = fields([
+                ("domain_name", Value::str(o.domain_name())),
+                (
+                    "resource_record_name",
+                    Value::str(rr.map_or("", |r| r.name())),
+                ),
+                (
+                    "resource_record_type",
+                    Value::str(rr.map_or("", |r| r.r#type().as_str())),
+                ),
+                (
+                    "resource_record_value",
+                    Value::str(rr.map_or("", |r| r.value())),
+                ),
+            ]);
             (o.domain_name().to_string(), Value::Map(m))
         })
         .collect();
-    options.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert(
-        "status".into(),
-        Value::str(d.status().map(|s| s.as_str()).unwrap_or_default()),
-    );
-    a.insert(
-        "domain_validation_options".into(),
-        Value::List(options.into_iter().map(|(_, v)| v).collect()),
-    );
-    a.insert(
-        "not_after".into(),
-        Value::str(
-            d.not_after()
-                .and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-                .unwrap_or_default(),
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    let not_after = d.not_after().and_then(|t| t.fmt(DateTime).ok());
+    let more = [
+        ("status", Value::str(d.status().map_or("", |s| s.as_str()))),
+        (
+            "domain_validation_options",
+            Value::List(records.into_iter().map(|(_, v)| v).collect()),
         ),
-    );
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+        ("not_after", Value::str(not_after.unwrap_or_default())),
+    ];
+    observation(arn, f, more, tags)
 }
 
 /// Whether ACM has published every DNS validation record yet.
@@ -285,48 +267,30 @@ async fn list_certificates(cx: &Cx) -> Result<Vec<(String, String)>, ProviderErr
 }
 
 async fn describe(cx: &Cx, arn: &str) -> Result<Option<CertificateDetail>, ProviderError> {
-    match cx
-        .acm
-        .describe_certificate()
-        .certificate_arn(arn)
-        .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Ok(out) => Ok(out.certificate().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.acm.describe_certificate().certificate_arn(arn);
+    let out = found(req.send().await.map_err(ProviderError::from_sdk))?;
+    Ok(out.and_then(|o| o.certificate().cloned()))
 }
 
 /// A certificate's tags, AWS's own (`aws:*`) left out; `None` when it is gone.
 async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>>, ProviderError> {
-    match cx
-        .acm
-        .list_tags_for_certificate()
-        .certificate_arn(arn)
-        .send()
-        .await
-        .map_err(ProviderError::from_sdk)
-    {
-        Ok(out) => {
-            let mut t: IndexMap<String, String> = out
-                .tags()
-                .iter()
-                .filter(|t| !t.key().starts_with("aws:"))
-                .map(|t| {
-                    (
-                        t.key().to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect();
-            t.sort_keys();
-            Ok(Some(t))
-        }
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.acm.list_tags_for_certificate().certificate_arn(arn);
+    let Some(out) = found(req.send().await.map_err(ProviderError::from_sdk))? else {
+        return Ok(None);
+    };
+    let mut tags: IndexMap<String, String> = out
+        .tags()
+        .iter()
+        .filter(|t| !t.key().starts_with("aws:"))
+        .map(|t| {
+            (
+                t.key().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    tags.sort_keys();
+    Ok(Some(tags))
 }
 
 /// A certificate's tags from the observe pass's stack tag index where it lists
@@ -361,10 +325,9 @@ async fn sync_tags(
     want: &IndexMap<String, String>,
     address: &str,
 ) -> Result<(), ProviderError> {
-    let stale: Vec<Tag> = have
-        .iter()
-        .filter(|(k, _)| !want.contains_key(*k) && !k.starts_with("aws:"))
-        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+    let stale: Vec<Tag> = crate::kit::tags::tag_keys_to_remove(have, want)
+        .into_iter()
+        .filter_map(|k| Tag::builder().value(&have[&k]).key(k).build().ok())
         .collect();
     let changed = crate::kit::tags::tags_to_set(have, want);
     if !stale.is_empty() {
@@ -394,8 +357,8 @@ async fn sync_tags(
     Ok(())
 }
 
-/// Problems in one declaration: (field, message, help).
-pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems in one declaration.
+pub fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
     if let Some(Value::List(names)) = f.get("subject_alternative_names") {
         let mut seen = BTreeSet::new();
@@ -428,16 +391,7 @@ impl Provider for Certificate {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {msg}", r.address),
-                    help,
-                )
-            })
-            .collect()
+        diagnostics(r, problems(&r.fields))
     }
 
     /// ACM holds any number of certificates for one name: the new one is always
@@ -459,21 +413,10 @@ impl Provider for Certificate {
             .into_iter()
             .map(|(arn, _)| arn)
             .collect();
-        let present: Vec<String> = ids
-            .iter()
-            .filter(|id| existing.contains(*id))
-            .cloned()
-            .collect();
-        let found: Vec<Option<Observed>> = futures::stream::iter(present)
-            .map(|arn| async move { observe_one(cx, &arn).await })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found
-            .into_iter()
-            .flatten()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        let present = ids.iter().filter(|id| existing.contains(*id));
+        let calls = present.map(|arn| observe_one(cx, arn));
+        let found = each(calls.collect()).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
     async fn read_tags(
@@ -481,18 +424,10 @@ impl Provider for Certificate {
         cx: &Cx,
         arns: &[String],
     ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
-        // Collected first: a lazy iterator's closure would not be Send for every lifetime.
-        let calls: Vec<_> = arns
+        let calls = arns
             .iter()
-            .map(|arn| async move {
-                Ok::<_, ProviderError>(list_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
-            })
-            .collect();
-        let found: Vec<Option<(String, IndexMap<String, String>)>> = futures::stream::iter(calls)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(Some(found.into_iter().flatten().collect()))
+            .map(|arn| async move { Ok(list_tags(cx, arn).await?.map(|t| (arn.clone(), t))) });
+        Ok(Some(each(calls.collect()).await?.into_iter().collect()))
     }
 
     /// One ListTagsForCertificate per certificate in the region (ACM cannot
@@ -504,22 +439,16 @@ impl Provider for Certificate {
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
         let all = list_certificates(cx).await?;
-        let tagged: Vec<Option<(String, String)>> = futures::stream::iter(all)
-            .map(|(arn, _)| async move {
-                let Some(tags) = tags_of(cx, &arn).await? else {
-                    return Ok::<_, ProviderError>(None);
-                };
-                Ok((tags.get(TAG_STACK) == Some(&cx.stack))
-                    .then(|| tags.get(TAG_ADDRESS).cloned())
-                    .flatten()
-                    .filter(|a| addresses.is_empty() || addresses.contains(a))
-                    .map(|a| (a, arn)))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let calls = all.into_iter().map(|(arn, _)| async move {
+            let Some(tags) = tags_of(cx, &arn).await? else {
+                return Ok(None);
+            };
+            Ok(stack_address(cx, &tags)
+                .filter(|a| addresses.is_empty() || addresses.contains(a))
+                .map(|a| (a, arn)))
+        });
         let mut out = Vec::new();
-        for (address, arn) in tagged.into_iter().flatten() {
+        for (address, arn) in each(calls.collect()).await? {
             if let Some(o) = observe_one(cx, &arn).await? {
                 out.push((address, o));
             }
@@ -559,9 +488,7 @@ impl Provider for Certificate {
             let Some(tags) = list_tags(cx, &arn).await? else {
                 continue;
             };
-            if tags.get(TAG_STACK) == Some(&cx.stack)
-                && tags.get(TAG_ADDRESS).map(String::as_str) == Some(addr)
-            {
+            if is_ours(cx, &tags, addr) {
                 tracing::info!(address = addr, %arn, "adopting the certificate an interrupted apply requested");
                 if &tags != want.tags {
                     sync_tags(cx, &arn, &tags, want.tags, addr).await?;

@@ -6,9 +6,9 @@
 //! the index does not list.
 //! A certificate swapped outside reconcile reads as drift on `certificate_arn`.
 
-use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
+use crate::elbv2::{self, elb_error, named, vanished, Problem, ACTION_FIELDS};
 use crate::kit::fields::{changes_field, i32_of, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{Certificate, Listener as AwsListener, ProtocolEnum};
 use indexmap::IndexMap;
@@ -42,7 +42,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "The port the listener takes connections on, 1-65535. Changed in place.",
         )
-        .required(),
+        .required()
+        .range(1, 65535),
         Field::new(
             "protocol",
             Ty::Enum(&["HTTP", "HTTPS"]),
@@ -106,30 +107,20 @@ pub fn observed(l: &AwsListener, tags: IndexMap<String, String>) -> Option<Obser
         "default_action".into(),
         elbv2::action_from_sdk(l.default_actions()),
     );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+    elbv2::observation(&arn, f, [], tags)
 }
 
 async fn complete(cx: &Cx, ls: Vec<AwsListener>) -> Result<Vec<Observed>, ProviderError> {
-    let arns: Vec<String> = ls
-        .iter()
-        .filter_map(|l| l.listener_arn().map(str::to_string))
-        .collect();
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
-    Ok(ls
-        .iter()
-        .filter_map(|l| observed(l, tags.remove(l.listener_arn()?).unwrap_or_default()))
-        .collect())
+    let arn = AwsListener::listener_arn;
+    elbv2::complete(
+        cx,
+        SCHEMA.kind,
+        ls,
+        arn,
+        elbv2::no_attributes,
+        |l, _, tags| observed(l, tags),
+    )
+    .await
 }
 
 pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
@@ -137,20 +128,20 @@ pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, Provide
     Ok(complete(cx, ls).await?.into_iter().next())
 }
 
-/// Problems visible in the declaration alone: `(field, message, help)`.
-fn problems(f: &Fields) -> Vec<(Option<String>, String, String)> {
+/// Problems visible in the declaration alone.
+fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
     let protocol = str_of(f, "protocol").unwrap_or("HTTP");
     if protocol == "HTTPS" && !f.contains_key("certificate_arn") {
         out.push((
-            None,
+            "",
             "an HTTPS listener needs `certificate_arn`".into(),
             "add `certificate_arn = \"arn:aws:acm:...\"` (an issued ACM certificate in the stack's region)".into(),
         ));
     }
     if str_of(f, "certificate_arn") == Some("") {
         out.push((
-            Some("certificate_arn".into()),
+            "certificate_arn",
             "`certificate_arn` is empty".into(),
             "give the ACM certificate's ARN (an empty --input value, say, leaves it empty)".into(),
         ));
@@ -159,29 +150,16 @@ fn problems(f: &Fields) -> Vec<(Option<String>, String, String)> {
         for k in ["certificate_arn", "ssl_policy"] {
             if f.contains_key(k) {
                 out.push((
-                    Some(k.to_string()),
+                    k,
                     format!("an HTTP listener has no `{k}`"),
                     format!("remove `{k}`, or use protocol = \"HTTPS\""),
                 ));
             }
         }
     }
-    if let Some(p) = f.get("port").and_then(Value::as_int) {
-        if !(1..=65535).contains(&p) {
-            out.push((
-                Some("port".into()),
-                format!("port {p} is outside 1-65535"),
-                "use a port like 443 or 80".into(),
-            ));
-        }
-    }
     if let Some(m) = f.get("default_action").and_then(Value::as_map) {
         for (_, msg, help) in elbv2::action_problems(m) {
-            out.push((
-                Some("default_action".into()),
-                format!("default_action: {msg}"),
-                help,
-            ));
+            out.push(("default_action", format!("default_action: {msg}"), help));
         }
     }
     out
@@ -204,12 +182,6 @@ fn certificates(f: &Fields) -> Option<Vec<Certificate>> {
     str_of(f, "certificate_arn").map(|c| vec![Certificate::builder().certificate_arn(c).build()])
 }
 
-fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut want = f.clone();
-    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
-    want
-}
-
 #[async_trait]
 impl Provider for Listener {
     fn schema(&self) -> &'static Schema {
@@ -217,16 +189,7 @@ impl Provider for Listener {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(&k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        elbv2::diagnostics(r, problems(&r.fields))
     }
 
     /// One port, one listener: a new copy can only be made beside the old one
@@ -244,11 +207,7 @@ impl Provider for Listener {
             return Ok(HashMap::new());
         }
         let ls = elbv2::describe_listeners(cx, ids).await?;
-        Ok(complete(cx, ls)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(elbv2::by_id(complete(cx, ls).await?))
     }
 
     /// Every load balancer's listeners are read: listeners have no name to
@@ -272,22 +231,13 @@ impl Provider for Listener {
                 all.extend(elbv2::listeners_of(cx, arn).await?);
             }
         }
-        Ok(complete(cx, all)
-            .await?
-            .into_iter()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        Ok(elbv2::by_address(cx, complete(cx, all).await?, addresses))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let addr = want.address;
-        if let Some((_, msg, help)) = problems(f).into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        elbv2::refuse(addr, problems(f))?;
         let action = action_of(f, addr)?;
         let lb = str_of(f, "load_balancer_arn").unwrap_or_default();
         let port = i32_of(f, "port").unwrap_or_default();
@@ -298,29 +248,10 @@ impl Provider for Listener {
             .into_iter()
             .find(|l| l.port() == Some(port));
         if let Some(l) = existing {
-            let arn = l.listener_arn().unwrap_or_default().to_string();
-            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
-                .await?
-                .remove(&arn)
-                .unwrap_or_default();
-            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
-                return Err(elbv2::taken(
-                    addr,
-                    &format!("a listener on port {port} of {lb}"),
-                    &arn,
-                ));
-            }
-            let live = observed(&l, tags).ok_or_else(|| {
-                ProviderError::Other(format!("{addr}: the listener on port {port} has no ARN"))
-            })?;
-            let changes = self.diff(
-                &with_tags(f, want.tags),
-                &with_tags(&live.fields, &live.tags),
-            );
-            if changes.is_empty() {
-                return Ok(live);
-            }
-            return self.update(cx, &live, want, &changes).await;
+            let what = format!("a listener on port {port} of {lb}");
+            let live = complete(cx, vec![l]).await?.pop();
+            let live = live.ok_or_else(|| vanished(addr, &what, "while adopting it"))?;
+            return elbv2::adopt(self, cx, want, &what, live, false).await;
         }
         let out = cx
             .elbv2
@@ -339,9 +270,9 @@ impl Provider for Listener {
             ProviderError::Other(format!("{addr}: CreateListener returned no listener"))
         })?;
         let arn = created.listener_arn().unwrap_or_default().to_string();
-        observe_one(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
-        })
+        observe_one(cx, &arn)
+            .await?
+            .ok_or_else(|| vanished(addr, &arn, "right after its creation"))
     }
 
     async fn update(
@@ -384,37 +315,19 @@ impl Provider for Listener {
                 .await
                 .map_err(|e| named(addr, "modifying", elb_error(e)))?;
         }
-        if ch("tags") {
-            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        elbv2::retag_and_read(cx, live, want, changes, observe_one(cx, arn)).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .elbv2
-            .delete_listener()
-            .listener_arn(id)
-            .send()
-            .await
-            .map_err(elb_error)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(named(&format!("listener {id}"), "deleting", e)),
-        }
+        let answer = cx.elbv2.delete_listener().listener_arn(id).send().await;
+        elbv2::deleted(answer.map_err(elb_error), &format!("listener {id}"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     fn m(pairs: &[(&str, Value)]) -> Fields {
         pairs
@@ -449,7 +362,12 @@ mod tests {
         ]);
         let p = problems(&f);
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].0.as_deref(), Some("ssl_policy"));
+        assert_eq!(p[0].0, "ssl_policy");
+    }
+
+    #[test]
+    fn port_range_is_the_schemas() {
+        assert_eq!(SCHEMA.field("port").unwrap().range, Some((1, 65535)));
     }
 
     #[test]

@@ -6,14 +6,14 @@
 //! pass's stack tag index, or cost one DescribeTags per 20 rules the index does
 //! not list.
 
-use crate::elbv2::{self, elb_error, named, ACTION_FIELDS};
+use crate::elbv2::{self, elb_error, named, vanished, Problem, ACTION_FIELDS};
 use crate::kit::fields::{changes_field, i32_of, str_of};
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    HostHeaderConditionConfig, HttpHeaderConditionConfig, HttpRequestMethodConditionConfig,
-    PathPatternConditionConfig, Rule as AwsRule, RuleCondition, RulePriorityPair,
-    SourceIpConditionConfig,
+    HostHeaderConditionConfig as HostConfig, HttpHeaderConditionConfig,
+    HttpRequestMethodConditionConfig as MethodConfig, PathPatternConditionConfig as PathConfig,
+    Rule as AwsRule, RuleCondition, RulePriorityPair, SourceIpConditionConfig as SourceIpConfig,
 };
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Norm, Schema, Ty};
@@ -88,7 +88,8 @@ pub static SCHEMA: Schema = Schema {
             Ty::Int,
             "1-50000, unique on the listener; lower is evaluated first. Changed in place.",
         )
-        .required(),
+        .required()
+        .range(1, 50000),
         Field::new(
             "conditions",
             Ty::Object(CONDITION_FIELDS),
@@ -110,69 +111,57 @@ pub static SCHEMA: Schema = Schema {
     taggable: true,
 };
 
-fn strs(v: &[String]) -> Value {
-    crate::kit::fields::str_list(v.iter().cloned())
+fn strs(v: &[String]) -> Vec<Value> {
+    v.iter().map(Value::str).collect()
 }
 
 /// A rule's conditions as the `conditions` table: one key per condition type.
 pub fn conditions_value(conds: &[RuleCondition]) -> Value {
-    let mut hosts = Vec::new();
-    let mut paths = Vec::new();
-    let mut headers = Vec::new();
-    let mut methods = Vec::new();
-    let mut sources = Vec::new();
+    let mut by_key: IndexMap<&str, Vec<Value>> =
+        CONDITION_FIELDS.iter().map(|f| (f.name, vec![])).collect();
     for c in conds {
         // AWS answers both the config and the older `Values` for host and path.
-        let or_values = |config: Option<&[String]>| -> Vec<String> {
-            match config {
-                Some(v) if !v.is_empty() => v.to_vec(),
-                _ => c.values().to_vec(),
-            }
+        let or_values = |config: Option<&[String]>| match config {
+            Some(v) if !v.is_empty() => strs(v),
+            _ => strs(c.values()),
         };
-        match c.field().unwrap_or_default() {
-            "host-header" => hosts.extend(or_values(c.host_header_config().map(|h| h.values()))),
-            "path-pattern" => paths.extend(or_values(c.path_pattern_config().map(|p| p.values()))),
+        let (key, values) = match c.field().unwrap_or_default() {
+            "host-header" => (
+                "host_header",
+                or_values(c.host_header_config().map(|h| h.values())),
+            ),
+            "path-pattern" => (
+                "path_pattern",
+                or_values(c.path_pattern_config().map(|p| p.values())),
+            ),
             "http-header" => {
-                if let Some(h) = c.http_header_config() {
-                    let mut m = Fields::new();
-                    m.insert(
-                        "name".into(),
-                        Value::str(h.http_header_name().unwrap_or_default()),
-                    );
-                    m.insert("values".into(), strs(h.values()));
-                    headers.push(Value::Map(m));
-                }
+                let Some(h) = c.http_header_config() else {
+                    continue;
+                };
+                let mut m = Fields::new();
+                let name = h.http_header_name().unwrap_or_default();
+                m.insert("name".into(), Value::str(name));
+                m.insert("values".into(), Value::List(strs(h.values())));
+                ("http_header", vec![Value::Map(m)])
             }
-            "http-request-method" => {
-                if let Some(h) = c.http_request_method_config() {
-                    methods.extend(h.values().iter().cloned());
-                }
-            }
-            "source-ip" => {
-                if let Some(s) = c.source_ip_config() {
-                    sources.extend(s.values().iter().cloned());
-                }
-            }
-            _ => {}
-        }
+            "http-request-method" => match c.http_request_method_config() {
+                Some(h) => ("http_request_method", strs(h.values())),
+                None => continue,
+            },
+            "source-ip" => match c.source_ip_config() {
+                Some(s) => ("source_ip", strs(s.values())),
+                None => continue,
+            },
+            _ => continue,
+        };
+        by_key[key].extend(values);
     }
-    let mut m = Fields::new();
-    if !hosts.is_empty() {
-        m.insert("host_header".into(), strs(&hosts));
-    }
-    if !paths.is_empty() {
-        m.insert("path_pattern".into(), strs(&paths));
-    }
-    if !headers.is_empty() {
-        m.insert("http_header".into(), Value::List(headers));
-    }
-    if !methods.is_empty() {
-        m.insert("http_request_method".into(), strs(&methods));
-    }
-    if !sources.is_empty() {
-        m.insert("source_ip".into(), strs(&sources));
-    }
-    Value::Map(m)
+    let present = by_key.into_iter().filter(|(_, v)| !v.is_empty());
+    Value::Map(
+        present
+            .map(|(k, v)| (k.to_string(), Value::List(v)))
+            .collect(),
+    )
 }
 
 /// The `conditions` table as the API's conditions.
@@ -184,69 +173,34 @@ pub fn conditions_to_sdk(m: &Fields, what: &str) -> Result<Vec<RuleCondition>, P
     }
     let list = |k: &str| m.get(k).map(Value::str_list).filter(|l| !l.is_empty());
     let mut out = Vec::new();
-    if let Some(v) = list("host_header") {
-        out.push(
-            RuleCondition::builder()
-                .field("host-header")
-                .host_header_config(
-                    HostHeaderConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
+    // Each condition type has its own config type, all with the same `values`.
+    macro_rules! condition {
+        ($key:literal, $setter:ident, $config:ident) => {
+            if let Some(v) = list($key) {
+                let config = $config::builder().set_values(Some(v)).build();
+                let c = RuleCondition::builder().field($key.replace('_', "-"));
+                out.push(c.$setter(config).build());
+            }
+        };
     }
-    if let Some(v) = list("path_pattern") {
-        out.push(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .path_pattern_config(
-                    PathPatternConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
-    }
+    condition!("host_header", host_header_config, HostConfig);
+    condition!("path_pattern", path_pattern_config, PathConfig);
     if let Some(headers) = m.get("http_header").and_then(Value::as_list) {
         for h in headers.iter().filter_map(Value::as_map) {
-            out.push(
-                RuleCondition::builder()
-                    .field("http-header")
-                    .http_header_config(
-                        HttpHeaderConditionConfig::builder()
-                            .set_http_header_name(str_of(h, "name").map(str::to_string))
-                            .set_values(h.get("values").map(Value::str_list))
-                            .build(),
-                    )
-                    .build(),
-            );
+            let config = HttpHeaderConditionConfig::builder()
+                .set_http_header_name(str_of(h, "name").map(str::to_string))
+                .set_values(h.get("values").map(Value::str_list))
+                .build();
+            let c = RuleCondition::builder().field("http-header");
+            out.push(c.http_header_config(config).build());
         }
     }
-    if let Some(v) = list("http_request_method") {
-        out.push(
-            RuleCondition::builder()
-                .field("http-request-method")
-                .http_request_method_config(
-                    HttpRequestMethodConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
-    }
-    if let Some(v) = list("source_ip") {
-        out.push(
-            RuleCondition::builder()
-                .field("source-ip")
-                .source_ip_config(
-                    SourceIpConditionConfig::builder()
-                        .set_values(Some(v))
-                        .build(),
-                )
-                .build(),
-        );
-    }
+    condition!(
+        "http_request_method",
+        http_request_method_config,
+        MethodConfig
+    );
+    condition!("source_ip", source_ip_config, SourceIpConfig);
     if out.is_empty() {
         return Err(ProviderError::InvalidInput(format!(
             "{what}: a rule needs at least one condition"
@@ -259,46 +213,30 @@ pub fn observed(r: &AwsRule, tags: IndexMap<String, String>) -> Option<Observed>
     if r.is_default() == Some(true) {
         return None;
     }
-    let arn = r.rule_arn()?.to_string();
-    let mut f = Fields::new();
-    f.insert(
-        "listener_arn".into(),
-        Value::str(elbv2::listener_of_rule(&arn).unwrap_or_default()),
-    );
-    f.insert(
-        "priority".into(),
-        Value::Int(r.priority().and_then(|p| p.parse().ok()).unwrap_or(0)),
-    );
-    f.insert("conditions".into(), conditions_value(r.conditions()));
-    f.insert("action".into(), elbv2::action_from_sdk(r.actions()));
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+    let arn = r.rule_arn()?;
+    let listener = elbv2::listener_of_rule(arn).unwrap_or_default();
+    let priority = r.priority().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let f = elbv2::fields([
+        ("listener_arn", Value::str(listener)),
+        ("priority", Value::Int(priority)),
+        ("conditions", conditions_value(r.conditions())),
+        ("action", elbv2::action_from_sdk(r.actions())),
+    ]);
+    elbv2::observation(arn, f, [], tags)
 }
 
 async fn complete(cx: &Cx, rules: Vec<AwsRule>) -> Result<Vec<Observed>, ProviderError> {
-    let rules: Vec<AwsRule> = rules
-        .into_iter()
-        .filter(|r| r.is_default() != Some(true))
-        .collect();
-    let arns: Vec<String> = rules
-        .iter()
-        .filter_map(|r| r.rule_arn().map(str::to_string))
-        .collect();
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
-    Ok(rules
-        .iter()
-        .filter_map(|r| observed(r, tags.remove(r.rule_arn()?).unwrap_or_default()))
-        .collect())
+    // A listener's default rule is the listener's own default_action.
+    let rules = rules.into_iter().filter(|r| r.is_default() != Some(true));
+    elbv2::complete(
+        cx,
+        SCHEMA.kind,
+        rules.collect(),
+        AwsRule::rule_arn,
+        elbv2::no_attributes,
+        |r, _, tags| observed(r, tags),
+    )
+    .await
 }
 
 pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
@@ -306,18 +244,9 @@ pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, Provide
     Ok(complete(cx, rules).await?.into_iter().next())
 }
 
-/// Problems visible in the declaration alone: `(field, message, help)`.
-fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems visible in the declaration alone.
+fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
-    if let Some(p) = f.get("priority").and_then(Value::as_int) {
-        if !(1..=50000).contains(&p) {
-            out.push((
-                "priority",
-                format!("priority {p} is outside 1-50000"),
-                "use a priority from 1 (evaluated first) to 50000".into(),
-            ));
-        }
-    }
     if let Some(c) = f.get("conditions").and_then(Value::as_map) {
         let any = c
             .values()
@@ -355,12 +284,6 @@ fn action_of(
     elbv2::action_to_sdk(m, &format!("{address}.action"))
 }
 
-fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut want = f.clone();
-    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
-    want
-}
-
 #[async_trait]
 impl Provider for ListenerRule {
     fn schema(&self) -> &'static Schema {
@@ -368,17 +291,7 @@ impl Provider for ListenerRule {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r
-                    .field_pos
-                    .get(field)
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        elbv2::diagnostics(r, problems(&r.fields))
     }
 
     /// A priority is unique on its listener: a new copy can only be made
@@ -396,11 +309,7 @@ impl Provider for ListenerRule {
             return Ok(HashMap::new());
         }
         let rules = elbv2::describe_rules(cx, ids).await?;
-        Ok(complete(cx, rules)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(elbv2::by_id(complete(cx, rules).await?))
     }
 
     /// Every listener's rules are read: rules have no name to search by (one
@@ -429,22 +338,13 @@ impl Provider for ListenerRule {
                 }
             }
         }
-        Ok(complete(cx, all)
-            .await?
-            .into_iter()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+        Ok(elbv2::by_address(cx, complete(cx, all).await?, addresses))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let addr = want.address;
-        if let Some((_, msg, help)) = problems(f).into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        elbv2::refuse(addr, problems(f))?;
         let conditions = conditions_of(f, addr)?;
         let action = action_of(f, addr)?;
         let listener = str_of(f, "listener_arn").unwrap_or_default();
@@ -455,31 +355,10 @@ impl Provider for ListenerRule {
             .into_iter()
             .find(|r| r.priority() == Some(priority.to_string().as_str()));
         if let Some(r) = existing {
-            let arn = r.rule_arn().unwrap_or_default().to_string();
-            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
-                .await?
-                .remove(&arn)
-                .unwrap_or_default();
-            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
-                return Err(elbv2::taken(
-                    addr,
-                    &format!("a rule with priority {priority} on {listener}"),
-                    &arn,
-                ));
-            }
-            let live = observed(&r, tags).ok_or_else(|| {
-                ProviderError::Other(format!(
-                    "{addr}: the rule with priority {priority} has no ARN"
-                ))
-            })?;
-            let changes = self.diff(
-                &with_tags(f, want.tags),
-                &with_tags(&live.fields, &live.tags),
-            );
-            if changes.is_empty() {
-                return Ok(live);
-            }
-            return self.update(cx, &live, want, &changes).await;
+            let what = format!("a rule with priority {priority} on {listener}");
+            let live = complete(cx, vec![r]).await?.pop();
+            let live = live.ok_or_else(|| vanished(addr, &what, "while adopting it"))?;
+            return elbv2::adopt(self, cx, want, &what, live, false).await;
         }
         let out = cx
             .elbv2
@@ -498,9 +377,9 @@ impl Provider for ListenerRule {
             .and_then(|r| r.rule_arn())
             .ok_or_else(|| ProviderError::Other(format!("{addr}: CreateRule returned no rule")))?
             .to_string();
-        observe_one(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
-        })
+        observe_one(cx, &arn)
+            .await?
+            .ok_or_else(|| vanished(addr, &arn, "right after its creation"))
     }
 
     async fn update(
@@ -537,31 +416,12 @@ impl Provider for ListenerRule {
                 .await
                 .map_err(|e| named(addr, "modifying", elb_error(e)))?;
         }
-        if ch("tags") {
-            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        elbv2::retag_and_read(cx, live, want, changes, observe_one(cx, arn)).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
-        match cx
-            .elbv2
-            .delete_rule()
-            .rule_arn(id)
-            .send()
-            .await
-            .map_err(elb_error)
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(named(&format!("listener_rule {id}"), "deleting", e)),
-        }
+        let answer = cx.elbv2.delete_rule().rule_arn(id).send().await;
+        elbv2::deleted(answer.map_err(elb_error), &format!("listener_rule {id}"))
     }
 }
 
@@ -605,10 +465,11 @@ mod tests {
 
     #[test]
     fn priorities_and_empty_conditions_are_refused() {
+        assert_eq!(SCHEMA.field("priority").unwrap().range, Some((1, 50000)));
         let mut f = Fields::new();
-        f.insert("priority".into(), Value::Int(0));
         f.insert("conditions".into(), Value::Map(Fields::new()));
         let p = problems(&f);
-        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "conditions");
     }
 }

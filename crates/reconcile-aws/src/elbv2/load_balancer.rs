@@ -7,16 +7,15 @@
 //! one load balancer a call); tags come from the observe pass's stack tag
 //! index, or cost one DescribeTags per 20 load balancers the index does not list.
 
-use crate::elbv2::{self, attribute_map, elb_error, named};
-use crate::kit::fields::{bool_of, changes_field, i32_of, str_of, strs_of};
+use crate::elbv2::{self, attribute_map, elb_error, named, vanished, Problem};
+use crate::kit::fields::{bool_of, changes_field, i32_of, str_list, str_of, strs_of};
 use crate::kit::wait::poll_until;
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     IpAddressType, LoadBalancer as AwsLoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,
     LoadBalancerTypeEnum,
 };
-use futures::future::try_join_all;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
@@ -102,7 +101,8 @@ pub static SCHEMA: Schema = Schema {
             "Application only: seconds a connection may idle, 1-4000 (attribute \
              idle_timeout.timeout_seconds; default 60). Changed in place.",
         )
-        .default(Default::Int(60)),
+        .default(Default::Int(60))
+        .range(1, 4000),
         Field::new(
             "drop_invalid_header_fields",
             Ty::Bool,
@@ -143,69 +143,43 @@ pub fn observed(
         .r#type()
         .map(|t| t.as_str().to_string())
         .unwrap_or_else(|| "application".into());
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(name));
-    f.insert("load_balancer_type".into(), Value::str(&kind));
-    f.insert(
-        "scheme".into(),
-        Value::str(lb.scheme().map(|s| s.as_str()).unwrap_or("internet-facing")),
-    );
-    f.insert(
-        "subnets".into(),
-        crate::kit::fields::str_list(
-            lb.availability_zones()
-                .iter()
-                .filter_map(|z| z.subnet_id().map(str::to_string)),
+    let subnets = lb.availability_zones().iter().filter_map(|z| z.subnet_id());
+    let flag = |k: &str| Value::Bool(attrs.get(k).is_some_and(|v| v == "true"));
+    // A network load balancer has no idle timeout: it reads as the default,
+    // so declaring nothing shows no change (and likewise for the header flag).
+    let idle = attrs.get(IDLE_TIMEOUT).and_then(|v| v.parse().ok());
+    let f = elbv2::fields([
+        ("name", Value::str(name)),
+        ("load_balancer_type", Value::str(&kind)),
+        (
+            "scheme",
+            Value::str(lb.scheme().map_or("internet-facing", |s| s.as_str())),
         ),
-    );
-    f.insert(
-        "security_groups".into(),
-        crate::kit::fields::str_list(lb.security_groups().iter().cloned()),
-    );
-    f.insert(
-        "ip_address_type".into(),
-        Value::str(lb.ip_address_type().map(|t| t.as_str()).unwrap_or("ipv4")),
-    );
-    let flag = |k: &str| attrs.get(k).is_some_and(|v| v == "true");
-    // Always observed: the planner refuses deletes while it is on.
-    f.insert(
-        "deletion_protection".into(),
-        Value::Bool(flag(DELETION_PROTECTION)),
-    );
-    // A network load balancer has neither: it reads as the defaults, so
-    // declaring nothing shows no change.
-    let idle = attrs
-        .get(IDLE_TIMEOUT)
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(60);
-    f.insert("idle_timeout".into(), Value::Int(idle));
-    f.insert(
-        "drop_invalid_header_fields".into(),
-        Value::Bool(flag(DROP_INVALID_HEADERS)),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("arn_suffix".into(), Value::str(elbv2::arn_suffix(&arn)));
-    a.insert(
-        "dns_name".into(),
-        Value::str(lb.dns_name().unwrap_or_default()),
-    );
-    a.insert(
-        "zone_id".into(),
-        Value::str(lb.canonical_hosted_zone_id().unwrap_or_default()),
-    );
-    a.insert("name".into(), Value::str(name));
-    a.insert("vpc_id".into(), Value::str(lb.vpc_id().unwrap_or_default()));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+        ("subnets", str_list(subnets)),
+        ("security_groups", str_list(lb.security_groups())),
+        (
+            "ip_address_type",
+            Value::str(lb.ip_address_type().map_or("ipv4", |t| t.as_str())),
+        ),
+        // Always observed: the planner refuses deletes while it is on.
+        ("deletion_protection", flag(DELETION_PROTECTION)),
+        ("idle_timeout", Value::Int(idle.unwrap_or(60))),
+        ("drop_invalid_header_fields", flag(DROP_INVALID_HEADERS)),
+    ]);
+    let more = [
+        ("arn_suffix", Value::str(elbv2::arn_suffix(&arn))),
+        ("dns_name", Value::str(lb.dns_name().unwrap_or_default())),
+        (
+            "zone_id",
+            Value::str(lb.canonical_hosted_zone_id().unwrap_or_default()),
+        ),
+        ("name", Value::str(name)),
+        ("vpc_id", Value::str(lb.vpc_id().unwrap_or_default())),
+    ];
+    elbv2::observation(&arn, f, more, tags)
 }
 
-async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, ProviderError> {
+async fn attributes_of(cx: &Cx, arn: String) -> Result<HashMap<String, String>, ProviderError> {
     let r = cx
         .elbv2
         .describe_load_balancer_attributes()
@@ -218,35 +192,17 @@ async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, Pr
     ))
 }
 
-/// Full observations of described load balancers: attributes (one call each,
-/// in parallel) and tags (the stack tag index, or one call per 20).
 async fn complete(cx: &Cx, lbs: Vec<AwsLoadBalancer>) -> Result<Vec<Observed>, ProviderError> {
-    let arns: Vec<String> = lbs
-        .iter()
-        .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
-        .collect();
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
-    let attrs = try_join_all(lbs.iter().map(|lb| async move {
-        let arn = lb.load_balancer_arn().unwrap_or_default();
-        match attributes_of(cx, arn).await {
-            Ok(a) => Ok(Some(a)),
-            // Deleted between the two calls.
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }))
-    .await?;
-    Ok(lbs
-        .iter()
-        .zip(attrs)
-        .filter_map(|(lb, a)| {
-            let arn = lb.load_balancer_arn()?;
-            observed(lb, &a?, tags.remove(arn).unwrap_or_default())
-        })
-        .collect())
+    let arn = AwsLoadBalancer::load_balancer_arn;
+    elbv2::complete(
+        cx,
+        SCHEMA.kind,
+        lbs,
+        arn,
+        |a| attributes_of(cx, a),
+        observed,
+    )
+    .await
 }
 
 pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
@@ -254,18 +210,15 @@ pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, Provide
     Ok(complete(cx, lbs).await?.into_iter().next())
 }
 
-/// Problems visible in the declaration alone: `(field, message, help)`.
-fn problems(
-    f: &Fields,
-    declared: &dyn Fn(&str) -> bool,
-) -> Vec<(Option<&'static str>, String, String)> {
+/// Problems visible in the declaration alone.
+fn problems(f: &Fields, declared: &dyn Fn(&str) -> bool) -> Vec<Problem> {
     let mut out = Vec::new();
     let kind = str_of(f, "load_balancer_type").unwrap_or("application");
     if kind != "application" {
         for k in APPLICATION_ONLY {
             if declared(k) {
                 out.push((
-                    Some(*k),
+                    *k,
                     format!(
                         "`{k}` is an application load balancer's attribute, not a {kind} one's"
                     ),
@@ -278,7 +231,7 @@ fn problems(
         if let Some(n) = f.get("subnets").and_then(Value::as_list) {
             if n.len() < 2 {
                 out.push((
-                    Some("subnets"),
+                    "subnets",
                     format!(
                         "an application load balancer needs subnets in at least two availability zones, {} given",
                         n.len()
@@ -288,19 +241,10 @@ fn problems(
             }
         }
     }
-    if let Some(t) = f.get("idle_timeout").and_then(Value::as_int) {
-        if !(1..=4000).contains(&t) {
-            out.push((
-                Some("idle_timeout"),
-                format!("idle_timeout {t} is outside 1-4000 seconds"),
-                "use a value from 1 to 4000 (AWS's default is 60)".into(),
-            ));
-        }
-    }
     if let Some(n) = str_of(f, "name") {
         if n.starts_with("internal-") {
             out.push((
-                Some("name"),
+                "name",
                 format!("\"{n}\": a load balancer name may not start with \"internal-\""),
                 "choose another name".into(),
             ));
@@ -358,13 +302,6 @@ async fn modify_attributes(
     Ok(())
 }
 
-/// The tag-only view of the desired state, for comparing an adopted copy.
-fn desired_with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut want = f.clone();
-    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
-    want
-}
-
 #[async_trait]
 impl Provider for LoadBalancer {
     fn schema(&self) -> &'static Schema {
@@ -377,16 +314,7 @@ impl Provider for LoadBalancer {
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         let declared = |k: &str| r.field_pos.contains_key(k);
-        problems(&r.fields, &declared)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = field
-                    .and_then(|k| r.field_pos.get(k))
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        elbv2::diagnostics(r, problems(&r.fields, &declared))
     }
 
     /// A name is unique in the region: only a renamed load balancer can exist
@@ -404,11 +332,7 @@ impl Provider for LoadBalancer {
             return Ok(HashMap::new());
         }
         let lbs = elbv2::describe_load_balancers(cx, Some(ids)).await?;
-        Ok(complete(cx, lbs)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(elbv2::by_id(complete(cx, lbs).await?))
     }
 
     async fn read_tags(
@@ -424,69 +348,33 @@ impl Provider for LoadBalancer {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
-        let lbs = elbv2::describe_load_balancers(cx, None).await?;
-        let arns: Vec<String> = lbs
-            .iter()
-            .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
-            .collect();
-        let tags = elbv2::describe_tags(cx, &arns).await?;
-        let ours: Vec<AwsLoadBalancer> = lbs
-            .into_iter()
-            .filter(|lb| {
-                lb.load_balancer_arn()
-                    .and_then(|a| tags.get(a))
-                    .and_then(|t| crate::kit::tags::stack_address(cx, t))
-                    .is_some_and(|a| addresses.is_empty() || addresses.contains(&a))
-            })
-            .collect();
-        Ok(complete(cx, ours)
-            .await?
-            .into_iter()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .collect())
+        let all = elbv2::describe_load_balancers(cx, None).await?;
+        let arn = AwsLoadBalancer::load_balancer_arn;
+        let ours = elbv2::tagged(cx, all, arn, addresses).await?;
+        Ok(elbv2::by_address(cx, complete(cx, ours).await?, addresses))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let addr = want.address;
-        if let Some((_, msg, help)) = problems(f, &|k| f.contains_key(k))
-            .into_iter()
-            .find(|p| p.0.is_none_or(|k| !APPLICATION_ONLY.contains(&k)))
-        {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        // Defaults fill in the application-only fields of any load balancer.
+        let all = problems(f, &|k| f.contains_key(k));
+        elbv2::refuse(
+            addr,
+            all.into_iter()
+                .filter(|p| !APPLICATION_ONLY.contains(&p.0))
+                .collect(),
+        )?;
         let name = str_of(f, "name").unwrap_or_default();
         // moto accepts a second load balancer of the same name: look first.
         if let Some(lb) = elbv2::load_balancer_named(cx, name)
             .await
             .map_err(|e| named(addr, "looking up the name", e))?
         {
-            let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
-                .await?
-                .remove(&arn)
-                .unwrap_or_default();
-            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
-                return Err(elbv2::taken(
-                    addr,
-                    &format!("a load balancer named \"{name}\""),
-                    &arn,
-                ));
-            }
-            // This stack's own, from an interrupted create: adopt it as declared.
-            let live = observe_one(cx, &arn).await?.ok_or_else(|| {
-                ProviderError::NotFound(format!("{addr}: {arn} vanished while adopting it"))
-            })?;
-            let changes = self.diff(
-                &desired_with_tags(f, want.tags),
-                &desired_with_tags(&live.fields, &live.tags),
-            );
-            if changes.is_empty() {
-                return Ok(live);
-            }
-            return self.update(cx, &live, want, &changes).await;
+            let what = format!("a load balancer named \"{name}\"");
+            let live = complete(cx, vec![lb]).await?.pop();
+            let live = live.ok_or_else(|| vanished(addr, name, "while adopting it"))?;
+            return elbv2::adopt(self, cx, want, &what, live, false).await;
         }
         let s = |k: &str| str_of(f, k).map(str::to_string);
         let out = cx
@@ -543,9 +431,9 @@ impl Provider for LoadBalancer {
                  so the next apply adopts it instead of creating another"
             )));
         }
-        observe_one(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
-        })
+        observe_one(cx, &arn)
+            .await?
+            .ok_or_else(|| vanished(addr, &arn, "right after its creation"))
     }
 
     async fn update(
@@ -589,22 +477,13 @@ impl Provider for LoadBalancer {
         modify_attributes(cx, arn, attribute_updates(f, changes, false))
             .await
             .map_err(|e| named(addr, "setting attributes", e))?;
-        if ch("tags") {
-            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        elbv2::retag_and_read(cx, live, want, changes, observe_one(cx, arn)).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
         let what = format!("load_balancer {id}");
         // AWS refuses this itself; moto does not, so reconcile checks first.
-        let attrs = match attributes_of(cx, id).await {
+        let attrs = match attributes_of(cx, id.to_string()).await {
             Ok(a) => a,
             Err(e) if e.is_not_found() => return Ok(()),
             Err(e) => return Err(named(&what, "reading attributes", e)),
@@ -693,13 +572,19 @@ mod tests {
         f.insert("subnets".into(), Value::List(vec![Value::str("subnet-1")]));
         let p = problems(&f, &|k| k == "idle_timeout");
         assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!(p[0].0, Some("idle_timeout"));
+        assert_eq!(p[0].0, "idle_timeout");
         // Defaults alone are no problem.
         assert!(problems(&f, &|_| false).is_empty());
         f.insert("load_balancer_type".into(), Value::str("application"));
         assert!(problems(&f, &|_| false)[0]
             .1
             .contains("two availability zones"));
+    }
+
+    #[test]
+    fn idle_timeout_range_is_the_schemas() {
+        let idle = SCHEMA.field("idle_timeout").unwrap();
+        assert_eq!(idle.range, Some((1, 4000)));
     }
 
     #[test]

@@ -14,19 +14,24 @@ pub mod listener_rule;
 pub mod load_balancer;
 pub mod target_group;
 
+use crate::kit::adopt::{changes_to, is_ours};
 use crate::kit::fields::str_of;
+use crate::kit::tags::stack_address;
 use crate::kit::wait::{Backoff, Poll};
-use crate::kit::{Cx, ProviderError};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, Listener, LoadBalancer,
     RedirectActionConfig, RedirectActionStatusCodeEnum, Rule, Tag, TargetGroup,
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::future::try_join_all;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
-use reconcile_core::model::{Fields, Value};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 /// ARNs per describe call: AWS's documented limit for DescribeLoadBalancers and
@@ -223,9 +228,57 @@ pub fn listener_of_rule(rule_arn: &str) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Batched describes.
 
-/// Load balancers by ARN, 20 a call; every load balancer of the region when
-/// `arns` is `None`. A batch holding a deleted ARN is re-read from the whole
-/// region (paged), since AWS fails the batch for it.
+/// Items by ARN, 20 a call through `batch`. AWS fails a whole batch for one
+/// deleted ARN: such a batch is read again through `fallback` (the region, or
+/// the parents its ARNs name). Only what was asked is kept, once each (moto
+/// answers a batch with a stale ARN loosely).
+async fn by_arns<T, B, F>(
+    arns: &[String],
+    arn: fn(&T) -> Option<&str>,
+    batch: impl Fn(Vec<String>) -> B,
+    fallback: impl Fn(Vec<String>) -> F,
+) -> Result<Vec<T>, ProviderError>
+where
+    B: Future<Output = Result<Vec<T>, ProviderError>>,
+    F: Future<Output = Result<Vec<T>, ProviderError>>,
+{
+    let mut out = Vec::new();
+    for chunk in arns.chunks(ARNS_MAX) {
+        match batch(chunk.to_vec()).await {
+            Ok(found) => out.extend(found),
+            Err(e) if e.is_not_found() => out.extend(fallback(chunk.to_vec()).await?),
+            Err(e) => return Err(e),
+        }
+    }
+    let want: HashSet<&str> = arns.iter().map(String::as_str).collect();
+    let mut seen = HashSet::new();
+    out.retain(|x| arn(x).is_some_and(|a| want.contains(a) && seen.insert(a.to_string())));
+    Ok(out)
+}
+
+/// The parents (load balancers of listeners, listeners of rules) `arns` name, once each.
+fn parents(arns: &[String], parent: fn(&str) -> Option<String>) -> Vec<String> {
+    let mut out: Vec<String> = arns.iter().filter_map(|a| parent(a)).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The one item a describe by name answers, if it exists (names are unique in
+/// AWS; moto accepts duplicates, so the first is taken).
+fn first_named<T>(
+    found: Result<Vec<T>, ProviderError>,
+    name: &str,
+    name_of: fn(&T) -> Option<&str>,
+) -> Result<Option<T>, ProviderError> {
+    match found {
+        Ok(items) => Ok(items.into_iter().find(|x| name_of(x) == Some(name))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Load balancers by ARN; every load balancer of the region when `arns` is `None`.
 pub async fn describe_load_balancers(
     cx: &Cx,
     arns: Option<&[String]>,
@@ -233,69 +286,38 @@ pub async fn describe_load_balancers(
     let Some(arns) = arns else {
         return all_load_balancers(cx).await;
     };
-    let mut out = Vec::new();
-    for chunk in arns.chunks(ARNS_MAX) {
-        let got = cx
+    let batch = |chunk| async move {
+        let r = cx
             .elbv2
             .describe_load_balancers()
-            .set_load_balancer_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(elb_error);
-        match got {
-            Ok(r) => out.extend(r.load_balancers().iter().cloned()),
-            Err(e) if e.is_not_found() => {
-                let want: HashSet<&String> = chunk.iter().collect();
-                out.extend(all_load_balancers(cx).await?.into_iter().filter(|lb| {
-                    lb.load_balancer_arn()
-                        .is_some_and(|a| want.contains(&a.to_string()))
-                }));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    // Only what was asked: moto answers a batch with a stale ARN loosely.
-    let want: HashSet<&str> = arns.iter().map(String::as_str).collect();
-    out.retain(|lb| lb.load_balancer_arn().is_some_and(|a| want.contains(a)));
-    dedup_by(&mut out, |lb| lb.load_balancer_arn().map(str::to_string));
-    Ok(out)
+            .set_load_balancer_arns(Some(chunk));
+        Ok(r.send().await.map_err(elb_error)?.load_balancers().to_vec())
+    };
+    by_arns(arns, LoadBalancer::load_balancer_arn, batch, |_| {
+        all_load_balancers(cx)
+    })
+    .await
 }
 
 async fn all_load_balancers(cx: &Cx) -> Result<Vec<LoadBalancer>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx.elbv2.describe_load_balancers().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        out.extend(page.map_err(elb_error)?.load_balancers().iter().cloned());
-    }
-    Ok(out)
+    let items = cx.elbv2.describe_load_balancers().into_paginator().items();
+    items
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .map_err(elb_error)
 }
 
-/// The load balancer named `name`, if one exists (names are unique in AWS; moto
-/// accepts duplicates, so the first is taken).
 pub async fn load_balancer_named(
     cx: &Cx,
     name: &str,
 ) -> Result<Option<LoadBalancer>, ProviderError> {
-    match cx
-        .elbv2
-        .describe_load_balancers()
-        .names(name)
-        .send()
-        .await
-        .map_err(elb_error)
-    {
-        Ok(r) => Ok(r
-            .load_balancers()
-            .iter()
-            .find(|lb| lb.load_balancer_name() == Some(name))
-            .cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let r = cx.elbv2.describe_load_balancers().names(name).send().await;
+    let found = r.map(|r| r.load_balancers().to_vec()).map_err(elb_error);
+    first_named(found, name, LoadBalancer::load_balancer_name)
 }
 
-/// Target groups by ARN, 20 a call; every target group of the region when
-/// `arns` is `None`. A batch holding a deleted ARN is re-read from the region.
+/// Target groups by ARN; every target group of the region when `arns` is `None`.
 pub async fn describe_target_groups(
     cx: &Cx,
     arns: Option<&[String]>,
@@ -303,178 +325,316 @@ pub async fn describe_target_groups(
     let Some(arns) = arns else {
         return all_target_groups(cx).await;
     };
-    let mut out = Vec::new();
-    for chunk in arns.chunks(ARNS_MAX) {
-        let got = cx
+    let batch = |chunk| async move {
+        let r = cx
             .elbv2
             .describe_target_groups()
-            .set_target_group_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(elb_error);
-        match got {
-            Ok(r) => out.extend(r.target_groups().iter().cloned()),
-            Err(e) if e.is_not_found() => {
-                let want: HashSet<&String> = chunk.iter().collect();
-                out.extend(all_target_groups(cx).await?.into_iter().filter(|tg| {
-                    tg.target_group_arn()
-                        .is_some_and(|a| want.contains(&a.to_string()))
-                }));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    dedup_by(&mut out, |tg| tg.target_group_arn().map(str::to_string));
-    Ok(out)
+            .set_target_group_arns(Some(chunk));
+        Ok(r.send().await.map_err(elb_error)?.target_groups().to_vec())
+    };
+    by_arns(arns, TargetGroup::target_group_arn, batch, |_| {
+        all_target_groups(cx)
+    })
+    .await
 }
 
 async fn all_target_groups(cx: &Cx) -> Result<Vec<TargetGroup>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx.elbv2.describe_target_groups().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        out.extend(page.map_err(elb_error)?.target_groups().iter().cloned());
-    }
-    Ok(out)
-}
-
-/// The target group named `name`, if one exists.
-pub async fn target_group_named(cx: &Cx, name: &str) -> Result<Option<TargetGroup>, ProviderError> {
-    match cx
-        .elbv2
-        .describe_target_groups()
-        .names(name)
+    let items = cx.elbv2.describe_target_groups().into_paginator().items();
+    items
         .send()
+        .collect::<Result<_, _>>()
         .await
         .map_err(elb_error)
-    {
-        Ok(r) => Ok(r
-            .target_groups()
-            .iter()
-            .find(|tg| tg.target_group_name() == Some(name))
-            .cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+}
+
+pub async fn target_group_named(cx: &Cx, name: &str) -> Result<Option<TargetGroup>, ProviderError> {
+    let r = cx.elbv2.describe_target_groups().names(name).send().await;
+    let found = r.map(|r| r.target_groups().to_vec()).map_err(elb_error);
+    first_named(found, name, TargetGroup::target_group_name)
 }
 
 /// The listeners of one load balancer, all pages; none when it is gone.
 pub async fn listeners_of(cx: &Cx, lb_arn: &str) -> Result<Vec<Listener>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .elbv2
-        .describe_listeners()
-        .load_balancer_arn(lb_arn)
+    let req = cx.elbv2.describe_listeners().load_balancer_arn(lb_arn);
+    let all = req
         .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page.map_err(elb_error) {
-            Ok(p) => out.extend(p.listeners().iter().cloned()),
-            Err(e) if e.is_not_found() => return Ok(vec![]),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+        .items()
+        .send()
+        .collect::<Result<_, _>>();
+    none_when_gone(all.await.map_err(elb_error))
 }
 
-/// Listeners by ARN, 20 a call. A batch holding a deleted ARN is re-read
-/// through the load balancers the ARNs name, one call each.
-pub async fn describe_listeners(cx: &Cx, arns: &[String]) -> Result<Vec<Listener>, ProviderError> {
-    let mut out = Vec::new();
-    for chunk in arns.chunks(ARNS_MAX) {
-        let got = cx
-            .elbv2
-            .describe_listeners()
-            .set_listener_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(elb_error);
-        match got {
-            Ok(r) => out.extend(r.listeners().iter().cloned()),
-            Err(e) if e.is_not_found() => {
-                let mut lbs: Vec<String> = chunk
-                    .iter()
-                    .filter_map(|a| load_balancer_of_listener(a))
-                    .collect();
-                lbs.sort();
-                lbs.dedup();
-                for lb in lbs {
-                    out.extend(listeners_of(cx, &lb).await?);
-                }
-            }
-            Err(e) => return Err(e),
-        }
+fn none_when_gone<T>(all: Result<Vec<T>, ProviderError>) -> Result<Vec<T>, ProviderError> {
+    match all {
+        Err(e) if e.is_not_found() => Ok(vec![]),
+        other => other,
     }
-    let want: HashSet<&str> = arns.iter().map(String::as_str).collect();
-    out.retain(|l| l.listener_arn().is_some_and(|a| want.contains(a)));
-    dedup_by(&mut out, |l| l.listener_arn().map(str::to_string));
-    Ok(out)
+}
+
+/// Listeners by ARN; a batch AWS fails is read again through the load
+/// balancers its ARNs name, one call each.
+pub async fn describe_listeners(cx: &Cx, arns: &[String]) -> Result<Vec<Listener>, ProviderError> {
+    let batch = |chunk| async move {
+        let r = cx.elbv2.describe_listeners().set_listener_arns(Some(chunk));
+        Ok(r.send().await.map_err(elb_error)?.listeners().to_vec())
+    };
+    let fallback = |chunk: Vec<String>| async move {
+        let mut out = Vec::new();
+        for lb in parents(&chunk, load_balancer_of_listener) {
+            out.extend(listeners_of(cx, &lb).await?);
+        }
+        Ok(out)
+    };
+    by_arns(arns, Listener::listener_arn, batch, fallback).await
 }
 
 /// The rules of one listener (its default rule included), all pages; none when
 /// the listener is gone.
 pub async fn rules_of(cx: &Cx, listener_arn: &str) -> Result<Vec<Rule>, ProviderError> {
-    let mut out = Vec::new();
-    let mut pages = cx
-        .elbv2
-        .describe_rules()
-        .listener_arn(listener_arn)
+    let req = cx.elbv2.describe_rules().listener_arn(listener_arn);
+    let all = req
         .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        match page.map_err(elb_error) {
-            Ok(p) => out.extend(p.rules().iter().cloned()),
-            Err(e) if e.is_not_found() => return Ok(vec![]),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
+        .items()
+        .send()
+        .collect::<Result<_, _>>();
+    none_when_gone(all.await.map_err(elb_error))
 }
 
-/// Rules by ARN, 20 a call. A batch holding a deleted ARN is re-read through
-/// the listeners the ARNs name, one call each.
+/// Rules by ARN; a batch AWS fails is read again through the listeners its
+/// ARNs name, one call each.
 pub async fn describe_rules(cx: &Cx, arns: &[String]) -> Result<Vec<Rule>, ProviderError> {
-    let mut out = Vec::new();
-    for chunk in arns.chunks(ARNS_MAX) {
-        let got = cx
-            .elbv2
-            .describe_rules()
-            .set_rule_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(elb_error);
-        match got {
-            Ok(r) => out.extend(r.rules().iter().cloned()),
-            Err(e) if e.is_not_found() => {
-                let mut listeners: Vec<String> =
-                    chunk.iter().filter_map(|a| listener_of_rule(a)).collect();
-                listeners.sort();
-                listeners.dedup();
-                for l in listeners {
-                    out.extend(rules_of(cx, &l).await?);
-                }
-            }
-            Err(e) => return Err(e),
+    let batch = |chunk| async move {
+        let r = cx.elbv2.describe_rules().set_rule_arns(Some(chunk));
+        Ok(r.send().await.map_err(elb_error)?.rules().to_vec())
+    };
+    let fallback = |chunk: Vec<String>| async move {
+        let mut out = Vec::new();
+        for l in parents(&chunk, listener_of_rule) {
+            out.extend(rules_of(cx, &l).await?);
         }
-    }
-    let want: HashSet<&str> = arns.iter().map(String::as_str).collect();
-    out.retain(|r| r.rule_arn().is_some_and(|a| want.contains(a)));
-    dedup_by(&mut out, |r| r.rule_arn().map(str::to_string));
-    Ok(out)
+        Ok(out)
+    };
+    by_arns(arns, Rule::rule_arn, batch, fallback).await
 }
 
-fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> Option<String>) {
-    let mut seen = HashSet::new();
-    items.retain(|x| key(x).is_some_and(|k| seen.insert(k)));
-}
+/// A load balancer's or target group's attributes, key -> value.
+pub type Attributes = HashMap<String, String>;
 
-/// Attributes as a key -> value map.
 pub fn attribute_map<'a>(
     pairs: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
-) -> HashMap<String, String> {
+) -> Attributes {
     pairs
         .into_iter()
         .filter_map(|(k, v)| Some((k?.to_string(), v.unwrap_or_default().to_string())))
         .collect()
+}
+
+// ---------------------------------------------------------------------------
+// What every kind does alike: observing described items, finding this
+// stack's, taking over a copy, validating.
+
+/// Full observations of described items: their tags (the stack tag index, or
+/// one DescribeTags per 20) and `attributes` (one call each, in parallel; an
+/// item deleted meanwhile is left out).
+pub async fn complete<T, A>(
+    cx: &Cx,
+    kind: &str,
+    items: Vec<T>,
+    arn: fn(&T) -> Option<&str>,
+    attributes: impl Fn(String) -> A,
+    observed: fn(&T, &Attributes, IndexMap<String, String>) -> Option<Observed>,
+) -> Result<Vec<Observed>, ProviderError>
+where
+    A: Future<Output = Result<Attributes, ProviderError>>,
+{
+    let arns: Vec<String> = items
+        .iter()
+        .filter_map(|x| arn(x).map(str::to_string))
+        .collect();
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut tags = observe_tags(cx, kind, &arns).await?;
+    let attrs = try_join_all(items.iter().map(|x| {
+        let a = attributes(arn(x).unwrap_or_default().to_string());
+        async move {
+            match a.await {
+                Ok(a) => Ok(Some(a)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    }))
+    .await?;
+    Ok(items
+        .iter()
+        .zip(attrs)
+        .filter_map(|(x, a)| observed(x, &a?, tags.remove(arn(x)?).unwrap_or_default()))
+        .collect())
+}
+
+/// For kinds without attributes to read.
+pub async fn no_attributes(_arn: String) -> Result<Attributes, ProviderError> {
+    Ok(HashMap::new())
+}
+
+pub fn by_id(found: Vec<Observed>) -> HashMap<String, Observed> {
+    found.into_iter().map(|o| (o.id.clone(), o)).collect()
+}
+
+/// Those of `items` tagged with this stack and one of `addresses` (any when
+/// empty): one DescribeTags per 20, before anything else is read about them.
+pub async fn tagged<T>(
+    cx: &Cx,
+    items: Vec<T>,
+    arn: fn(&T) -> Option<&str>,
+    addresses: &[String],
+) -> Result<Vec<T>, ProviderError> {
+    let arns: Vec<String> = items
+        .iter()
+        .filter_map(|x| arn(x).map(str::to_string))
+        .collect();
+    let tags = describe_tags(cx, &arns).await?;
+    Ok(items
+        .into_iter()
+        .filter(|x| {
+            arn(x)
+                .and_then(|a| tags.get(a))
+                .and_then(|t| stack_address(cx, t))
+                .is_some_and(|a| addresses.is_empty() || addresses.contains(&a))
+        })
+        .collect())
+}
+
+/// Observations of this stack's copies of `addresses` (all its copies when
+/// empty), each with its address.
+pub fn by_address(cx: &Cx, found: Vec<Observed>, addresses: &[String]) -> Vec<(String, Observed)> {
+    found
+        .into_iter()
+        .filter_map(|o| stack_address(cx, &o.tags).map(|a| (a, o)))
+        .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
+        .collect()
+}
+
+/// What a create that looked first does with `live`, the copy holding the
+/// name (port, priority): taken over when an interrupted create of this
+/// address made it, and brought to the declaration; refused otherwise, and,
+/// when `strict`, also when only a replacement would bring it there.
+pub async fn adopt(
+    kind: &dyn Provider,
+    cx: &Cx,
+    want: &Desired<'_>,
+    what: &str,
+    live: Observed,
+    strict: bool,
+) -> Result<Observed, ProviderError> {
+    let addr = want.address;
+    if !is_ours(cx, &live.tags, addr) || want.replacing == Some(live.id.as_str()) {
+        return Err(taken(addr, what, &live.id));
+    }
+    let changes = changes_to(kind, want, &live);
+    if changes.is_empty() {
+        return Ok(live);
+    }
+    if strict && changes.iter().any(|c| c.forces_replace) {
+        return Err(taken(
+            addr,
+            &format!("{what} (declared differently)"),
+            &live.id,
+        ));
+    }
+    kind.update(cx, &live, want, &changes).await
+}
+
+/// The end of every update: the tags, when they changed, then the resource
+/// read back through `read`, with the tags just set.
+pub async fn retag_and_read(
+    cx: &Cx,
+    live: &Observed,
+    want: &Desired<'_>,
+    changes: &[FieldChange],
+    read: impl Future<Output = Result<Option<Observed>, ProviderError>>,
+) -> Result<Observed, ProviderError> {
+    let addr = want.address;
+    if changes.iter().any(|c| c.field == "tags") {
+        sync_tags(cx, &live.id, &live.tags, want.tags)
+            .await
+            .map_err(|e| named(addr, "tagging", e))?;
+    }
+    let mut o = read
+        .await?
+        .ok_or_else(|| vanished(addr, &live.id, "during its update"))?;
+    o.tags = want.tags.clone();
+    Ok(o)
+}
+
+/// A delete's answer: a resource already gone is deleted too.
+pub fn deleted<T>(answer: Result<T, ProviderError>, what: &str) -> Result<(), ProviderError> {
+    match answer {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(named(what, "deleting", e)),
+    }
+}
+
+/// A table of `pairs`.
+pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// The observation of the resource at `arn`: its id, and its `id` and `arn`
+/// attributes beside `more`.
+pub fn observation<const N: usize>(
+    arn: &str,
+    fields: Fields,
+    more: [(&str, Value); N],
+    tags: IndexMap<String, String>,
+) -> Option<Observed> {
+    let mut attributes = self::fields([("id", Value::str(arn)), ("arn", Value::str(arn))]);
+    attributes.extend(self::fields(more));
+    let id = arn.to_string();
+    Some(Observed {
+        id,
+        fields,
+        attributes,
+        tags,
+    })
+}
+
+/// A resource gone on reading it back `when` (right after its creation, ...).
+pub fn vanished(address: &str, arn: &str, when: &str) -> ProviderError {
+    ProviderError::NotFound(format!("{address}: {arn} vanished {when}"))
+}
+
+/// A declaration problem: the field it is about ("" for the resource as a
+/// whole), what is wrong, and what to do.
+pub type Problem = (&'static str, String, String);
+
+/// Problems as diagnostics at their fields (at the resource when the field
+/// is not declared). Values that are references are only known at apply
+/// time: a create checks them again with [`refuse`].
+pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|(field, msg, help)| {
+            let pos = r
+                .field_pos
+                .get(field)
+                .cloned()
+                .unwrap_or_else(|| r.pos.clone());
+            Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
+        })
+        .collect()
+}
+
+/// The first of `problems` as a create's refusal.
+pub fn refuse(address: &str, problems: Vec<Problem>) -> Result<(), ProviderError> {
+    match problems.into_iter().next() {
+        Some((_, msg, help)) => Err(ProviderError::InvalidInput(format!(
+            "{address}: {msg}; {help}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -797,14 +957,6 @@ pub fn action_from_sdk(actions: &[Action]) -> Value {
     Value::Map(m)
 }
 
-/// The target group an action table forwards to, if any.
-pub fn forwards_to(v: Option<&Value>) -> Option<&str> {
-    let m = v?.as_map()?;
-    (str_of(m, "type") == Some("forward"))
-        .then(|| str_of(m, "target_group_arn"))
-        .flatten()
-}
-
 // ---------------------------------------------------------------------------
 // Names.
 
@@ -937,6 +1089,10 @@ mod tests {
                     .build(),
             )
             .build();
-        assert_eq!(forwards_to(Some(&action_from_sdk(&[a]))), Some("arn:tg"));
+        let m = action_from_sdk(&[a]);
+        assert_eq!(
+            m.as_map().unwrap()["target_group_arn"],
+            Value::str("arn:tg")
+        );
     }
 }

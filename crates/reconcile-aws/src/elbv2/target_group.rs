@@ -6,15 +6,14 @@
 //! one target group a call); tags come from the observe pass's stack tag index,
 //! or cost one DescribeTags per 20 target groups the index does not list.
 
-use crate::elbv2::{self, attribute_map, elb_error, named};
-use crate::kit::fields::{changes_field, i32_of, str_of};
+use crate::elbv2::{self, attribute_map, elb_error, named, vanished, Problem};
+use crate::kit::fields::{bool_of, changes_field, i32_of, str_of};
 use crate::kit::wait::{poll_until, Backoff, Poll};
-use crate::kit::{Cx, Desired, Provider, ProviderError, SchemaDiff};
+use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Matcher, ProtocolEnum, TargetGroup as AwsTargetGroup, TargetGroupAttribute, TargetTypeEnum,
 };
-use futures::future::try_join_all;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
@@ -109,9 +108,10 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "port",
             Ty::Int,
-            "The port targets receive traffic on. Changing it replaces the target group.",
+            "The port targets receive traffic on, 1-65535. Changing it replaces the target group.",
         )
         .required()
+        .range(1, 65535)
         .force_new(),
         Field::new(
             "protocol",
@@ -157,7 +157,8 @@ pub static SCHEMA: Schema = Schema {
             "Seconds a deregistering target keeps its connections, 0-3600 (attribute \
              deregistration_delay.timeout_seconds; default 300). Changed in place.",
         )
-        .default(Default::Int(300)),
+        .default(Default::Int(300))
+        .range(0, 3600),
     ],
     attributes: &[
         ("id", "The target group's ARN."),
@@ -217,15 +218,16 @@ pub fn observed(
     let arn = tg.target_group_arn()?.to_string();
     let name = tg.target_group_name().unwrap_or_default();
     let protocol = tg.protocol().map(|p| p.as_str()).unwrap_or_default();
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(name));
-    f.insert("port".into(), Value::Int(tg.port().unwrap_or(0).into()));
-    f.insert("protocol".into(), Value::str(protocol));
-    f.insert("vpc_id".into(), Value::str(tg.vpc_id().unwrap_or_default()));
-    f.insert(
-        "target_type".into(),
-        Value::str(tg.target_type().map(|t| t.as_str()).unwrap_or("instance")),
-    );
+    let mut f = elbv2::fields([
+        ("name", Value::str(name)),
+        ("port", Value::Int(tg.port().unwrap_or(0).into())),
+        ("protocol", Value::str(protocol)),
+        ("vpc_id", Value::str(tg.vpc_id().unwrap_or_default())),
+        (
+            "target_type",
+            Value::str(tg.target_type().map_or("instance", |t| t.as_str())),
+        ),
+    ]);
     if let Some(v) = tg.protocol_version() {
         f.insert("protocol_version".into(), Value::str(v));
     }
@@ -240,23 +242,14 @@ pub fn observed(
     if let Some(m) = tg.matcher().and_then(|m| m.http_code()) {
         hc.insert("matcher".into(), Value::str(m));
     }
-    let int = |v: Option<i32>| Value::Int(v.unwrap_or(0).into());
-    hc.insert(
-        "interval_seconds".into(),
-        int(tg.health_check_interval_seconds()),
-    );
-    hc.insert(
-        "timeout_seconds".into(),
-        int(tg.health_check_timeout_seconds()),
-    );
-    hc.insert(
-        "healthy_threshold".into(),
-        int(tg.healthy_threshold_count()),
-    );
-    hc.insert(
-        "unhealthy_threshold".into(),
-        int(tg.unhealthy_threshold_count()),
-    );
+    for (k, v) in [
+        ("interval_seconds", tg.health_check_interval_seconds()),
+        ("timeout_seconds", tg.health_check_timeout_seconds()),
+        ("healthy_threshold", tg.healthy_threshold_count()),
+        ("unhealthy_threshold", tg.unhealthy_threshold_count()),
+    ] {
+        hc.insert(k.into(), Value::Int(v.unwrap_or(0).into()));
+    }
     hc.insert(
         "protocol".into(),
         Value::str(
@@ -282,20 +275,14 @@ pub fn observed(
                 .unwrap_or(300),
         ),
     );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(&arn));
-    a.insert("arn".into(), Value::str(&arn));
-    a.insert("arn_suffix".into(), Value::str(elbv2::arn_suffix(&arn)));
-    a.insert("name".into(), Value::str(name));
-    Some(Observed {
-        id: arn,
-        fields: f,
-        attributes: a,
-        tags,
-    })
+    let more = [
+        ("arn_suffix", Value::str(elbv2::arn_suffix(&arn))),
+        ("name", Value::str(name)),
+    ];
+    elbv2::observation(&arn, f, more, tags)
 }
 
-async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, ProviderError> {
+async fn attributes_of(cx: &Cx, arn: String) -> Result<HashMap<String, String>, ProviderError> {
     let r = cx
         .elbv2
         .describe_target_group_attributes()
@@ -308,33 +295,17 @@ async fn attributes_of(cx: &Cx, arn: &str) -> Result<HashMap<String, String>, Pr
     ))
 }
 
-/// Full observations: attributes (one call each, in parallel) and tags (the
-/// stack tag index, or one call per 20).
 async fn complete(cx: &Cx, tgs: Vec<AwsTargetGroup>) -> Result<Vec<Observed>, ProviderError> {
-    let arns: Vec<String> = tgs
-        .iter()
-        .filter_map(|t| t.target_group_arn().map(str::to_string))
-        .collect();
-    if arns.is_empty() {
-        return Ok(vec![]);
-    }
-    let mut tags = elbv2::observe_tags(cx, SCHEMA.kind, &arns).await?;
-    let attrs = try_join_all(tgs.iter().map(|t| async move {
-        match attributes_of(cx, t.target_group_arn().unwrap_or_default()).await {
-            Ok(a) => Ok(Some(a)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
-    }))
-    .await?;
-    Ok(tgs
-        .iter()
-        .zip(attrs)
-        .filter_map(|(t, a)| {
-            let arn = t.target_group_arn()?;
-            observed(t, &a?, tags.remove(arn).unwrap_or_default())
-        })
-        .collect())
+    let arn = AwsTargetGroup::target_group_arn;
+    elbv2::complete(
+        cx,
+        SCHEMA.kind,
+        tgs,
+        arn,
+        |a| attributes_of(cx, a),
+        observed,
+    )
+    .await
 }
 
 pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, ProviderError> {
@@ -342,8 +313,8 @@ pub async fn observe_one(cx: &Cx, arn: &str) -> Result<Option<Observed>, Provide
     Ok(complete(cx, tgs).await?.into_iter().next())
 }
 
-/// Problems visible in the declaration alone: `(field, message, help)`.
-fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems visible in the declaration alone.
+fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
     let protocol = str_of(f, "protocol").unwrap_or("HTTP");
     let http = protocol == "HTTP" || protocol == "HTTPS";
@@ -353,24 +324,6 @@ fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
             format!("protocol_version applies to HTTP and HTTPS target groups, not {protocol}"),
             "remove it".into(),
         ));
-    }
-    if let Some(p) = f.get("port").and_then(Value::as_int) {
-        if !(1..=65535).contains(&p) {
-            out.push((
-                "port",
-                format!("port {p} is outside 1-65535"),
-                "use the port the targets listen on".into(),
-            ));
-        }
-    }
-    if let Some(d) = f.get("deregistration_delay").and_then(Value::as_int) {
-        if !(0..=3600).contains(&d) {
-            out.push((
-                "deregistration_delay",
-                format!("deregistration_delay {d} is outside 0-3600 seconds"),
-                "use 0 to 3600 (AWS's default is 300)".into(),
-            ));
-        }
     }
     if let Some(hc) = f.get("health_check").and_then(Value::as_map) {
         let hc = canonical_health_check(hc, protocol);
@@ -448,35 +401,31 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// The health check parameters to send, from the declared table.
-struct Check {
-    enabled: Option<bool>,
-    path: Option<String>,
-    matcher: Option<String>,
-    interval: Option<i32>,
-    timeout: Option<i32>,
-    healthy: Option<i32>,
-    unhealthy: Option<i32>,
-    protocol: Option<String>,
-    port: Option<String>,
+/// The declared health check as AWS reports it, if declared.
+fn check_of(f: &Fields) -> Option<Fields> {
+    let hc = f.get("health_check")?.as_map()?;
+    Some(canonical_health_check(
+        hc,
+        str_of(f, "protocol").unwrap_or("HTTP"),
+    ))
 }
 
-fn check_of(f: &Fields) -> Option<Check> {
-    let hc = f.get("health_check")?.as_map()?;
-    let protocol = str_of(f, "protocol").unwrap_or("HTTP");
-    let hc = canonical_health_check(hc, protocol);
-    let s = |k: &str| str_of(&hc, k).map(str::to_string);
-    Some(Check {
-        enabled: hc.get("enabled").and_then(Value::as_bool),
-        path: s("path"),
-        matcher: s("matcher"),
-        interval: i32_of(&hc, "interval_seconds"),
-        timeout: i32_of(&hc, "timeout_seconds"),
-        healthy: i32_of(&hc, "healthy_threshold"),
-        unhealthy: i32_of(&hc, "unhealthy_threshold"),
-        protocol: s("protocol"),
-        port: s("port"),
-    })
+/// Sets a health check's parameters on a CreateTargetGroup or ModifyTargetGroup
+/// request (two builder types with the same setters).
+macro_rules! with_check {
+    ($req:expr, $hc:expr) => {{
+        let hc: &Fields = $hc;
+        let s = |k: &str| str_of(hc, k).map(str::to_string);
+        $req.set_health_check_enabled(bool_of(hc, "enabled"))
+            .set_health_check_path(s("path"))
+            .set_matcher(s("matcher").map(|m| Matcher::builder().http_code(m).build()))
+            .set_health_check_interval_seconds(i32_of(hc, "interval_seconds"))
+            .set_health_check_timeout_seconds(i32_of(hc, "timeout_seconds"))
+            .set_healthy_threshold_count(i32_of(hc, "healthy_threshold"))
+            .set_unhealthy_threshold_count(i32_of(hc, "unhealthy_threshold"))
+            .set_health_check_protocol(str_of(hc, "protocol").map(ProtocolEnum::from))
+            .set_health_check_port(s("port"))
+    }};
 }
 
 async fn set_deregistration_delay(cx: &Cx, arn: &str, seconds: i32) -> Result<(), ProviderError> {
@@ -495,12 +444,6 @@ async fn set_deregistration_delay(cx: &Cx, arn: &str, seconds: i32) -> Result<()
     Ok(())
 }
 
-fn with_tags(f: &Fields, tags: &IndexMap<String, String>) -> Fields {
-    let mut want = f.clone();
-    want.insert("tags".into(), reconcile_core::plan::tags_value(tags));
-    want
-}
-
 #[async_trait]
 impl Provider for TargetGroup {
     fn schema(&self) -> &'static Schema {
@@ -508,17 +451,7 @@ impl Provider for TargetGroup {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                let pos = r
-                    .field_pos
-                    .get(field)
-                    .cloned()
-                    .unwrap_or_else(|| r.pos.clone());
-                Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-            })
-            .collect()
+        elbv2::diagnostics(r, problems(&r.fields))
     }
 
     /// A name is unique in the region: only a renamed target group can exist
@@ -536,11 +469,7 @@ impl Provider for TargetGroup {
             return Ok(HashMap::new());
         }
         let tgs = elbv2::describe_target_groups(cx, Some(ids)).await?;
-        Ok(complete(cx, tgs)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(elbv2::by_id(complete(cx, tgs).await?))
     }
 
     async fn read_tags(
@@ -556,71 +485,25 @@ impl Provider for TargetGroup {
         cx: &Cx,
         addresses: &[String],
     ) -> Result<Vec<(String, Observed)>, ProviderError> {
-        let tgs = elbv2::describe_target_groups(cx, None).await?;
-        let arns: Vec<String> = tgs
-            .iter()
-            .filter_map(|t| t.target_group_arn().map(str::to_string))
-            .collect();
-        let tags = elbv2::describe_tags(cx, &arns).await?;
-        let ours: Vec<AwsTargetGroup> = tgs
-            .into_iter()
-            .filter(|t| {
-                t.target_group_arn()
-                    .and_then(|a| tags.get(a))
-                    .and_then(|t| crate::kit::tags::stack_address(cx, t))
-                    .is_some_and(|a| addresses.is_empty() || addresses.contains(&a))
-            })
-            .collect();
-        Ok(complete(cx, ours)
-            .await?
-            .into_iter()
-            .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
-            .collect())
+        let all = elbv2::describe_target_groups(cx, None).await?;
+        let arn = AwsTargetGroup::target_group_arn;
+        let ours = elbv2::tagged(cx, all, arn, addresses).await?;
+        Ok(elbv2::by_address(cx, complete(cx, ours).await?, addresses))
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
         let f = want.fields;
         let addr = want.address;
-        if let Some((_, msg, help)) = problems(f).into_iter().next() {
-            return Err(ProviderError::InvalidInput(format!(
-                "{addr}: {msg}; {help}"
-            )));
-        }
+        elbv2::refuse(addr, problems(f))?;
         let name = str_of(f, "name").unwrap_or_default();
         if let Some(tg) = elbv2::target_group_named(cx, name)
             .await
             .map_err(|e| named(addr, "looking up the name", e))?
         {
-            let arn = tg.target_group_arn().unwrap_or_default().to_string();
-            let tags = elbv2::describe_tags(cx, std::slice::from_ref(&arn))
-                .await?
-                .remove(&arn)
-                .unwrap_or_default();
-            if crate::kit::tags::stack_address(cx, &tags).as_deref() != Some(addr) {
-                return Err(elbv2::taken(
-                    addr,
-                    &format!("a target group named \"{name}\""),
-                    &arn,
-                ));
-            }
-            let live = observe_one(cx, &arn).await?.ok_or_else(|| {
-                ProviderError::NotFound(format!("{addr}: {arn} vanished while adopting it"))
-            })?;
-            let changes = self.diff(
-                &with_tags(f, want.tags),
-                &with_tags(&live.fields, &live.tags),
-            );
-            if changes.is_empty() {
-                return Ok(live);
-            }
-            if changes.iter().any(|c| c.forces_replace) {
-                return Err(elbv2::taken(
-                    addr,
-                    &format!("a target group named \"{name}\" (declared differently)"),
-                    &arn,
-                ));
-            }
-            return self.update(cx, &live, want, &changes).await;
+            let what = format!("a target group named \"{name}\"");
+            let live = complete(cx, vec![tg]).await?.pop();
+            let live = live.ok_or_else(|| vanished(addr, name, "while adopting it"))?;
+            return elbv2::adopt(self, cx, want, &what, live, true).await;
         }
         let s = |k: &str| str_of(f, k).map(str::to_string);
         let mut req = cx
@@ -633,17 +516,8 @@ impl Provider for TargetGroup {
             .set_target_type(s("target_type").map(|t| TargetTypeEnum::from(t.as_str())))
             .set_protocol_version(s("protocol_version"))
             .set_tags(Some(elbv2::to_tags(want.tags)));
-        if let Some(c) = check_of(f) {
-            req = req
-                .set_health_check_enabled(c.enabled)
-                .set_health_check_path(c.path)
-                .set_matcher(c.matcher.map(|m| Matcher::builder().http_code(m).build()))
-                .set_health_check_interval_seconds(c.interval)
-                .set_health_check_timeout_seconds(c.timeout)
-                .set_healthy_threshold_count(c.healthy)
-                .set_unhealthy_threshold_count(c.unhealthy)
-                .set_health_check_protocol(c.protocol.map(|p| ProtocolEnum::from(p.as_str())))
-                .set_health_check_port(c.port);
+        if let Some(hc) = check_of(f) {
+            req = with_check!(req, &hc);
         }
         let out = req
             .send()
@@ -663,9 +537,9 @@ impl Provider for TargetGroup {
                 .await
                 .map_err(|e| named(addr, "setting deregistration_delay", e))?;
         }
-        observe_one(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished right after its creation"))
-        })
+        observe_one(cx, &arn)
+            .await?
+            .ok_or_else(|| vanished(addr, &arn, "right after its creation"))
     }
 
     async fn update(
@@ -679,19 +553,9 @@ impl Provider for TargetGroup {
         let addr = want.address;
         let arn = live.id.as_str();
         if changes_field(changes, "health_check") {
-            if let Some(c) = check_of(f) {
-                cx.elbv2
-                    .modify_target_group()
-                    .target_group_arn(arn)
-                    .set_health_check_enabled(c.enabled)
-                    .set_health_check_path(c.path)
-                    .set_matcher(c.matcher.map(|m| Matcher::builder().http_code(m).build()))
-                    .set_health_check_interval_seconds(c.interval)
-                    .set_health_check_timeout_seconds(c.timeout)
-                    .set_healthy_threshold_count(c.healthy)
-                    .set_unhealthy_threshold_count(c.unhealthy)
-                    .set_health_check_protocol(c.protocol.map(|p| ProtocolEnum::from(p.as_str())))
-                    .set_health_check_port(c.port)
+            if let Some(hc) = check_of(f) {
+                let req = cx.elbv2.modify_target_group().target_group_arn(arn);
+                with_check!(req, &hc)
                     .send()
                     .await
                     .map_err(|e| named(addr, "changing the health check", elb_error(e)))?;
@@ -704,16 +568,7 @@ impl Provider for TargetGroup {
                     .map_err(|e| named(addr, "setting deregistration_delay", e))?;
             }
         }
-        if changes_field(changes, "tags") {
-            elbv2::sync_tags(cx, arn, &live.tags, want.tags)
-                .await
-                .map_err(|e| named(addr, "tagging", e))?;
-        }
-        let mut o = observe_one(cx, arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!("{addr}: {arn} vanished during its update"))
-        })?;
-        o.tags = want.tags.clone();
-        Ok(o)
+        elbv2::retag_and_read(cx, live, want, changes, observe_one(cx, arn)).await
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {
@@ -789,6 +644,7 @@ impl Provider for TargetGroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::SchemaDiff;
 
     fn hc(pairs: &[(&str, Value)]) -> Fields {
         pairs
@@ -881,6 +737,13 @@ mod tests {
         assert!(p[0].contains("protocol_version"));
         assert!(p[1].contains("below"));
         assert!(p[2].contains("matcher"));
+    }
+
+    #[test]
+    fn port_and_deregistration_delay_ranges_are_the_schemas() {
+        assert_eq!(SCHEMA.field("port").unwrap().range, Some((1, 65535)));
+        let delay = SCHEMA.field("deregistration_delay").unwrap();
+        assert_eq!(delay.range, Some((0, 3600)));
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //! `WAFOptimisticLockException` (someone else wrote in between) re-reads and
 //! retries twice.
 
+use crate::elbv2::{diagnostics, fields, Problem};
+use crate::kit::adopt::take_over;
 use crate::kit::error::at;
+use crate::kit::fields::str_of;
+use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::wafv2::{each, found};
 use async_trait::async_trait;
 use aws_sdk_wafv2::types::{
     AllowAction, BlockAction, CountAction, DefaultAction, ExcludedRule, ManagedRuleGroupStatement,
@@ -19,18 +24,14 @@ use aws_sdk_wafv2::types::{
 };
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{BTreeSet, HashMap};
 
 pub struct WebAcl;
-
-/// How many WAF reads run at once when observing many ACLs one by one.
-pub const CONCURRENCY: usize = 8;
 
 /// How many times an update or delete re-reads the lock token after losing a race.
 const LOCK_RETRIES: usize = 2;
@@ -87,7 +88,8 @@ const RATE_FIELDS: &[Field] = &[
         Ty::Int,
         "Requests allowed per client in the evaluation window (10 to 2,000,000,000).",
     )
-    .required(),
+    .required()
+    .range(10, 2_000_000_000),
     Field::new(
         "aggregate_key_type",
         Ty::Enum(&["IP"]),
@@ -107,9 +109,10 @@ const RULE_FIELDS: &[Field] = &[
     Field::new(
         "priority",
         Ty::Int,
-        "Evaluation order, lowest first; unique within the ACL.",
+        "Evaluation order, lowest first (from 0); unique within the ACL.",
     )
-    .required(),
+    .required()
+    .range(0, i32::MAX as i64),
     Field::new(
         "managed_rule_group",
         Ty::Object(MANAGED_FIELDS),
@@ -301,10 +304,6 @@ fn bad_id(id: &str) -> ProviderError {
 // ---------------------------------------------------------------------------
 // The canonical shape of rules and visibility, shared by desired and observed.
 
-fn str_of<'a>(m: &'a Fields, k: &str) -> Option<&'a str> {
-    m.get(k).and_then(Value::as_str)
-}
-
 /// A visibility table with WAF's defaults filled in.
 fn canonical_visibility(v: Option<&Value>, default_metric: Option<&Value>) -> Value {
     let given = v.and_then(Value::as_map).cloned().unwrap_or_default();
@@ -321,62 +320,25 @@ fn canonical_visibility(v: Option<&Value>, default_metric: Option<&Value>) -> Va
     Value::Map(out)
 }
 
-/// A declared rule with every default filled in, in the shape observe reports.
+/// A rule in the shape observe reports, with the defaults that depend on its
+/// statement (the schema fills in the others).
 fn canonical_rule(m: &Fields) -> Fields {
-    let mut out = Fields::new();
-    for k in ["name", "priority"] {
-        if let Some(v) = m.get(k) {
-            out.insert(k.into(), v.clone());
+    let statement = |k: &str, v: &Value| {
+        matches!(v, Value::Map(_)) && (k == "managed_rule_group" || k == "rate_limit")
+    };
+    let mut out: Fields = m
+        .iter()
+        .filter(|(k, v)| k.as_str() == "name" || k.as_str() == "priority" || statement(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (kind, action, default) in [
+        ("managed_rule_group", "override_action", "none"),
+        ("rate_limit", "action", "block"),
+    ] {
+        if out.contains_key(kind) {
+            let v = m.get(action).cloned().unwrap_or(Value::str(default));
+            out.insert(action.into(), v);
         }
-    }
-    if let Some(Value::Map(g)) = m.get("managed_rule_group") {
-        let mut group = Fields::new();
-        group.insert(
-            "vendor".into(),
-            g.get("vendor").cloned().unwrap_or(Value::str("AWS")),
-        );
-        if let Some(n) = g.get("name") {
-            group.insert("name".into(), n.clone());
-        }
-        if let Some(v) = g.get("version") {
-            group.insert("version".into(), v.clone());
-        }
-        group.insert(
-            "excluded_rules".into(),
-            g.get("excluded_rules")
-                .cloned()
-                .unwrap_or(Value::List(vec![])),
-        );
-        out.insert("managed_rule_group".into(), Value::Map(group));
-        out.insert(
-            "override_action".into(),
-            m.get("override_action")
-                .cloned()
-                .unwrap_or(Value::str("none")),
-        );
-    }
-    if let Some(Value::Map(r)) = m.get("rate_limit") {
-        let mut rate = Fields::new();
-        if let Some(l) = r.get("limit") {
-            rate.insert("limit".into(), l.clone());
-        }
-        rate.insert(
-            "aggregate_key_type".into(),
-            r.get("aggregate_key_type")
-                .cloned()
-                .unwrap_or(Value::str("IP")),
-        );
-        rate.insert(
-            "evaluation_window_sec".into(),
-            r.get("evaluation_window_sec")
-                .cloned()
-                .unwrap_or(Value::Int(300)),
-        );
-        out.insert("rate_limit".into(), Value::Map(rate));
-        out.insert(
-            "action".into(),
-            m.get("action").cloned().unwrap_or(Value::str("block")),
-        );
     }
     out.insert(
         "visibility".into(),
@@ -416,20 +378,18 @@ pub fn canonical(desired: &Fields) -> Fields {
 }
 
 fn visibility_value(v: Option<&VisibilityConfig>) -> Value {
-    let mut out = Fields::new();
-    out.insert(
-        "cloudwatch_metrics_enabled".into(),
-        Value::Bool(v.is_some_and(|v| v.cloud_watch_metrics_enabled())),
-    );
-    out.insert(
-        "sampled_requests_enabled".into(),
-        Value::Bool(v.is_some_and(|v| v.sampled_requests_enabled())),
-    );
-    out.insert(
-        "metric_name".into(),
-        Value::str(v.map(|v| v.metric_name()).unwrap_or_default()),
-    );
-    Value::Map(out)
+    let flag = |on: fn(&VisibilityConfig) -> bool| Value::Bool(v.is_some_and(on));
+    Value::Map(fields([
+        (
+            "cloudwatch_metrics_enabled",
+            flag(|v| v.cloud_watch_metrics_enabled()),
+        ),
+        (
+            "sampled_requests_enabled",
+            flag(|v| v.sampled_requests_enabled()),
+        ),
+        ("metric_name", Value::str(v.map_or("", |v| v.metric_name()))),
+    ]))
 }
 
 /// The kind of statement a rule holds that this kind does not model, by its API name.
@@ -532,35 +492,37 @@ pub fn rule_value(r: &Rule) -> Value {
 }
 
 fn observed(acl: &AwsWebAcl, scope: &str, tags: IndexMap<String, String>) -> Observed {
-    let mut f = Fields::new();
-    f.insert("name".into(), Value::str(acl.name()));
-    f.insert("scope".into(), Value::str(scope));
+    let mut f = fields([
+        ("name", Value::str(acl.name())),
+        ("scope", Value::str(scope)),
+    ]);
     // moto reports a missing description as "": the same thing.
     if let Some(d) = acl.description().filter(|d| !d.is_empty()) {
         f.insert("description".into(), Value::str(d));
     }
     let block = acl.default_action().is_some_and(|a| a.block().is_some());
-    f.insert(
-        "default_action".into(),
-        Value::str(if block { "block" } else { "allow" }),
-    );
-    f.insert(
-        "rules".into(),
-        Value::List(acl.rules().iter().map(rule_value).collect()),
-    );
-    f.insert(
-        "visibility".into(),
-        visibility_value(acl.visibility_config()),
-    );
-    let mut a = Fields::new();
-    a.insert("id".into(), Value::str(acl.id()));
-    a.insert("arn".into(), Value::str(acl.arn()));
-    a.insert("name".into(), Value::str(acl.name()));
-    a.insert("capacity".into(), Value::Int(acl.capacity()));
+    f.extend(fields([
+        (
+            "default_action",
+            Value::str(if block { "block" } else { "allow" }),
+        ),
+        (
+            "rules",
+            Value::List(acl.rules().iter().map(rule_value).collect()),
+        ),
+        ("visibility", visibility_value(acl.visibility_config())),
+    ]));
+    let attributes = fields([
+        ("id", Value::str(acl.id())),
+        ("arn", Value::str(acl.arn())),
+        ("name", Value::str(acl.name())),
+        ("capacity", Value::Int(acl.capacity())),
+    ]);
+    let id = acl.arn().to_string();
     Observed {
-        id: acl.arn().to_string(),
+        id,
         fields: f,
-        attributes: a,
+        attributes,
         tags,
     }
 }
@@ -746,23 +708,12 @@ pub async fn list_acls(
 
 /// The ACL and the lock token to change it with; `None` when it is gone.
 async fn get_acl(cx: &Cx, a: &AclArn) -> Result<Option<(AwsWebAcl, String)>, ProviderError> {
-    match cx
-        .wafv2
-        .get_web_acl()
-        .name(&a.name)
-        .scope(a.sdk_scope())
-        .id(&a.id)
-        .send()
-        .await
-        .map_err(waf_error)
-    {
-        Ok(out) => Ok(out
-            .web_acl()
-            .cloned()
-            .map(|acl| (acl, out.lock_token().unwrap_or_default().to_string()))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.wafv2.get_web_acl().name(&a.name).scope(a.sdk_scope());
+    let Some(out) = found(req.id(&a.id).send().await.map_err(waf_error))? else {
+        return Ok(None);
+    };
+    let token = out.lock_token().unwrap_or_default().to_string();
+    Ok(out.web_acl().cloned().map(|acl| (acl, token)))
 }
 
 /// A resource's tags, AWS's own (`aws:*`) left out.
@@ -802,11 +753,7 @@ async fn read_acl_tags(
     cx: &Cx,
     arn: &str,
 ) -> Result<Option<IndexMap<String, String>>, ProviderError> {
-    match list_tags(cx, arn).await {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    found(list_tags(cx, arn).await)
 }
 
 /// GetWebACL, and the tags from the observe pass's stack tag index or
@@ -823,16 +770,6 @@ async fn observe_one(cx: &Cx, a: &AclArn) -> Result<Option<Observed>, ProviderEr
         },
     };
     Ok(Some(observed(&acl, a.scope, tags)))
-}
-
-/// Observes many ACLs, a few at a time.
-async fn observe_many(cx: &Cx, acls: Vec<AclArn>) -> Result<Vec<Observed>, ProviderError> {
-    let found: Vec<Option<Observed>> = futures::stream::iter(acls)
-        .map(|a| async move { observe_one(cx, &a).await })
-        .buffer_unordered(CONCURRENCY)
-        .try_collect()
-        .await?;
-    Ok(found.into_iter().flatten().collect())
 }
 
 /// The scopes this stack's region can hold: CLOUDFRONT ACLs live in us-east-1 only.
@@ -959,18 +896,29 @@ impl WebAcl {
         if &live.tags != tags {
             sync_tags(cx, &a.arn, &live.tags, tags, address).await?;
         }
-        let (acl, _) = get_acl(cx, a).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{address}: web ACL {} vanished right after it was written; run plan again",
-                a.arn
-            ))
-        })?;
-        Ok(observed(&acl, a.scope, tags.clone()))
+        read_back(cx, a, tags, address, "right after it was written").await
     }
 }
 
-/// Problems in one ACL's declaration: (field, message, help).
-pub fn problems(f: &Fields, region: &str) -> Vec<(&'static str, String, String)> {
+/// The ACL just written, `when` naming the moment should it be gone.
+async fn read_back(
+    cx: &Cx,
+    a: &AclArn,
+    tags: &IndexMap<String, String>,
+    address: &str,
+    when: &str,
+) -> Result<Observed, ProviderError> {
+    match get_acl(cx, a).await? {
+        Some((acl, _)) => Ok(observed(&acl, a.scope, tags.clone())),
+        None => Err(ProviderError::NotFound(format!(
+            "{address}: web ACL {} vanished {when}; run plan again",
+            a.arn
+        ))),
+    }
+}
+
+/// Problems in one ACL's declaration.
+pub fn problems(f: &Fields, region: &str) -> Vec<Problem> {
     let mut out = Vec::new();
     if str_of(f, "scope") == Some("CLOUDFRONT") && region != "us-east-1" {
         out.push((
@@ -1001,13 +949,7 @@ pub fn problems(f: &Fields, region: &str) -> Vec<(&'static str, String, String)>
             ));
         }
         if let Some(p) = m.get("priority").and_then(Value::as_int) {
-            if p < 0 || p > i64::from(i32::MAX) {
-                out.push((
-                    "rules",
-                    format!("{what}: priority {p} is out of range"),
-                    "use a priority from 0 up".into(),
-                ));
-            } else if !priorities.insert(p) {
+            if !priorities.insert(p) {
                 out.push((
                     "rules",
                     format!("{what}: priority {p} is used by another rule"),
@@ -1039,15 +981,6 @@ pub fn problems(f: &Fields, region: &str) -> Vec<(&'static str, String, String)>
             ));
         }
         if let Some(Value::Map(rl)) = m.get("rate_limit") {
-            if let Some(l) = rl.get("limit").and_then(Value::as_int) {
-                if !(10..=2_000_000_000).contains(&l) {
-                    out.push((
-                        "rules",
-                        format!("{what}: rate limit {l} is outside 10..2,000,000,000"),
-                        "choose a limit in that range".into(),
-                    ));
-                }
-            }
             if let Some(w) = rl.get("evaluation_window_sec").and_then(Value::as_int) {
                 if ![60, 120, 300, 600].contains(&w) {
                     out.push((
@@ -1084,16 +1017,7 @@ impl Provider for WebAcl {
     }
 
     fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields, &stack.region)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {msg}", r.address),
-                    help,
-                )
-            })
-            .collect()
+        diagnostics(r, problems(&r.fields, &stack.region))
     }
 
     /// A name is unique per scope: only a renamed (or re-scoped) ACL can exist
@@ -1123,15 +1047,10 @@ impl Provider for WebAcl {
                     .filter_map(|s| s.arn().map(str::to_string)),
             );
         }
-        let present: Vec<AclArn> = wanted
-            .into_iter()
-            .filter(|a| existing.contains(&a.arn))
-            .collect();
-        Ok(observe_many(cx, present)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        let present = wanted.into_iter().filter(|a| existing.contains(&a.arn));
+        let calls = present.map(|a| async move { observe_one(cx, &a).await });
+        let found = each(calls.collect()).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
     async fn read_tags(
@@ -1139,17 +1058,10 @@ impl Provider for WebAcl {
         cx: &Cx,
         arns: &[String],
     ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
-        let calls: Vec<_> = arns
+        let calls = arns
             .iter()
-            .map(|arn| async move {
-                Ok::<_, ProviderError>(read_acl_tags(cx, arn).await?.map(|t| (arn.clone(), t)))
-            })
-            .collect();
-        let found: Vec<Option<(String, IndexMap<String, String>)>> = futures::stream::iter(calls)
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(Some(found.into_iter().flatten().collect()))
+            .map(|arn| async move { Ok(read_acl_tags(cx, arn).await?.map(|t| (arn.clone(), t))) });
+        Ok(Some(each(calls.collect()).await?.into_iter().collect()))
     }
 
     /// One ListTagsForResource per web ACL in the region (WAF cannot search by
@@ -1168,29 +1080,16 @@ impl Provider for WebAcl {
                     .filter_map(|s| s.arn().and_then(AclArn::parse)),
             );
         }
-        let stack = cx.stack.clone();
-        let ours: Vec<Option<(String, AclArn)>> = futures::stream::iter(all)
-            .map(|a| {
-                let stack = stack.clone();
-                async move {
-                    let tags = match list_tags(cx, &a.arn).await {
-                        Ok(t) => t,
-                        Err(e) if e.is_not_found() => return Ok(None),
-                        Err(e) => return Err(e),
-                    };
-                    let address = tags.get(TAG_ADDRESS).cloned();
-                    Ok((tags.get(TAG_STACK) == Some(&stack))
-                        .then_some(address)
-                        .flatten()
-                        .filter(|ad| addresses.is_empty() || addresses.contains(ad))
-                        .map(|ad| (ad, a)))
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let calls = all.into_iter().map(|a| async move {
+            let Some(tags) = read_acl_tags(cx, &a.arn).await? else {
+                return Ok(None);
+            };
+            Ok(stack_address(cx, &tags)
+                .filter(|ad| addresses.is_empty() || addresses.contains(ad))
+                .map(|ad| (ad, a)))
+        });
         let mut out = Vec::new();
-        for (address, a) in ours.into_iter().flatten() {
+        for (address, a) in each(calls.collect()).await? {
             if let Some(o) = observe_one(cx, &a).await? {
                 out.push((address, o));
             }
@@ -1221,26 +1120,15 @@ impl Provider for WebAcl {
             .find(|s| s.name() == Some(name.as_str()))
             .and_then(|s| s.arn().and_then(AclArn::parse))
         {
-            let live = observe_one(cx, &existing).await?;
-            let ours = live.as_ref().is_some_and(|o| {
-                o.tags.get(TAG_STACK) == Some(&cx.stack)
-                    && o.tags.get(TAG_ADDRESS).map(String::as_str) == Some(addr)
-            });
-            match live {
-                Some(live) if ours => {
-                    tracing::info!(address = addr, arn = %existing.arn, "adopting the web ACL an interrupted apply created");
-                    return self
-                        .converge(cx, &existing, &live, &f, want.tags, addr)
-                        .await;
-                }
-                _ => {
-                    return Err(ProviderError::InvalidInput(format!(
-                        "{addr}: a {scope} web ACL named `{name}` already exists ({}) and is not managed by this stack; \
-                         adopt it with `reconcile import {addr} {}`, or choose another `name`",
-                        existing.arn, existing.arn
-                    )))
-                }
-            }
+            let found = observe_one(cx, &existing).await?;
+            let gone = ProviderError::Other(format!(
+                "{addr}: web ACL `{name}` vanished while it was read; apply again"
+            ));
+            let what = format!("a {scope} web ACL");
+            let live = take_over(cx, want, &what, &name, found, gone)?;
+            return self
+                .converge(cx, &existing, &live, &f, want.tags, addr)
+                .await;
         }
 
         let out = cx
@@ -1267,13 +1155,7 @@ impl Provider for WebAcl {
                 ))
             })?;
         // Read back: whatever WAF dropped is set again with one update.
-        let (acl, _) = get_acl(cx, &arn).await?.ok_or_else(|| {
-            ProviderError::NotFound(format!(
-                "{addr}: web ACL {} vanished right after its creation; run plan again",
-                arn.arn
-            ))
-        })?;
-        let live = observed(&acl, arn.scope, want.tags.clone());
+        let live = read_back(cx, &arn, want.tags, addr, "right after its creation").await?;
         if reconcile_core::plan::diff_fields(&SCHEMA, &f, &live.fields).is_empty() {
             return Ok(live);
         }
@@ -1300,13 +1182,7 @@ impl Provider for WebAcl {
             sync_tags(cx, &a.arn, &live.tags, want.tags, addr).await?;
         }
         // Capacity follows the rules: read it back.
-        match get_acl(cx, &a).await? {
-            Some((acl, _)) => Ok(observed(&acl, a.scope, want.tags.clone())),
-            None => Err(ProviderError::NotFound(format!(
-                "{addr}: web ACL {} vanished during its update; run plan again",
-                a.arn
-            ))),
-        }
+        read_back(cx, &a, want.tags, addr, "during its update").await
     }
 
     /// GetWebACL for the lock token, then DeleteWebACL; a lost race re-reads the token.
@@ -1443,6 +1319,14 @@ mod tests {
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].field, "rules");
         assert!(!d[0].forces_replace);
+    }
+
+    #[test]
+    fn rule_priority_and_rate_limit_ranges_are_the_schemas() {
+        let priority = RULE_FIELDS.iter().find(|f| f.name == "priority").unwrap();
+        assert_eq!(priority.range, Some((0, i64::from(i32::MAX))));
+        let limit = RATE_FIELDS.iter().find(|f| f.name == "limit").unwrap();
+        assert_eq!(limit.range, Some((10, 2_000_000_000)));
     }
 
     #[test]

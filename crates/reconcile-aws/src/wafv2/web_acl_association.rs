@@ -7,10 +7,11 @@
 //! disassociates when the resource still holds this association's ACL, so a
 //! replacement (or someone else's ACL) is never torn off by mistake.
 
+use crate::elbv2::{diagnostics, Problem};
 use crate::kit::error::at;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::wafv2::web_acl::{waf_error, AclArn, CONCURRENCY};
-use futures::{StreamExt, TryStreamExt};
+use crate::wafv2::web_acl::{waf_error, AclArn};
+use crate::wafv2::{each, found};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_STACK};
@@ -74,23 +75,14 @@ fn observed(acl: &str, resource: &str) -> Observed {
 
 /// The ARN of the web ACL a resource holds; `None` when it holds none or is gone.
 pub async fn acl_of(cx: &Cx, resource: &str) -> Result<Option<String>, ProviderError> {
-    match cx
-        .wafv2
-        .get_web_acl_for_resource()
-        .resource_arn(resource)
-        .send()
-        .await
-        .map_err(waf_error)
-    {
-        Ok(out) => Ok(out.web_acl().map(|a| a.arn().to_string())),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    let req = cx.wafv2.get_web_acl_for_resource().resource_arn(resource);
+    let out = found(req.send().await.map_err(waf_error))?;
+    Ok(out.and_then(|o| o.web_acl().map(|a| a.arn().to_string())))
 }
 
-/// Problems in one declaration: (field, message, help). Values still holding a
-/// reference are checked at apply time by AWS itself.
-pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
+/// Problems in one declaration. Values still holding a reference are checked
+/// at apply time by AWS itself.
+pub fn problems(f: &Fields) -> Vec<Problem> {
     let mut out = Vec::new();
     let literal = |k: &str| {
         f.get(k)
@@ -138,16 +130,7 @@ impl Provider for WebAclAssociation {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, msg, help)| {
-                Diagnostic::at(
-                    r.field_pos.get(field).cloned().unwrap_or(r.pos.clone()),
-                    format!("`{}`: {msg}", r.address),
-                    help,
-                )
-            })
-            .collect()
+        diagnostics(r, problems(&r.fields))
     }
 
     /// A resource holds one web ACL: the old association goes before the new one
@@ -170,21 +153,12 @@ impl Provider for WebAclAssociation {
                     .ok_or_else(|| bad_id(id))
             })
             .collect::<Result<_, _>>()?;
-        let found: Vec<Option<Observed>> = futures::stream::iter(pairs)
-            .map(|(acl, resource)| async move {
-                let live = acl_of(cx, &resource).await?;
-                Ok::<_, ProviderError>(
-                    (live.as_deref() == Some(acl.as_str())).then(|| observed(&acl, &resource)),
-                )
-            })
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found
-            .into_iter()
-            .flatten()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        let calls = pairs.into_iter().map(|(acl, resource)| async move {
+            let live = acl_of(cx, &resource).await?;
+            Ok((live.as_deref() == Some(acl.as_str())).then(|| observed(&acl, &resource)))
+        });
+        let found = each(calls.collect()).await?;
+        Ok(found.into_iter().map(|o| (o.id.clone(), o)).collect())
     }
 
     /// Not taggable: an interrupted create is simply made again (associating
