@@ -11,11 +11,12 @@
 
 use crate::elbv2::{diagnostics, fields, observation, Problem};
 use crate::kit::adopt::is_ours;
+use crate::kit::each;
 use crate::kit::error::at;
+use crate::kit::error::unless_gone as found;
 use crate::kit::fields::str_of;
 use crate::kit::tags::stack_address;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::wafv2::{each, found};
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
 use aws_smithy_types::date_time::Format::DateTime;

@@ -577,29 +577,7 @@ pub fn deleted<T>(answer: Result<T, ProviderError>, what: &str) -> Result<(), Pr
     }
 }
 
-/// A table of `pairs`.
-pub fn fields<const N: usize>(pairs: [(&str, Value); N]) -> Fields {
-    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// The observation of the resource at `arn`: its id, and its `id` and `arn`
-/// attributes beside `more`.
-pub fn observation<const N: usize>(
-    arn: &str,
-    fields: Fields,
-    more: [(&str, Value); N],
-    tags: IndexMap<String, String>,
-) -> Option<Observed> {
-    let mut attributes = self::fields([("id", Value::str(arn)), ("arn", Value::str(arn))]);
-    attributes.extend(self::fields(more));
-    let id = arn.to_string();
-    Some(Observed {
-        id,
-        fields,
-        attributes,
-        tags,
-    })
-}
+pub use crate::kit::fields::{fields_of as fields, observation, refuse};
 
 /// A resource gone on reading it back `when` (right after its creation, ...).
 pub fn vanished(address: &str, arn: &str, when: &str) -> ProviderError {
@@ -616,25 +594,8 @@ pub type Problem = (&'static str, String, String);
 pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
     problems
         .into_iter()
-        .map(|(field, msg, help)| {
-            let pos = r
-                .field_pos
-                .get(field)
-                .cloned()
-                .unwrap_or_else(|| r.pos.clone());
-            Diagnostic::at(pos, format!("`{}`: {msg}", r.address), help)
-        })
+        .map(|(field, msg, help)| crate::kit::fields::diagnostic(r, field, msg, help))
         .collect()
-}
-
-/// The first of `problems` as a create's refusal.
-pub fn refuse(address: &str, problems: Vec<Problem>) -> Result<(), ProviderError> {
-    match problems.into_iter().next() {
-        Some((_, msg, help)) => Err(ProviderError::InvalidInput(format!(
-            "{address}: {msg}; {help}"
-        ))),
-        None => Ok(()),
-    }
 }
 
 // ---------------------------------------------------------------------------

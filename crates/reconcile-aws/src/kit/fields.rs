@@ -1,8 +1,10 @@
 //! Reading and writing fields of the loosely typed [`Fields`] map, and asking
 //! which fields a change touches.
 
+use indexmap::IndexMap;
 use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
 use reconcile_core::plan::FieldChange;
+use reconcile_core::plan::Observed;
 
 pub fn str_of<'a>(f: &'a Fields, k: &str) -> Option<&'a str> {
     f.get(k).and_then(Value::as_str)
@@ -64,4 +66,36 @@ pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
             Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help)
         })
         .collect()
+}
+
+/// The first of `problems` as a create's refusal: values that are references
+/// are known only at apply, so a create checks them again.
+pub fn refuse<F>(
+    address: &str,
+    problems: Vec<(F, String, String)>,
+) -> Result<(), super::ProviderError> {
+    match problems.into_iter().next() {
+        Some((_, msg, help)) => Err(super::ProviderError::InvalidInput(format!(
+            "{address}: {msg}; {help}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The observation of the resource at `arn`: its id, and its `id` and `arn`
+/// attributes beside `more`.
+pub fn observation<const N: usize>(
+    arn: &str,
+    fields: Fields,
+    more: [(&str, Value); N],
+    tags: IndexMap<String, String>,
+) -> Option<Observed> {
+    let mut attributes = fields_of([("id", Value::str(arn)), ("arn", Value::str(arn))]);
+    attributes.extend(fields_of(more));
+    Some(Observed {
+        id: arn.to_string(),
+        fields,
+        attributes,
+        tags,
+    })
 }

@@ -133,6 +133,23 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// How many reads run at once where an API answers one resource a call.
+pub const READS_AT_ONCE: usize = 8;
+
+/// Runs `calls` (one read each) a few at a time, keeping the answers of the
+/// resources still there. Callers collect the calls first: a lazy iterator's
+/// closure would not be Send for every lifetime.
+pub async fn each<T>(
+    calls: Vec<impl std::future::Future<Output = Result<Option<T>, ProviderError>>>,
+) -> Result<Vec<T>, ProviderError> {
+    use futures::{StreamExt, TryStreamExt};
+    let found: Vec<Option<T>> = futures::stream::iter(calls)
+        .buffer_unordered(READS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// Field differences between desired and live, as the planner sees them: from
 /// the schema alone. A kind teaches the comparison through its schema's normal
 /// forms ([`reconcile_core::model::schema::Norm`]), never by a diff of its own,

@@ -853,15 +853,7 @@ pub use crate::kit::fields::diagnostics;
 /// A problem in a declaration: the field (`None`: the whole resource), what, what to do.
 pub use crate::kit::fields::Problem;
 
-/// Refuses a create whose fields have a problem, with the first one.
-pub fn refuse(addr: &str, problems: Vec<Problem>) -> Result<(), ProviderError> {
-    match problems.into_iter().next() {
-        Some((_, msg, help)) => Err(ProviderError::InvalidInput(format!(
-            "{addr}: {msg}; {help}"
-        ))),
-        None => Ok(()),
-    }
-}
+pub use crate::kit::fields::refuse;
 
 /// Makes the tags `want` says when they changed.
 pub async fn retag(

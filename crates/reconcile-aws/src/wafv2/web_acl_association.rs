@@ -8,10 +8,11 @@
 //! replacement (or someone else's ACL) is never torn off by mistake.
 
 use crate::elbv2::{diagnostics, Problem};
+use crate::kit::each;
 use crate::kit::error::at;
+use crate::kit::error::unless_gone as found;
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use crate::wafv2::web_acl::{waf_error, AclArn};
-use crate::wafv2::{each, found};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_STACK};
