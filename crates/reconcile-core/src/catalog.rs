@@ -52,8 +52,10 @@ pub trait KindCatalog: Schemas + Send + Sync {
     }
 
     /// Every kind's whole-stack checks for every declared resource. A resource
-    /// with a field the loader refused was reported already; its kind's checks
-    /// would only see it without that field and complain again about a symptom.
+    /// whose required field the loader refused was reported already; its kind's
+    /// checks would only see it without that field and complain again about the
+    /// symptom (no containers, say). A refused optional field is as if left out,
+    /// and the kind's other problems are still reported at once.
     fn validate_stack(&self, stack: &Stack) -> Vec<Diagnostic> {
         stack
             .resources
@@ -61,7 +63,10 @@ pub trait KindCatalog: Schemas + Send + Sync {
             .filter(|r| {
                 !r.field_pos.keys().any(|k| {
                     !r.fields.contains_key(k)
-                        && self.schema(&r.kind).is_some_and(|s| s.field(k).is_some())
+                        && self
+                            .schema(&r.kind)
+                            .and_then(|s| s.field(k))
+                            .is_some_and(|f| f.required)
                 })
             })
             .flat_map(|r| self.validate(stack, r))
