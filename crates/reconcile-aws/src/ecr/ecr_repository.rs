@@ -489,10 +489,7 @@ impl Provider for EcrRepository {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, message, help)| crate::kit::fields::diagnostic(r, field, message, help))
-            .collect()
+        crate::kit::fields::diagnostics(r, problems(&r.fields))
     }
 
     async fn observe(

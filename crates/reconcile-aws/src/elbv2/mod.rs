@@ -28,7 +28,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::try_join_all;
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Field, Ty};
-use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -588,15 +588,7 @@ pub fn vanished(address: &str, arn: &str, when: &str) -> ProviderError {
 /// whole), what is wrong, and what to do.
 pub type Problem = (&'static str, String, String);
 
-/// Problems as diagnostics at their fields (at the resource when the field
-/// is not declared). Values that are references are only known at apply
-/// time: a create checks them again with [`refuse`].
-pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
-    problems
-        .into_iter()
-        .map(|(field, msg, help)| crate::kit::fields::diagnostic(r, field, msg, help))
-        .collect()
-}
+pub use crate::kit::fields::diagnostics;
 
 // ---------------------------------------------------------------------------
 // Actions: a listener's default action and a rule's action.

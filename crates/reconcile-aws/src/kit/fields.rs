@@ -57,14 +57,15 @@ pub fn diagnostic(r: &Resource, field: &str, msg: String, help: String) -> Diagn
 }
 
 /// A kind's problems as diagnostics, each at the line of the field it names
-/// (at the resource when the field is not declared).
-pub fn diagnostics(r: &Resource, problems: Vec<Problem>) -> Vec<Diagnostic> {
+/// (at the resource when the field is not declared). The field may be given as
+/// `Option<&str>` or as `&str` ("" for the resource as a whole).
+pub fn diagnostics<'a, F: Into<Option<&'a str>>>(
+    r: &Resource,
+    problems: impl IntoIterator<Item = (F, String, String)>,
+) -> Vec<Diagnostic> {
     problems
         .into_iter()
-        .map(|(field, msg, help)| {
-            let pos = field.and_then(|k| r.field_pos.get(k)).unwrap_or(&r.pos);
-            Diagnostic::at(pos.clone(), format!("`{}`: {msg}", r.address), help)
-        })
+        .map(|(field, msg, help)| diagnostic(r, field.into().unwrap_or(""), msg, help))
         .collect()
 }
 

@@ -749,10 +749,7 @@ impl Provider for Secret {
     }
 
     fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        problems(&r.fields)
-            .into_iter()
-            .map(|(field, message, help)| crate::kit::fields::diagnostic(r, field, message, help))
-            .collect()
+        crate::kit::fields::diagnostics(r, problems(&r.fields))
     }
 
     async fn observe(
