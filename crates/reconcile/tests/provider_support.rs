@@ -8,7 +8,8 @@ mod common;
 
 use indexmap::IndexMap;
 use reconcile_aws::ecr::ecr_repository::EcrRepository;
-use reconcile_aws::iam::iam_role::{canonical_policy, IamRole};
+use reconcile_aws::iam::iam_role::IamRole;
+use reconcile_aws::kit::policy::canonical_policy;
 use reconcile_aws::kit::SchemaDiff;
 use reconcile_aws::logs::log_group::LogGroup;
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Desired, Provider, ProviderError};

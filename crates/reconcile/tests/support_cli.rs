@@ -146,7 +146,7 @@ async fn a_fargate_services_support_resources_through_the_cli() {
         .unwrap();
     let text = doc.policy_document();
     let json: serde_json::Value = serde_json::from_str(text)
-        .or_else(|_| serde_json::from_str(&reconcile_aws::iam::iam_role::url_decode(text)))
+        .or_else(|_| serde_json::from_str(&reconcile_aws::kit::policy::url_decode(text)))
         .unwrap();
     assert_eq!(
         json["Statement"][0]["Resource"],
