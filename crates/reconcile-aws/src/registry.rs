@@ -3,7 +3,7 @@
 
 use crate::kit::Provider;
 use crate::{acm, ec2, ecr, ecs, elbv2, iam, logs, rds, secretsmanager, wafv2};
-use reconcile_core::model::{Diagnostic, Resource, Schema, Schemas, Stack};
+use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
 
@@ -118,6 +118,9 @@ impl KindCatalog for Registry {
     }
     fn deletion_guard(&self, kind: &str) -> Option<&'static str> {
         self.get(kind).and_then(|p| p.deletion_guard())
+    }
+    fn delete_note(&self, kind: &str, applied: Option<&Fields>) -> Option<String> {
+        self.get(kind).and_then(|p| p.delete_note(applied))
     }
 }
 

@@ -51,6 +51,13 @@ pub trait KindCatalog: Schemas + Send + Sync {
         None
     }
 
+    /// What deleting a resource of this kind does beyond deleting it (a
+    /// waiting period before the deletion takes effect, say), from its last
+    /// applied inputs: the plan tells it beside the delete.
+    fn delete_note(&self, _kind: &str, _applied: Option<&Fields>) -> Option<String> {
+        None
+    }
+
     /// Every kind's whole-stack checks for every declared resource. A resource
     /// whose required field the loader refused was reported already; its kind's
     /// checks would only see it without that field and complain again about the

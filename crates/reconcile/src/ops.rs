@@ -9,7 +9,7 @@ use reconcile_aws::observe::{observe_stack, ObserveError};
 use reconcile_aws::{AwsOptions, CallCounter, Cx, ProviderError, Registry};
 use reconcile_core::graph::Graph;
 use reconcile_core::model::{self, Diagnostic, InputValues, Stack};
-use reconcile_core::plan::{self, Plan, PlanError, PlanInput};
+use reconcile_core::plan::{self, Action, Plan, PlanError, PlanInput};
 use reconcile_core::state::{State, StateError, StateLock, StateStore};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -135,11 +135,56 @@ pub async fn plan(
         targets,
     })
     .map_err(PlanFailure::Refused)?;
+    let refused = refuse_deletes(cx, catalog, state, &plan).await?;
+    if !refused.is_empty() {
+        return Err(PlanFailure::Refused(refused));
+    }
     Ok(Planned {
         plan,
         observed,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The kinds' objections to the deletes and replacements of a plan: data a
+/// delete would lose without an applied setting that allows it. Asked only
+/// for those steps, a few at a time, so a plan without deletes costs nothing.
+async fn refuse_deletes(
+    cx: &Cx,
+    catalog: &Registry,
+    state: &State,
+    plan: &Plan,
+) -> Result<Vec<PlanError>, ObserveError> {
+    use futures::{StreamExt, TryStreamExt};
+    let asks = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Delete | Action::Replace) && !s.already_gone)
+        .filter_map(|s| {
+            let p = catalog.get(&s.kind)?;
+            let id = s.id.clone()?;
+            let applied = state.resources.get(&s.address).map(|r| &r.inputs);
+            Some(async move {
+                p.refuse_delete(cx, &id, applied)
+                    .await
+                    .map(|why| {
+                        why.map(|message| PlanError {
+                            address: s.address.clone(),
+                            message,
+                        })
+                    })
+                    .map_err(|source| ObserveError {
+                        kind: s.kind.clone(),
+                        source,
+                    })
+            })
+        })
+        .collect::<Vec<_>>();
+    let found: Vec<Option<PlanError>> = futures::stream::iter(asks)
+        .buffer_unordered(reconcile_aws::kit::READS_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// A resource tagged with the stack that its state does not track.

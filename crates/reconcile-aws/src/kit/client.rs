@@ -140,6 +140,9 @@ pub struct Cx {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub ecr: aws_sdk_ecr::Client,
     pub acm: aws_sdk_acm::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -214,6 +217,16 @@ impl Cx {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecr: client!(aws_sdk_ecr),
             acm: client!(aws_sdk_acm),
+            // An endpoint of its own (an emulator, a VPC endpoint) serves
+            // buckets by path: its name is no DNS zone with a name per bucket.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&shared)
+                    .force_path_style(opts.endpoint_url.is_some())
+                    .interceptor(CountCalls(calls.clone()))
+                    .build(),
+            ),
+            kms: client!(aws_sdk_kms),
+            dynamodb: client!(aws_sdk_dynamodb),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),

@@ -7,6 +7,7 @@ pub mod client;
 pub mod duration;
 pub mod error;
 pub mod fields;
+pub mod policy;
 pub mod tags;
 pub mod wait;
 
@@ -98,6 +99,27 @@ pub trait Provider: Send + Sync {
     /// refuses a delete or replacement up front rather than fail half-way.
     fn deletion_guard(&self) -> Option<&'static str> {
         None
+    }
+
+    /// Pure: what deleting the resource does beyond deleting it, told in the
+    /// plan beside the delete ("schedules the key's deletion in 30 days"),
+    /// from the last applied inputs (`None` for a copy state never recorded).
+    fn delete_note(&self, _applied: Option<&Fields>) -> Option<String> {
+        None
+    }
+
+    /// Why the live resource `id` must not be deleted now, if it must not: it
+    /// still holds data that only an applied setting lets reconcile destroy (a
+    /// bucket with objects, say). Asked at plan time, and only for resources
+    /// the plan deletes or replaces, so a no-op plan never pays for it; the
+    /// answer refuses the plan. The delete itself checks again.
+    async fn refuse_delete(
+        &self,
+        _cx: &Cx,
+        _id: &str,
+        _applied: Option<&Fields>,
+    ) -> Result<Option<String>, ProviderError> {
+        Ok(None)
     }
 
     /// Pure: whether a replacement with these changes can create the new

@@ -5,7 +5,7 @@
 use crate::catalog::KindCatalog;
 use crate::diff::FieldChange;
 use crate::model::schema::{Default, Field, Schema, Ty};
-use crate::model::{Schemas, Value};
+use crate::model::{Fields, Schemas, Value};
 
 static VPC: Schema = Schema {
     kind: "vpc",
@@ -115,5 +115,12 @@ impl KindCatalog for FakeCatalog {
 
     fn deletion_guard(&self, kind: &str) -> Option<&'static str> {
         (kind == "subnet").then_some(GUARD)
+    }
+
+    /// A subnet whose applied `map_public_ip_on_launch` is on is deleted after
+    /// a wait, so a test can tell the note comes from the applied inputs.
+    fn delete_note(&self, kind: &str, applied: Option<&Fields>) -> Option<String> {
+        let waits = applied?.get("map_public_ip_on_launch")? == &Value::Bool(true);
+        (kind == "subnet" && waits).then(|| "takes effect after a wait".to_string())
     }
 }

@@ -380,10 +380,16 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             id: Some(s.id.clone()),
             reason: Some(if gone {
                 "already deleted outside reconcile; only the state entry is dropped".into()
-            } else if destroy {
-                "destroy".into()
             } else {
-                "no longer declared".into()
+                let why = if destroy {
+                    "destroy"
+                } else {
+                    "no longer declared"
+                };
+                match catalog.delete_note(&s.kind, Some(&s.inputs)) {
+                    Some(note) => format!("{why}; {note}"),
+                    None => why.into(),
+                }
             }),
             drift: false,
             changes: vec![],

@@ -812,6 +812,26 @@ fn a_protected_resource_already_gone_from_aws_only_leaves_state() {
 }
 
 #[test]
+fn a_delete_carries_its_kind_s_note_from_the_applied_inputs() {
+    let fx = fixture(BASE);
+    let mut w = World::applied();
+    let mut f = subnet_fields("10.0.9.0/24", "us-east-1c");
+    f.insert("map_public_ip_on_launch".into(), Value::Bool(true));
+    w.put("subnet.old", "subnet", "subnet-9", f, &["vpc.main"], &[]);
+    let plan = w.plan(&fx).unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find(|s| s.address == "subnet.old")
+        .unwrap();
+    assert_eq!(step.action, Action::Delete);
+    assert_eq!(
+        step.reason.as_deref(),
+        Some("no longer declared; takes effect after a wait")
+    );
+}
+
+#[test]
 fn a_protected_resource_no_longer_declared_is_an_error() {
     let fx = fixture(BASE);
     let mut w = World::applied();
