@@ -260,6 +260,50 @@ def targets(binary):
     return rows
 
 
+# What a no-op plan costs per resource, by kind, against Terraform's refresh of
+# the same resource (its AWS provider's read functions, counted by hand): a
+# stack of N copies is applied, then planned, at two sizes; the difference
+# divided by the difference in copies is the marginal cost of one more copy,
+# whatever the plan spends once (the stack tag index, say).
+PER_KIND = {
+    "kms_key": (
+        lambda i: (
+            f'[kms_key.k{i}]\ndescription = "bench key {i}"\nenable_key_rotation = true\n'
+            f"deletion_window_in_days = 7\n"
+            "policy = '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+            "\"Principal\":{\"AWS\":\"arn:aws:iam::123456789012:root\"},\"Action\":\"kms:*\","
+            "\"Resource\":\"*\"}]}'\n"
+        ),
+        "4 (DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags)",
+    ),
+}
+
+
+def per_kind(binary, kinds=None, sizes=(5, 15)):
+    """Rows of (kind, calls per resource, Terraform's)."""
+    rows = []
+    for kind, (one, terraform) in PER_KIND.items():
+        if kinds and kind not in kinds:
+            continue
+        calls = []
+        for n in sizes:
+            reset_moto()
+            text = f'[stack]\nname = "per-{kind.replace("_", "-")}"\nregion = "us-east-1"\n\n'
+            text += "\n".join(one(i) for i in range(n))
+            work = scratch(kind, {"desired-state/s.toml": text})
+            try:
+                print(f"per kind: {n} x {kind} ...", file=sys.stderr)
+                run(binary, work, ["apply", "desired-state/s.toml", "--auto-approve", "--timings"])
+                calls.append(
+                    run(binary, work, ["plan", "desired-state/s.toml", "--detailed-exitcode", "--timings"])[1]
+                )
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        per = (calls[1] - calls[0]) / (sizes[1] - sizes[0])
+        rows.append((kind, f"{per:.1f}", f"{calls[0]} for {sizes[0]}, {calls[1]} for {sizes[1]}", terraform))
+    return rows
+
+
 def main(argv):
     try:
         sizes = [int(a) for a in argv] or list(DEFAULT_SIZES)
@@ -294,6 +338,11 @@ def main(argv):
             f"| {resources} | {a_s:.2f} | {a_c} | {p_s:.2f} | {p_c} "
             f"| {d_s:.2f} | {d_c} | {peak / 1024:.1f} |"
         )
+    print()
+    print("| kind | no-op plan AWS calls per resource | measured | Terraform per resource |")
+    print("|---|---:|---|---|")
+    for kind, per, measured, terraform in per_kind(binary):
+        print(f"| {kind} | {per} | {measured} | {terraform} |")
     if os.environ.get("RECONCILE_BENCH_TARGETS", "1") != "0":
         rows = targets(binary)
         print()

@@ -12,6 +12,7 @@ pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod iam;
+pub mod kms;
 pub mod logs;
 pub mod rds;
 pub mod secretsmanager;

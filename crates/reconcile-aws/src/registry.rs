@@ -2,7 +2,7 @@
 //! documentation order, and the catalog the pure layers learn them through.
 
 use crate::kit::Provider;
-use crate::{acm, ec2, ecr, ecs, elbv2, iam, logs, rds, secretsmanager, wafv2};
+use crate::{acm, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, secretsmanager, wafv2};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ const IAM: &str = "IAM";
 const LOGS: &str = "CloudWatch Logs";
 const ECR: &str = "ECR";
 const ACM: &str = "ACM";
+const KMS: &str = "KMS";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -52,6 +53,8 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (LOGS, Arc::new(logs::log_group::LogGroup)),
         (ECR, Arc::new(ecr::ecr_repository::EcrRepository)),
         (ACM, Arc::new(acm::certificate::Certificate)),
+        (KMS, Arc::new(kms::kms_key::KmsKey)),
+        (KMS, Arc::new(kms::kms_alias::KmsAlias)),
     ]
 }
 
@@ -118,6 +121,9 @@ impl KindCatalog for Registry {
     }
     fn deletion_guard(&self, kind: &str) -> Option<&'static str> {
         self.get(kind).and_then(|p| p.deletion_guard())
+    }
+    fn in_use_guard(&self, kind: &str) -> Option<&'static str> {
+        self.get(kind).and_then(|p| p.in_use_guard())
     }
     fn delete_note(&self, kind: &str, applied: Option<&Fields>) -> Option<String> {
         self.get(kind).and_then(|p| p.delete_note(applied))

@@ -51,6 +51,14 @@ pub trait KindCatalog: Schemas + Send + Sync {
         None
     }
 
+    /// Why a resource of this kind must not be deleted or replaced while other
+    /// declared resources still use it (a key that encrypts their data, say),
+    /// if that is so: the planner then refuses such a delete or replacement,
+    /// naming the users.
+    fn in_use_guard(&self, _kind: &str) -> Option<&'static str> {
+        None
+    }
+
     /// What deleting a resource of this kind does beyond deleting it (a
     /// waiting period before the deletion takes effect, say), from its last
     /// applied inputs: the plan tells it beside the delete.

@@ -200,6 +200,28 @@ async fn carebow_postgres_16_and_its_api_secrets() {
     assert_eq!(db.storage_encrypted(), Some(true));
     assert_eq!(db.backup_retention_period(), Some(7));
     assert_eq!(db.db_subnet_group().unwrap().subnets().len(), 3);
+
+    // The PHI key: rotating, named alias/carebow-data, and the database's key.
+    let kms = aws_sdk_kms::Client::new(&c);
+    let alias = kms.list_aliases().send().await.unwrap();
+    let alias = alias
+        .aliases()
+        .iter()
+        .find(|a| a.alias_name() == Some("alias/carebow-data"))
+        .expect("alias/carebow-data");
+    let key = alias.target_key_id().unwrap();
+    let rot = kms
+        .get_key_rotation_status()
+        .key_id(key)
+        .send()
+        .await
+        .unwrap();
+    assert!(rot.key_rotation_enabled());
+    assert!(
+        db.kms_key_id().is_some_and(|k| k.ends_with(key)),
+        "database key {:?}, alias key {key}",
+        db.kms_key_id()
+    );
     assert_eq!(
         secret_names(&sm).await,
         [

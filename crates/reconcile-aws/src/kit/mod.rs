@@ -101,6 +101,13 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// Why the resource must not be deleted or replaced while other declared
+    /// resources use it (a key encrypting their data), if so: the planner
+    /// then refuses that, naming them.
+    fn in_use_guard(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Pure: what deleting the resource does beyond deleting it, told in the
     /// plan beside the delete ("schedules the key's deletion in 30 days"),
     /// from the last applied inputs (`None` for a copy state never recorded).

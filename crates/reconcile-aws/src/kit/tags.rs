@@ -148,10 +148,30 @@ async fn read_stack(
     client: &aws_sdk_resourcegroupstagging::Client,
     stack: &str,
 ) -> Result<TagsByArn, ProviderError> {
+    read_tagged(client, stack, None).await
+}
+
+/// The resources of one type (`"kms:key"`, as the Tagging API names types)
+/// tagged with this stack, with their tags: how a kind whose own API lists
+/// without tags finds an interrupted create's copy in one paginated call
+/// instead of a tag read per resource of the account.
+pub async fn stack_resources_of_type(
+    cx: &Cx,
+    resource_type: &str,
+) -> Result<TagsByArn, ProviderError> {
+    read_tagged(&cx.tagging, &cx.stack, Some(resource_type)).await
+}
+
+async fn read_tagged(
+    client: &aws_sdk_resourcegroupstagging::Client,
+    stack: &str,
+    resource_type: Option<&str>,
+) -> Result<TagsByArn, ProviderError> {
     let filter = TagFilter::builder().key(TAG_STACK).values(stack).build();
     let mut pages = client
         .get_resources()
         .tag_filters(filter)
+        .set_resource_type_filters(resource_type.map(|t| vec![t.to_string()]))
         .resources_per_page(RESOURCES_PER_PAGE)
         .into_paginator()
         .send();

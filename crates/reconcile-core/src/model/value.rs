@@ -99,6 +99,13 @@ impl Value {
         out
     }
 
+    /// Whether any string inside the value contains `needle`.
+    pub fn mentions(&self, needle: &str) -> bool {
+        let mut found = false;
+        self.visit_strings(&mut |s| found |= s.contains(needle));
+        found
+    }
+
     fn visit_strings(&self, f: &mut dyn FnMut(&str)) {
         match self {
             Value::Str(s) => f(s),

@@ -117,6 +117,11 @@ impl KindCatalog for FakeCatalog {
         (kind == "subnet").then_some(GUARD)
     }
 
+    /// A group is not deleted while something declared still uses it.
+    fn in_use_guard(&self, kind: &str) -> Option<&'static str> {
+        (kind == "security_group").then_some("their rules would lose their source")
+    }
+
     /// A subnet whose applied `map_public_ip_on_launch` is on is deleted after
     /// a wait, so a test can tell the note comes from the applied inputs.
     fn delete_note(&self, kind: &str, applied: Option<&Fields>) -> Option<String> {

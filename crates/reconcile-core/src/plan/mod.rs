@@ -319,6 +319,19 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                                 ),
                             });
                         }
+                        if let Some(why) = catalog.in_use_guard(&r.kind) {
+                            let users = users_of(stack, addr, &obs.id);
+                            if !users.is_empty() {
+                                errors.push(PlanError {
+                                    address: addr.clone(),
+                                    message: format!(
+                                        "{} would force its replacement, which deletes it, but {} still use it: {why}; point them elsewhere first, or revert that change",
+                                        forcing.join(", "),
+                                        users.join(", ")
+                                    ),
+                                });
+                            }
+                        }
                         if r.protect {
                             errors.push(PlanError {
                                 address: addr.clone(),
@@ -362,6 +375,18 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                     if destroy { "destroy" } else { "deleting it" }
                 ),
             });
+        }
+        if let Some(why) = catalog.in_use_guard(&s.kind).filter(|_| !destroy && !gone) {
+            let users = users_of(stack, &s.address, &s.id);
+            if !users.is_empty() {
+                errors.push(PlanError {
+                    address: s.address.clone(),
+                    message: format!(
+                        "is no longer declared, so it would be deleted, but {} still use it: {why}; point them elsewhere first",
+                        users.join(", ")
+                    ),
+                });
+            }
         }
         if protect && !gone {
             errors.push(PlanError {
@@ -507,6 +532,23 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
 }
 
 /// The first copy found for each address, and the others.
+/// The declared resources, other than `address` itself, that use it: by a
+/// reference, or by writing its id (an ARN, say) as a literal.
+fn users_of(stack: &Stack, address: &str, id: &str) -> Vec<String> {
+    stack
+        .resources
+        .values()
+        .filter(|r| r.address != address)
+        .filter(|r| {
+            r.refs
+                .iter()
+                .any(|(rf, _)| rf.address().as_deref() == Some(address))
+                || (!id.is_empty() && r.fields.values().any(|v| v.mentions(id)))
+        })
+        .map(|r| r.address.clone())
+        .collect()
+}
+
 fn split_copies(all: Vec<Adoption>) -> (Vec<Adoption>, Vec<Adoption>) {
     let mut seen = BTreeSet::new();
     all.into_iter()

@@ -831,6 +831,49 @@ fn a_delete_carries_its_kind_s_note_from_the_applied_inputs() {
     );
 }
 
+/// `BASE` with a second group whose rule names `source` as its source.
+fn with_user_of_web(source: &str) -> String {
+    format!(
+        "{BASE}\n[security_group.app]\nname = \"app\"\nvpc_id = \"${{vpc.main.id}}\"\ningress = [{{ protocol = \"tcp\", from_port = 8080, to_port = 8080, source_security_group_id = \"{source}\" }}]\n"
+    )
+}
+
+#[test]
+fn a_replacement_of_a_resource_others_still_use_is_refused_naming_them() {
+    let fx = fixture(&with_user_of_web("${security_group.web.id}").replacen(
+        "name    = \"web\"",
+        "name    = \"web2\"",
+        1,
+    ));
+    let errs = errors(World::applied().plan(&fx));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].address, "security_group.web");
+    let m = &errs[0].message;
+    assert!(m.contains("name would force its replacement"), "{m}");
+    assert!(m.contains("security_group.app still use it"), "{m}");
+    assert!(m.contains("their rules would lose their source"), "{m}");
+}
+
+#[test]
+fn a_resource_others_name_by_its_literal_id_is_not_deleted() {
+    let start = BASE.find("[security_group.web]").unwrap();
+    let without_web = &BASE[..start];
+    let text = with_user_of_web("sg-1").replacen(&BASE[start..], "", 1);
+    assert!(text.starts_with(without_web));
+    let fx = fixture(&text);
+    let errs = errors(World::applied().plan(&fx));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].message.contains("no longer declared")
+            && errs[0].message.contains("security_group.app"),
+        "{}",
+        errs[0].message
+    );
+    // Destroying everything takes the users with it: nothing to refuse.
+    let fx = fixture(&with_user_of_web("${security_group.web.id}"));
+    assert!(World::applied().plan_with(&fx, true, &[]).is_ok());
+}
+
 #[test]
 fn a_protected_resource_no_longer_declared_is_an_error() {
     let fx = fixture(BASE);
