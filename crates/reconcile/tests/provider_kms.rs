@@ -54,6 +54,11 @@ async fn state_of(kms: &aws_sdk_kms::Client, id: &str) -> String {
         .to_string()
 }
 
+async fn rotating(kms: &aws_sdk_kms::Client, id: &str) -> bool {
+    let rot = kms.get_key_rotation_status().key_id(id).send().await;
+    rot.unwrap().key_rotation_enabled()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_removed_key_is_scheduled_for_deletion_after_the_waiting_period_the_plan_shows() {
     let moto = Moto::start();
@@ -67,13 +72,7 @@ async fn a_removed_key_is_scheduled_for_deletion_after_the_waiting_period_the_pl
     let kms = kms(&moto).await;
     let id = key_id(&p);
     assert_eq!(state_of(&kms, &id).await, "Enabled");
-    let rot = kms
-        .get_key_rotation_status()
-        .key_id(&id)
-        .send()
-        .await
-        .unwrap();
-    assert!(rot.key_rotation_enabled());
+    assert!(rotating(&kms, &id).await);
     let aliases = kms.list_aliases().key_id(&id).send().await.unwrap();
     assert_eq!(aliases.aliases()[0].alias_name(), Some("alias/keys-data"));
 
@@ -174,13 +173,7 @@ async fn a_key_scheduled_for_deletion_by_hand_is_restored_not_replaced() {
     apply(&p, &moto);
     assert_eq!(key_id(&p), id, "a new key was made");
     assert_eq!(state_of(&kms, &id).await, "Enabled");
-    let rot = kms
-        .get_key_rotation_status()
-        .key_id(&id)
-        .send()
-        .await
-        .unwrap();
-    assert!(rot.key_rotation_enabled());
+    assert!(rotating(&kms, &id).await);
     plan_clean(&p, &moto);
 }
 

@@ -279,19 +279,11 @@ async fn list_tags(cx: &Cx, arn: &str) -> Result<Option<IndexMap<String, String>
     let Some(out) = found(req.send().await.map_err(ProviderError::from_sdk))? else {
         return Ok(None);
     };
-    let mut tags: IndexMap<String, String> = out
-        .tags()
-        .iter()
-        .filter(|t| !t.key().starts_with("aws:"))
-        .map(|t| {
-            (
-                t.key().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    tags.sort_keys();
-    Ok(Some(tags))
+    Ok(Some(crate::kit::tags::own_tags(
+        out.tags()
+            .iter()
+            .map(|t| (t.key(), t.value().unwrap_or_default())),
+    )))
 }
 
 /// A certificate's tags from the observe pass's stack tag index where it lists

@@ -381,13 +381,7 @@ fn attributes(name: &str, arn: &str, role_id: &str) -> Fields {
 }
 
 fn tag_map(tags: &[Tag]) -> IndexMap<String, String> {
-    let mut t: IndexMap<String, String> = tags
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .filter(|(k, _)| !k.starts_with("aws:"))
-        .collect();
-    t.sort_keys();
-    t
+    crate::kit::tags::own_tags(tags.iter().map(|t| (t.key(), t.value())))
 }
 
 fn sdk_tags(t: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {

@@ -22,6 +22,21 @@ pub fn tag_keys_to_remove(
         .collect()
 }
 
+/// A resource's tags as reconcile compares them: AWS's own `aws:` tags (an
+/// owning service's, say) left out, since nobody can set them, and keys
+/// sorted, so equal sets read back alike in plans and state.
+pub fn own_tags<K: Into<String>, V: Into<String>>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> IndexMap<String, String> {
+    let mut t: IndexMap<String, String> = pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .collect();
+    t.sort_keys();
+    t
+}
+
 /// Tags to add or overwrite so that `have` becomes `want`.
 pub fn tags_to_set(
     have: &IndexMap<String, String>,

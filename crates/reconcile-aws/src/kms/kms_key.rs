@@ -12,7 +12,7 @@ use crate::kit::adopt::changes_to;
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, i32_of, str_of};
 use crate::kit::policy::policy_norm;
-use crate::kit::tags::{stack_resources_of_type, tag_keys_to_remove, tags_to_set};
+use crate::kit::tags::{own_tags, stack_resources_of_type, tag_keys_to_remove, tags_to_set};
 use crate::kit::{each, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType, Tag};
@@ -205,13 +205,7 @@ pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
 }
 
 fn tags_of(list: &[Tag]) -> IndexMap<String, String> {
-    let mut t: IndexMap<String, String> = list
-        .iter()
-        .filter(|t| !t.tag_key().starts_with("aws:"))
-        .map(|t| (t.tag_key().to_string(), t.tag_value().to_string()))
-        .collect();
-    t.sort_keys();
-    t
+    own_tags(list.iter().map(|t| (t.tag_key(), t.tag_value())))
 }
 
 fn aws_tags(tags: &IndexMap<String, String>) -> Result<Vec<Tag>, ProviderError> {

@@ -364,19 +364,10 @@ fn current_version(stages: Option<&HashMap<String, Vec<String>>>) -> String {
 }
 
 fn tag_map(tags: &[Tag]) -> IndexMap<String, String> {
-    let mut t: IndexMap<String, String> = tags
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        // AWS's own tags (an owning service, say) cannot be set by anyone; they are not ours to compare.
-        .filter(|(k, _)| !k.starts_with("aws:"))
-        .collect();
-    t.sort_keys();
-    t
+    crate::kit::tags::own_tags(
+        tags.iter()
+            .filter_map(|t| Some((t.key()?, t.value().unwrap_or_default()))),
+    )
 }
 
 impl Live {
