@@ -1,6 +1,7 @@
 //! The seed stacks under `desired-state/` applied from nothing against moto and
 //! checked with independent SDK clients: what exists, that a second plan is
-//! clean, and that out-of-band damage to the data tier is caught and repaired.
+//! clean, that out-of-band damage to the data tier is caught and repaired, and
+//! that with its guards removed on purpose a seed destroys to nothing.
 
 mod common;
 use common::{Moto, Project, REGION};
@@ -26,6 +27,113 @@ fn apply_and_replan(p: &Project, moto: &Moto, name: &str) {
         r.all()
     );
     assert!(r.stdout.contains("No changes"), "{}", r.stdout);
+}
+
+/// Removes the seed's guards on purpose (`protect`, deletion protection),
+/// applies that, destroys, and checks with the Tagging API that nothing tagged
+/// with the stack is left but what AWS keeps on purpose for a while: KMS keys
+/// and secrets scheduled for deletion, and final database snapshots.
+async fn destroy_without_guards(p: &Project, moto: &Moto, name: &str) {
+    let guard = regex_lite::Regex::new(
+        r"(?m)^(\s*(?:protect|deletion_protection|deletion_protection_enabled)\s*=\s*)true",
+    )
+    .unwrap();
+    let dir = p.path().join("desired-state").join(name);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, guard.replace_all(&text, "${1}false").as_ref()).unwrap();
+    }
+    let stack = format!("desired-state/{name}");
+    let r = p.run(Some(moto), &["apply", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "apply {name} without guards:\n{}", r.all());
+    let r = p.run(Some(moto), &["destroy", &stack, "--auto-approve"]);
+    assert_eq!(r.code, 0, "destroy {name}:\n{}", r.all());
+
+    let c = conf(moto).await;
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&c);
+    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+        .key("reconcile:stack")
+        .values(name)
+        .build();
+    let left = tagging
+        .get_resources()
+        .tag_filters(filter)
+        .send()
+        .await
+        .unwrap();
+    let kms = aws_sdk_kms::Client::new(&c);
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    let ecs = aws_sdk_ecs::Client::new(&c);
+    let ec2 = aws_sdk_ec2::Client::new(&c);
+    let mut survivors = Vec::new();
+    for m in left.resource_tag_mapping_list() {
+        let arn = m.resource_arn().unwrap();
+        let kept = match arn.split(':').nth(2) {
+            Some("kms") => {
+                let d = kms.describe_key().key_id(arn).send().await.unwrap();
+                d.key_metadata().unwrap().key_state().map(|s| s.as_str()) == Some("PendingDeletion")
+            }
+            Some("secretsmanager") => {
+                let d = sm.describe_secret().secret_id(arn).send().await.unwrap();
+                d.deleted_date().is_some()
+            }
+            Some("rds") => arn.contains(":snapshot:") || arn.contains(":cluster-snapshot:"),
+            // AWS shows a deleted service as INACTIVE, and a deleted NAT
+            // gateway as `deleted`, for about an hour after.
+            Some("ecs") if arn.contains(":service/") => {
+                let (cluster, service) = arn
+                    .rsplit_once(":service/")
+                    .and_then(|(_, p)| p.split_once('/'))
+                    .unwrap();
+                let d = ecs
+                    .describe_services()
+                    .cluster(cluster)
+                    .services(service)
+                    .send()
+                    .await
+                    .unwrap();
+                d.services().iter().all(|s| s.status() == Some("INACTIVE"))
+            }
+            // Deleted clusters and deregistered task definition revisions stay
+            // listed as INACTIVE: ECS's record, not a resource.
+            Some("ecs") if arn.contains(":cluster/") => {
+                let d = ecs.describe_clusters().clusters(arn).send().await.unwrap();
+                d.clusters().iter().all(|c| c.status() == Some("INACTIVE"))
+            }
+            Some("ecs") if arn.contains(":task-definition/") => {
+                let d = ecs
+                    .describe_task_definition()
+                    .task_definition(arn)
+                    .send()
+                    .await
+                    .unwrap();
+                d.task_definition()
+                    .and_then(|t| t.status())
+                    .is_some_and(|s| s.as_str() == "INACTIVE")
+            }
+            Some("ec2") if arn.contains(":natgateway/") => {
+                let id = arn.rsplit('/').next().unwrap();
+                let d = ec2
+                    .describe_nat_gateways()
+                    .nat_gateway_ids(id)
+                    .send()
+                    .await
+                    .unwrap();
+                d.nat_gateways()
+                    .iter()
+                    .all(|n| n.state().map(|s| s.as_str()) == Some("deleted"))
+            }
+            _ => false,
+        };
+        if !kept {
+            survivors.push(arn.to_string());
+        }
+    }
+    assert!(
+        survivors.is_empty(),
+        "still tagged with stack {name} after destroy: {survivors:#?}"
+    );
 }
 
 async fn secret_names(sm: &aws_sdk_secretsmanager::Client) -> Vec<String> {
@@ -105,6 +213,8 @@ async fn proxy_smart_network_database_and_secrets() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
         assert!(!text.contains(pw), "the database password is in state");
     }
+
+    destroy_without_guards(&p, &moto, "proxy-smart").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -174,6 +284,8 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
         .as_str()
         .unwrap()
         .contains(".cluster-ro-"));
+
+    destroy_without_guards(&p, &moto, "mentalspace-ehr").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -251,6 +363,8 @@ async fn carebow_postgres_16_and_its_api_secrets() {
         &["plan", "desired-state/carebow", "--detailed-exitcode"],
     );
     assert_eq!(r.code, 0, "{}", r.all());
+
+    destroy_without_guards(&p, &moto, "carebow").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -312,4 +426,6 @@ async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
         &["plan", "desired-state/vivale", "--detailed-exitcode"],
     );
     assert_eq!(r.code, 0, "{}", r.all());
+
+    destroy_without_guards(&p, &moto, "vivale").await;
 }
