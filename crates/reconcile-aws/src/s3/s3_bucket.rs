@@ -1131,16 +1131,21 @@ impl Setting {
         let mut f = Fields::new();
         match self {
             Setting::Versioning => {
-                match got(cx.s3.get_bucket_versioning().bucket(name).send().await, &[])? {
-                    Got::Set(out) => {
-                        // Never enabled, a bucket answers no status; it keeps no
-                        // versions, as a suspended one does.
-                        let s = out.status().map(|s| s.as_str()).unwrap_or("Suspended");
-                        f.insert("versioning".into(), Value::str(s));
-                    }
-                    Got::Unset => {}
-                    Got::Gone => return Ok(None),
-                }
+                let answer = cx.s3.get_bucket_versioning().bucket(name).send().await;
+                let status = match answer {
+                    Ok(out) => out.status().map(|s| s.as_str().to_string()),
+                    Err(e) => match unread_versioning(&e) {
+                        Some(status) => status,
+                        None => match got::<(), _, _>(Err(e), &[])? {
+                            Got::Gone => return Ok(None),
+                            _ => None,
+                        },
+                    },
+                };
+                // Never enabled, a bucket answers no status; it keeps no
+                // versions, as a suspended one does.
+                let status = status.unwrap_or_else(|| "Suspended".into());
+                f.insert("versioning".into(), Value::str(status));
             }
             Setting::Lifecycle => {
                 let out = got(
@@ -1205,6 +1210,29 @@ impl Setting {
         }
         Ok(Some(f))
     }
+}
+
+/// The status in a GetBucketVersioning answer the SDK could not read, when
+/// that answer is the emulator's: it names the root element
+/// `GetBucketVersioningResponse` where AWS says `VersioningConfiguration`.
+/// `None` for any other failure.
+fn unread_versioning<E>(
+    e: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> Option<Option<String>> {
+    let body = e.raw_response()?.body().bytes()?;
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("<GetBucketVersioningResponse") {
+        return None;
+    }
+    let status = text
+        .split_once("<Status>")
+        .and_then(|(_, rest)| rest.split_once("</Status>"))
+        .map(|(s, _)| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    Some(status)
 }
 
 /// Reads `settings` of the bucket into `o`, concurrently.
