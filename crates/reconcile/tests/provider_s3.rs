@@ -351,6 +351,61 @@ policy = '''
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_bucket_is_taken_over_only_when_untagged_or_ours() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let s3 = s3(&moto).await;
+    for b in ["buckets-made-by-hand", "buckets-someone-elses"] {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    let tag = aws_sdk_s3::types::Tag::builder()
+        .key("team")
+        .value("other")
+        .build()
+        .unwrap();
+    s3.put_bucket_tagging()
+        .bucket("buckets-someone-elses")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    write(&p, "[s3_bucket.taken]\nname = \"buckets-someone-elses\"\n");
+    let r = p.run(Some(&moto), &["apply", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all()
+            .contains("already exists in this account with other tags")
+            && r.all()
+                .contains("reconcile import s3_bucket.taken buckets-someone-elses"),
+        "{}",
+        r.all()
+    );
+
+    write(&p, "[s3_bucket.mine]\nname = \"buckets-made-by-hand\"\n");
+    apply(&p, &moto);
+    plan_clean(&p, &moto);
+    let t = s3
+        .get_bucket_tagging()
+        .bucket("buckets-made-by-hand")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        t.tag_set()
+            .iter()
+            .any(|t| t.key() == "reconcile:address" && t.value() == "s3_bucket.mine"),
+        "{:?}",
+        t.tag_set()
+    );
+}
+
 #[test]
 fn bad_buckets_are_refused_before_any_call() {
     let p = Project::new();

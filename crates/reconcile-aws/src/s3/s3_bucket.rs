@@ -195,7 +195,10 @@ pub static SCHEMA: Schema = Schema {
           plan's one Resource Groups Tagging API read of the whole stack (else one \
           GetBucketTagging per bucket). The emulator reports no default encryption on a new \
           bucket (AWS has SSE-S3 on every bucket since 2023); reconcile writes the encryption \
-          at create either way.",
+          at create either way. The emulator also answers GetBucketVersioning under a root \
+          element the SDK refuses; reconcile then reads the status from the raw answer. A \
+          create that finds the name already in the account takes that bucket over when it \
+          carries no tags or this address's, and refuses otherwise.",
     fields: &[
         Field::new(
             "name",
