@@ -121,6 +121,16 @@ async fn a_bucket_with_objects_is_deleted_only_once_force_destroy_is_applied() {
     // Two versions of a.txt, one of b.txt and its delete marker.
     assert_eq!(versions(&s3, b).await, 4);
 
+    // A new name would replace it: refused the same way, as is a destroy.
+    write(&p, &DOCS.replace("buckets-phi-docs", "buckets-phi-docs2"));
+    let r = p.run(Some(&moto), &["plan"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("still holds objects"), "{}", r.stderr);
+    write(&p, DOCS);
+    let r = p.run(Some(&moto), &["destroy", "--auto-approve"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("still holds objects"), "{}", r.stderr);
+
     // Removed from the stack: the plan refuses, saying why and what to do.
     write(&p, "");
     let r = p.run(Some(&moto), &["plan"]);
