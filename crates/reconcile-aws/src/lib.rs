@@ -15,6 +15,7 @@ pub mod iam;
 pub mod kms;
 pub mod logs;
 pub mod rds;
+pub mod s3;
 pub mod secretsmanager;
 pub mod wafv2;
 

@@ -47,6 +47,7 @@ conformance!(
     db_cluster,
     kms_key,
     kms_alias,
+    s3_bucket,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1813,6 +1814,68 @@ target_key_id = "${kms_key.one.arn}"
             vary: |f, i| set(f, "name", format!("alias/conf-b{i}")),
             // One ListAliases listing, 100 a page, AWS's own aliases included.
             budget: |n| (n + 20).div_ceil(100),
+        }
+    }
+
+    pub fn s3_bucket() -> Fixture {
+        Fixture {
+            kind: "s3_bucket",
+            toml: r#"[s3_bucket.data]
+name = "conf-bucket-data"
+versioning = "Enabled"
+lifecycle_rules = [{ id = "logs", prefix = "logs/", expiration_days = 90 }]
+"#,
+            address: "s3_bucket.data",
+            updates: &[
+                Edit {
+                    from: "versioning = \"Enabled\"",
+                    to: "versioning = \"Suspended\"",
+                    field: "versioning",
+                },
+                Edit {
+                    from: "expiration_days = 90",
+                    to: "expiration_days = 120",
+                    field: "lifecycle_rules",
+                },
+                Edit {
+                    from: "versioning = \"Suspended\"",
+                    to: "versioning = \"Suspended\"\nblock_public_policy = false",
+                    field: "block_public_policy",
+                },
+                Edit {
+                    from: "block_public_policy = false",
+                    to: r#"block_public_policy = false
+policy = '{"Version":"2012-10-17","Statement":[{"Sid":"read","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::conf-bucket-data/*"}]}'"#,
+                    field: "policy",
+                },
+            ],
+            replaces: &[Replace {
+                from: "name = \"conf-bucket-data\"",
+                to: "name = \"conf-bucket-data2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "sse_algorithm",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let conf = aws_sdk_s3::config::Builder::from(&sdk(&url).await)
+                            .force_path_style(true)
+                            .build();
+                        aws_sdk_s3::Client::from_conf(conf)
+                            .delete_bucket_encryption()
+                            .bucket(id)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-bucket-b{i}")),
+            // One ListBuckets for all; GetBucketEncryption, GetPublicAccessBlock
+            // and GetBucketOwnershipControls each bucket; tags from the stack
+            // tag index. Declared optional settings are read after observe.
+            budget: |n| 1 + 3 * n + n.div_ceil(100),
         }
     }
 }

@@ -1,0 +1,3 @@
+//! Amazon S3: buckets.
+
+pub mod s3_bucket;
