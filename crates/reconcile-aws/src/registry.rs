@@ -2,7 +2,7 @@
 //! documentation order, and the catalog the pure layers learn them through.
 
 use crate::kit::Provider;
-use crate::{acm, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, secretsmanager, wafv2};
+use crate::{acm, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, secretsmanager, wafv2};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ const LOGS: &str = "CloudWatch Logs";
 const ECR: &str = "ECR";
 const ACM: &str = "ACM";
 const KMS: &str = "KMS";
+const DYNAMODB: &str = "DynamoDB";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -55,6 +56,7 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (ACM, Arc::new(acm::certificate::Certificate)),
         (KMS, Arc::new(kms::kms_key::KmsKey)),
         (KMS, Arc::new(kms::kms_alias::KmsAlias)),
+        (DYNAMODB, Arc::new(dynamodb::dynamodb_table::DynamodbTable)),
     ]
 }
 
