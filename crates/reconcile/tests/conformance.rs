@@ -1850,9 +1850,11 @@ global_secondary_indexes = [{ name = "by-status", hash_key = "status", projectio
                     field: "name",
                     apply: true,
                 },
+                // `sk` stays a key (of an index): an unused attribute is refused.
                 Replace {
                     from: r#"range_key = "sk""#,
-                    to: r#"range_key = "status""#,
+                    to: r#"range_key = "status"
+local_secondary_indexes = [{ name = "by-sk", range_key = "sk" }]"#,
                     field: "range_key",
                     apply: false,
                 },
