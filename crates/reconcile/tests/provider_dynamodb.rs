@@ -375,3 +375,80 @@ encryption             = "AWS_MANAGED"
         ""
     );
 }
+
+/// Table and index capacities as `table r/w; index r/w`.
+fn capacities(t: &TableDescription) -> String {
+    let p = t.provisioned_throughput().unwrap();
+    let g = t.global_secondary_indexes()[0]
+        .provisioned_throughput()
+        .unwrap();
+    format!(
+        "{}/{}; {}/{}",
+        p.read_capacity_units().unwrap(),
+        p.write_capacity_units().unwrap(),
+        g.read_capacity_units().unwrap(),
+        g.write_capacity_units().unwrap()
+    )
+}
+
+const METRICS: &str = r#"[dynamodb_table.metrics]
+name           = "metrics"
+hash_key       = "pk"
+attributes     = [{ name = "pk", type = "S" }, { name = "day", type = "S" }]
+billing_mode   = "PROVISIONED"
+read_capacity  = 2
+write_capacity = 3
+global_secondary_indexes = [
+  { name = "by-day", hash_key = "day", read_capacity = 1, write_capacity = 1 },
+]
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capacities_change_in_place_and_a_switch_to_on_demand_drops_them() {
+    let moto = Moto::start();
+    let p = Project::new();
+    write(&p, METRICS);
+    apply(&p, &moto);
+    plan_clean(&p, &moto);
+    let db = dynamodb(&moto).await;
+    let t = table(&db, "metrics").await;
+    assert_eq!(capacities(&t), "2/3; 1/1");
+
+    // The table's and the index's capacities, in place (one UpdateTable: AWS takes
+    // the index's with the table's).
+    write(
+        &p,
+        &METRICS
+            .replace("read_capacity  = 2", "read_capacity  = 4")
+            .replace(
+                "read_capacity = 1, write_capacity = 1",
+                "read_capacity = 5, write_capacity = 6",
+            ),
+    );
+    let r = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("update in place"), "{}", r.stdout);
+    apply(&p, &moto);
+    assert_eq!(capacities(&table(&db, "metrics").await), "4/3; 5/6");
+    plan_clean(&p, &moto);
+
+    // On demand: no capacities declared, none compared.
+    write(
+        &p,
+        r#"[dynamodb_table.metrics]
+name       = "metrics"
+hash_key   = "pk"
+attributes = [{ name = "pk", type = "S" }, { name = "day", type = "S" }]
+global_secondary_indexes = [{ name = "by-day", hash_key = "day" }]
+"#,
+    );
+    apply(&p, &moto);
+    let t = table(&db, "metrics").await;
+    assert_eq!(
+        t.billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|b| b.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    plan_clean(&p, &moto);
+}
