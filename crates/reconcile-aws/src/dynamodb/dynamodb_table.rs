@@ -161,8 +161,11 @@ pub static SCHEMA: Schema = Schema {
           (only CreateTable sets them) and DescribeTable reports no table class; an index \
           create replaces the attribute definitions with those sent and an index delete leaves \
           its attributes defined (reconcile observes only the attributes some key uses, and \
-          sends all of them); a stream once disabled cannot be enabled again (\"Cannot enable \
-          stream\").",
+          sends all of them); it accepts several index creates in one UpdateTable (AWS takes one); \
+          its aws/dynamodb key reports KeyManager CUSTOMER, so encryption is told apart by that \
+          alias's ARN, not by the key's manager; a stream once disabled cannot be enabled again \
+          (ResourceInUseException \"Cannot enable stream\"), so a changed `stream_view_type` \
+          fails there.",
     fields: &[
         Field::new(
             "name",
