@@ -2,7 +2,7 @@
 //! documentation order, and the catalog the pure layers learn them through.
 
 use crate::kit::Provider;
-use crate::{acm, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager, wafv2};
+use crate::{acm, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager, wafv2};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ const ECR: &str = "ECR";
 const ACM: &str = "ACM";
 const KMS: &str = "KMS";
 const S3: &str = "S3";
+const DYNAMODB: &str = "DynamoDB";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -57,6 +58,7 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (KMS, Arc::new(kms::kms_key::KmsKey)),
         (KMS, Arc::new(kms::kms_alias::KmsAlias)),
         (S3, Arc::new(s3::s3_bucket::S3Bucket)),
+        (DYNAMODB, Arc::new(dynamodb::dynamodb_table::DynamodbTable)),
     ]
 }
 

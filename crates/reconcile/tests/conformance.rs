@@ -48,6 +48,7 @@ conformance!(
     kms_key,
     kms_alias,
     s3_bucket,
+    dynamodb_table,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1876,6 +1877,81 @@ policy = '{"Version":"2012-10-17","Statement":[{"Sid":"read","Effect":"Allow","P
             // and GetBucketOwnershipControls each bucket; tags from the stack
             // tag index. Declared optional settings are read after observe.
             budget: |n| 1 + 3 * n + n.div_ceil(100),
+        }
+    }
+
+    pub fn dynamodb_table() -> Fixture {
+        Fixture {
+            kind: "dynamodb_table",
+            toml: r#"[dynamodb_table.orders]
+name = "conf-orders"
+hash_key = "pk"
+range_key = "sk"
+attributes = [{ name = "pk", type = "S" }, { name = "sk", type = "S" }]
+point_in_time_recovery = false
+"#,
+            address: "dynamodb_table.orders",
+            updates: &[
+                Edit {
+                    from: "point_in_time_recovery = false",
+                    to: "point_in_time_recovery = true",
+                    field: "point_in_time_recovery",
+                },
+                Edit {
+                    from: r#"{ name = "sk", type = "S" }]"#,
+                    to: r#"{ name = "sk", type = "S" }, { name = "status", type = "S" }]
+global_secondary_indexes = [{ name = "by-status", hash_key = "status", projection_type = "KEYS_ONLY" }]"#,
+                    field: "global_secondary_indexes",
+                },
+            ],
+            replaces: &[
+                // A table's name is its id: only a new name can be replaced
+                // under a new id (and made before the old one is deleted).
+                Replace {
+                    from: r#"name = "conf-orders""#,
+                    to: r#"name = "conf-orders-2""#,
+                    field: "name",
+                    apply: true,
+                },
+                // `sk` stays a key (of an index): an unused attribute is refused.
+                Replace {
+                    from: r#"range_key = "sk""#,
+                    to: r#"range_key = "status"
+local_secondary_indexes = [{ name = "by-sk", range_key = "sk" }]"#,
+                    field: "range_key",
+                    apply: false,
+                },
+                Replace {
+                    from: "point_in_time_recovery = true",
+                    to: r#"point_in_time_recovery = true
+local_secondary_indexes = [{ name = "by-sk-status", range_key = "status" }]"#,
+                    field: "local_secondary_indexes",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "point_in_time_recovery",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_dynamodb::types::PointInTimeRecoverySpecification;
+                        let spec = PointInTimeRecoverySpecification::builder()
+                            .point_in_time_recovery_enabled(false)
+                            .build()
+                            .unwrap();
+                        aws_sdk_dynamodb::Client::new(&sdk(&url).await)
+                            .update_continuous_backups()
+                            .table_name(id)
+                            .point_in_time_recovery_specification(spec)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-orders-b{i}")),
+            // DescribeTable and DescribeContinuousBackups each table; tags
+            // from the stack tag index (one GetResources a 100 tables).
+            budget: |n| 2 * n + n.div_ceil(100),
         }
     }
 }
