@@ -9,21 +9,9 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
 };
-use common::{Moto, Project, Sentinel, REGION};
+use common::{s3, versioning, Moto, Project, Sentinel};
 
 const HEADER: &str = "[stack]\nname = \"buckets\"\nregion = \"us-east-1\"\n\n";
-
-async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
-    let conf = aws_sdk_s3::config::Builder::from(&conf)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 fn write(p: &Project, body: &str) {
     p.write("buckets.toml", &format!("{HEADER}{body}"));
@@ -66,25 +54,6 @@ async fn versions(s3: &aws_sdk_s3::Client, bucket: &str) -> usize {
 
 /// The bucket's versioning status. moto 5.2.5 names the answer's root element
 /// `GetBucketVersioningResponse`, which the SDK refuses; its raw body still says.
-async fn versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
-    match s3.get_bucket_versioning().bucket(bucket).send().await {
-        Ok(v) => v
-            .status()
-            .map(|s| s.as_str())
-            .unwrap_or_default()
-            .to_string(),
-        Err(e) => {
-            let raw = e.raw_response().expect("an answer");
-            let body = std::str::from_utf8(raw.body().bytes().unwrap()).unwrap();
-            body.split("<Status>")
-                .nth(1)
-                .and_then(|rest| rest.split("</Status>").next())
-                .unwrap_or_default()
-                .to_string()
-        }
-    }
-}
-
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &str) {
     s3.put_object()
         .bucket(bucket)

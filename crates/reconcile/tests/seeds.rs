@@ -4,7 +4,7 @@
 //! that with its guards removed on purpose a seed destroys to nothing.
 
 mod common;
-use common::{Moto, Project, REGION};
+use common::{s3, versioning, Moto, Project, REGION};
 
 async fn conf(moto: &Moto) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -136,6 +136,58 @@ async fn destroy_without_guards(p: &Project, moto: &Moto, name: &str) {
     );
 }
 
+/// What a bucket of a seed looks like to an independent client: versioning,
+/// default encryption (algorithm, key, bucket key), every public access
+/// switch on, and its lifecycle rules by id.
+struct Bucket {
+    versioning: String,
+    sse: (String, Option<String>, bool),
+    rules: Vec<aws_sdk_s3::types::LifecycleRule>,
+}
+
+async fn bucket(s3: &aws_sdk_s3::Client, name: &str) -> Bucket {
+    let enc = s3
+        .get_bucket_encryption()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap();
+    let rule = &enc.server_side_encryption_configuration().unwrap().rules()[0];
+    let by_default = rule.apply_server_side_encryption_by_default().unwrap();
+    let pab = s3
+        .get_public_access_block()
+        .bucket(name)
+        .send()
+        .await
+        .unwrap();
+    let pab = pab.public_access_block_configuration().unwrap();
+    assert!(
+        pab.block_public_acls() == Some(true)
+            && pab.ignore_public_acls() == Some(true)
+            && pab.block_public_policy() == Some(true)
+            && pab.restrict_public_buckets() == Some(true),
+        "{name}: {pab:?}"
+    );
+    let rules = match s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(name)
+        .send()
+        .await
+    {
+        Ok(l) => l.rules().to_vec(),
+        Err(_) => vec![],
+    };
+    Bucket {
+        versioning: versioning(s3, name).await,
+        sse: (
+            by_default.sse_algorithm().as_str().to_string(),
+            by_default.kms_master_key_id().map(str::to_string),
+            rule.bucket_key_enabled().unwrap_or(false),
+        ),
+        rules,
+    }
+}
+
 async fn secret_names(sm: &aws_sdk_secretsmanager::Client) -> Vec<String> {
     let mut names: Vec<String> = sm
         .list_secrets()
@@ -214,6 +266,19 @@ async fn proxy_smart_network_database_and_secrets() {
         assert!(!text.contains(pw), "the database password is in state");
     }
 
+    // The realm backups: versioned, exports and their old versions gone after 90 days.
+    let backups = bucket(&s3(&moto).await, "proxy-smart-backups").await;
+    assert_eq!(backups.versioning, "Enabled");
+    assert_eq!(backups.sse.0, "AES256");
+    let rule = &backups.rules[0];
+    assert_eq!(rule.expiration().unwrap().days(), Some(90));
+    assert_eq!(
+        rule.noncurrent_version_expiration()
+            .unwrap()
+            .noncurrent_days(),
+        Some(90)
+    );
+
     destroy_without_guards(&p, &moto, "proxy-smart").await;
 }
 
@@ -285,6 +350,34 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
         .unwrap()
         .contains(".cluster-ro-"));
 
+    // Files: versioned, old versions deleted after 30 days. Videos: to Glacier
+    // after 90 days, deleted after 365. Both SSE-S3, public access blocked.
+    let s3 = s3(&moto).await;
+    let files = bucket(&s3, "mentalspace-ehr-files-706704660887").await;
+    assert_eq!(files.versioning, "Enabled");
+    assert_eq!(files.sse.0, "AES256");
+    assert_eq!(
+        files.rules[0]
+            .noncurrent_version_expiration()
+            .unwrap()
+            .noncurrent_days(),
+        Some(30)
+    );
+    let videos = bucket(&s3, "mentalspace-ehr-videos-706704660887").await;
+    assert_ne!(videos.versioning, "Enabled");
+    assert_eq!(videos.sse.0, "AES256");
+    let rule = &videos.rules[0];
+    assert_eq!(rule.transitions()[0].days(), Some(90));
+    assert_eq!(
+        rule.transitions()[0].storage_class().unwrap().as_str(),
+        "GLACIER"
+    );
+    assert_eq!(rule.expiration().unwrap().days(), Some(365));
+    assert_eq!(
+        state["outputs"]["files_bucket"],
+        "mentalspace-ehr-files-706704660887"
+    );
+
     destroy_without_guards(&p, &moto, "mentalspace-ehr").await;
 }
 
@@ -334,6 +427,16 @@ async fn carebow_postgres_16_and_its_api_secrets() {
         "database key {:?}, alias key {key}",
         db.kms_key_id()
     );
+    // The reports bucket: SSE-KMS with the same key and a bucket key, versioned.
+    let reports = bucket(&s3(&moto).await, "carebow-reports").await;
+    assert_eq!(reports.versioning, "Enabled");
+    assert_eq!(reports.sse.0, "aws:kms");
+    assert!(
+        reports.sse.1.as_deref().is_some_and(|k| k.ends_with(key)),
+        "reports key {:?}, alias key {key}",
+        reports.sse.1
+    );
+    assert!(reports.sse.2, "no bucket key");
     assert_eq!(
         secret_names(&sm).await,
         [
@@ -426,6 +529,73 @@ async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
         &["plan", "desired-state/vivale", "--detailed-exitcode"],
     );
     assert_eq!(r.code, 0, "{}", r.all());
+
+    // The three tables: on demand, point-in-time recovery, encrypted with the
+    // AWS managed key, protected; patients streams new and old images.
+    let ddb = aws_sdk_dynamodb::Client::new(&c);
+    let mut indexes = vec![];
+    for name in ["vivale-patients", "vivale-providers", "vivale-appointments"] {
+        let t = ddb.describe_table().table_name(name).send().await.unwrap();
+        let t = t.table().unwrap();
+        assert_eq!(
+            t.billing_mode_summary()
+                .and_then(|b| b.billing_mode())
+                .map(|m| m.as_str()),
+            Some("PAY_PER_REQUEST"),
+            "{name}"
+        );
+        assert_eq!(t.deletion_protection_enabled(), Some(true), "{name}");
+        assert_eq!(
+            t.sse_description()
+                .and_then(|s| s.sse_type())
+                .map(|s| s.as_str()),
+            Some("KMS"),
+            "{name}"
+        );
+        let backups = ddb
+            .describe_continuous_backups()
+            .table_name(name)
+            .send()
+            .await
+            .unwrap();
+        let pitr = backups
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status())
+            .map(|s| s.as_str().to_string());
+        assert_eq!(pitr.as_deref(), Some("ENABLED"), "{name}");
+        let stream = t
+            .stream_specification()
+            .filter(|s| s.stream_enabled())
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str().to_string());
+        let want = (name == "vivale-patients").then(|| "NEW_AND_OLD_IMAGES".to_string());
+        assert_eq!(stream, want, "{name}");
+        for g in t.global_secondary_indexes() {
+            let keys: Vec<&str> = g.key_schema().iter().map(|k| k.attribute_name()).collect();
+            indexes.push(format!(
+                "{name}/{}: {}",
+                g.index_name().unwrap(),
+                keys.join(" ")
+            ));
+        }
+        if name == "vivale-appointments" {
+            let range = t
+                .key_schema()
+                .iter()
+                .find(|k| k.key_type().as_str() == "RANGE");
+            assert_eq!(range.map(|k| k.attribute_name()), Some("scheduledDateTime"));
+        }
+    }
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "vivale-appointments/PatientAppointmentsIndex: patientId scheduledDateTime",
+            "vivale-appointments/ProviderAppointmentsIndex: providerId scheduledDateTime",
+            "vivale-patients/EmailIndex: email",
+        ]
+    );
 
     destroy_without_guards(&p, &moto, "vivale").await;
 }

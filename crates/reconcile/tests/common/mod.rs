@@ -139,8 +139,18 @@ impl Project {
         self.dir.path().join("state")
     }
     pub fn state_json(&self, stack: &str) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.state_dir().join(format!("{stack}.json"))).unwrap();
-        serde_json::from_str(&text).unwrap()
+        self.state_now(stack).expect("state of the stack")
+    }
+    /// The stack's state as its backend reads it (snapshot and journal), while
+    /// a run may be writing it; `None` where there is none or it cannot be read.
+    pub fn state_now(&self, stack: &str) -> Option<serde_json::Value> {
+        use reconcile_core::state::StateStore;
+        let store = reconcile::state::LocalStore::new(&self.state_dir(), stack);
+        if !store.path().exists() {
+            return None;
+        }
+        let st = store.load("us-east-1").ok()?;
+        Some(serde_json::to_value(st).unwrap())
     }
     /// A command running the real binary in this project against `moto`.
     pub fn cmd(&self, moto: Option<&Moto>, args: &[&str]) -> Command {
@@ -318,4 +328,38 @@ pub async fn tagged_ids(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<String> {
     }
     ids.sort();
     ids
+}
+
+/// An independent S3 client for moto (path-style addressing).
+pub async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    let conf = aws_sdk_s3::config::Builder::from(&conf)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A bucket's versioning status ("" when never set). moto names the answer's
+/// root element in a way the SDK refuses, so its raw body is read then.
+pub async fn versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
+    match s3.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(v) => v
+            .status()
+            .map(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        Err(e) => {
+            let raw = e.raw_response().expect("an answer");
+            let body = std::str::from_utf8(raw.body().bytes().unwrap()).unwrap();
+            body.split("<Status>")
+                .nth(1)
+                .and_then(|rest| rest.split("</Status>").next())
+                .unwrap_or_default()
+                .to_string()
+        }
+    }
 }
