@@ -14,6 +14,10 @@ with AWS's throttling errors: a wide stack's default apply against
 throttling against its unthrottled time, and the AWS calls of its no-op plan.
 RECONCILE_BENCH_TARGETS=0 skips that table.
 
+A last table measures how state scales: applies of generated stacks of log
+groups (RECONCILE_BENCH_SCALE resources each, default "500 2000"; "0" skips),
+with reconcile's own CPU time and the bytes it wrote to disk, per resource.
+
 Environment: RECONCILE_BENCH_PORT (default 5070): where moto listens;
 CARGO_TARGET_DIR is honoured by cargo.
 """
@@ -304,6 +308,41 @@ def per_kind(binary, kinds=None, sizes=(5, 15)):
     return rows
 
 
+def run_rusage(binary, work, args):
+    """Runs reconcile under /usr/bin/time; returns (CPU seconds, KiB written to disk, wall s)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time", dir=work) as tf:
+        p = subprocess.run(
+            [TIME, "-f", "%U %S %O %e", "-o", tf.name, binary, *args],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        measured = tf.read().strip().splitlines()
+    if p.returncode != 0:
+        sys.stderr.write(p.stdout + p.stderr)
+        die(f"`reconcile {' '.join(args)}` exited {p.returncode}")
+    user, system, blocks, wall = measured[-1].split()
+    # GNU time's %O counts 512-byte blocks.
+    return float(user) + float(system), int(blocks) / 2, float(wall)
+
+
+def state_scale(binary, sizes):
+    """Rows of (resources, CPU s, CPU ms per resource, KiB written per resource, wall s)."""
+    rows = []
+    for n in sizes:
+        reset_moto()
+        text = '[stack]\nname = "scale"\nregion = "us-east-1"\n\n'
+        text += "".join(f'[log_group.g{i}]\nname = "/bench/scale/g{i}"\n\n' for i in range(n))
+        work = scratch(f"scale-{n}", {"desired-state/s.toml": text})
+        try:
+            print(f"state scale: apply of {n} log groups ...", file=sys.stderr)
+            cpu, kib, wall = run_rusage(binary, work, ["apply", "desired-state/s.toml", "--auto-approve"])
+            rows.append((n, cpu, 1000 * cpu / n, kib / n, wall))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main(argv):
     try:
         sizes = [int(a) for a in argv] or list(DEFAULT_SIZES)
@@ -350,6 +389,13 @@ def main(argv):
         print("|---|---:|---:|:---:|")
         for what, measured, wanted, met in rows:
             print(f"| {what} | {measured} | {wanted} | {'yes' if met else 'NO'} |")
+    scale = [int(x) for x in os.environ.get("RECONCILE_BENCH_SCALE", "500 2000").split() if x != "0"]
+    if scale:
+        print()
+        print("| apply of | reconcile CPU s | CPU ms per resource | KiB written per resource | wall s |")
+        print("|---:|---:|---:|---:|---:|")
+        for n, cpu, per, kib, wall in state_scale(binary, scale):
+            print(f"| {n} log groups | {cpu:.1f} | {per:.2f} | {kib:.1f} | {wall:.1f} |")
 
 
 if __name__ == "__main__":

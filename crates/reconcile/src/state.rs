@@ -1,18 +1,28 @@
-//! The local state backend: `<state-dir>/<stack>.json` written atomically with
-//! the previous version kept beside it, and an advisory per-stack lock file
-//! that names its holder.
+//! The local state backend: a snapshot `<state-dir>/<stack>.json` written
+//! atomically with the previous version kept beside it, a journal
+//! `<stack>.journal` of the steps recorded since, and an advisory per-stack
+//! lock file that names its holder.
 
 use chrono::Utc;
-use reconcile_core::state::{parse_state, State, StateError, StateLock, StateStore};
+use reconcile_core::state::{
+    parse_state, Delta, JournalStep, State, StateError, StateLock, StateStore,
+};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Journal steps between two folds, at the least; more for bigger stacks, so
+/// that folding (a write of the whole state) costs a constant share per step.
+const FOLD_AFTER: usize = 256;
 
 /// File backend for one stack's state.
 #[derive(Clone, Debug)]
 pub struct LocalStore {
     pub dir: PathBuf,
     pub stack: String,
+    /// The journal open for appending, and its steps since the last fold.
+    journal: Arc<Mutex<Option<(File, usize)>>>,
 }
 
 impl LocalStore {
@@ -20,7 +30,34 @@ impl LocalStore {
         LocalStore {
             dir: dir.to_path_buf(),
             stack: stack.to_string(),
+            journal: Arc::default(),
         }
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.journal", self.stack))
+    }
+
+    /// Opens the journal for appending, cutting off an unfinished last line
+    /// that a crash left: the next step would otherwise continue it.
+    fn open_journal(&self) -> std::io::Result<File> {
+        let path = self.journal_path();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let mut text = Vec::new();
+        file.read_to_end(&mut text)?;
+        let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if keep < text.len() {
+            file.set_len(keep as u64)?;
+        }
+        file.sync_all()?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(file)
     }
 
     pub fn path(&self) -> PathBuf {
@@ -37,22 +74,65 @@ impl StateStore for LocalStore {
         self.path().display().to_string()
     }
 
+    /// The snapshot with the journal written since replayed on it.
     fn load(&self, region: &str) -> Result<State, StateError> {
-        let path = self.path();
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse_state(&self.location(), &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(State::empty(&self.stack, region))
-            }
+        let read = |path: &Path| match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StateError::Read {
-                location: self.location(),
+                location: path.display().to_string(),
                 message: e.to_string(),
             }),
+        };
+        let mut state = match read(&self.path())? {
+            Some(text) => parse_state(&self.location(), &text)?,
+            None => State::empty(&self.stack, region),
+        };
+        let journal = self.journal_path();
+        if let Some(text) = read(&journal)? {
+            state.replay(&journal.display().to_string(), &text)?;
         }
+        Ok(state)
+    }
+
+    /// Appends one line to the journal and syncs it; acknowledged once synced.
+    /// The first step of a stack and every so many after are written as a
+    /// snapshot instead (a fold).
+    fn record(&self, state: &mut State, deltas: Vec<Delta>) -> Result<(), StateError> {
+        for d in &deltas {
+            state.apply(d);
+        }
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        let steps = journal.as_ref().map_or(0, |(_, n)| *n);
+        if state.lineage.is_none() || steps >= FOLD_AFTER.max(state.resources.len()) {
+            drop(journal);
+            return self.save(state);
+        }
+        let path = self.journal_path();
+        let werr = |e: std::io::Error| StateError::Write {
+            location: path.display().to_string(),
+            message: e.to_string(),
+        };
+        if journal.is_none() {
+            *journal = Some((self.open_journal().map_err(werr)?, 0));
+        }
+        let (file, n) = journal.as_mut().expect("opened above");
+        let step = JournalStep {
+            serial: state.serial + 1,
+            deltas,
+        };
+        let mut line = serde_json::to_vec(&step).expect("journal step serialises");
+        line.push(b'\n');
+        file.write_all(&line).map_err(werr)?;
+        file.sync_data().map_err(werr)?;
+        state.serial = step.serial;
+        *n += 1;
+        Ok(())
     }
 
     /// Writes state atomically: temporary file, fsync, rename; the version it
-    /// replaces is kept as `<stack>.json.prev`.
+    /// replaces is kept as `<stack>.json.prev`. The journal it folds goes
+    /// after: until then its steps are skipped as already in the snapshot.
     fn save(&self, state: &mut State) -> Result<(), StateError> {
         let path = self.path();
         let werr = |e: std::io::Error| StateError::Write {
@@ -84,6 +164,12 @@ impl StateStore for LocalStore {
         tmp.persist(&path).map_err(|e| werr(e.error))?;
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
+        }
+        let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        *journal = None;
+        match std::fs::remove_file(self.journal_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(werr(e)),
+            _ => {}
         }
         Ok(())
     }
@@ -164,6 +250,94 @@ mod tests {
         let prev: State =
             serde_json::from_str(&std::fs::read_to_string(store.prev_path()).unwrap()).unwrap();
         assert_eq!(prev.serial, 1);
+    }
+
+    fn put(address: &str, id: &str) -> Delta {
+        Delta::Put(reconcile_core::state::StateResource {
+            address: address.into(),
+            kind: "vpc".into(),
+            id: id.into(),
+            inputs: Default::default(),
+            attributes: Default::default(),
+            dependencies: vec![],
+            protect: false,
+        })
+    }
+
+    #[test]
+    fn steps_are_appended_and_replayed_and_a_save_folds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), "s");
+        let mut st = store.load("us-east-1").unwrap();
+        // The first step of a stack is a snapshot: it sets the lineage.
+        store.record(&mut st, vec![put("vpc.a", "vpc-1")]).unwrap();
+        assert!(!store.journal_path().exists());
+        let snapshot = std::fs::read(store.path()).unwrap();
+        for i in 0..5 {
+            store
+                .record(&mut st, vec![put(&format!("vpc.n{i}"), "vpc-2")])
+                .unwrap();
+        }
+        assert_eq!(
+            std::fs::read(store.path()).unwrap(),
+            snapshot,
+            "no snapshot rewrite"
+        );
+        let back = LocalStore::new(dir.path(), "s").load("us-east-1").unwrap();
+        assert_eq!(back.serial, 6);
+        assert_eq!(back.resources.len(), 6);
+        assert_eq!(back.lineage, st.lineage);
+        store.save(&mut st).unwrap();
+        assert!(!store.journal_path().exists());
+        assert_eq!(store.load("us-east-1").unwrap().serial, 7);
+    }
+
+    #[test]
+    fn a_crash_at_any_byte_of_a_journal_write_loses_no_acknowledged_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), "s");
+        let mut st = store.load("us-east-1").unwrap();
+        store.record(&mut st, vec![put("vpc.a", "vpc-1")]).unwrap();
+        let mut acknowledged = vec![];
+        for i in 0..3 {
+            store
+                .record(&mut st, vec![put(&format!("vpc.n{i}"), "vpc-2")])
+                .unwrap();
+            acknowledged.push(std::fs::metadata(store.journal_path()).unwrap().len());
+        }
+        let full = std::fs::read(store.journal_path()).unwrap();
+        for cut in 0..=full.len() {
+            let crashed = tempfile::tempdir().unwrap();
+            std::fs::copy(store.path(), crashed.path().join("s.json")).unwrap();
+            std::fs::write(crashed.path().join("s.journal"), &full[..cut]).unwrap();
+            let again = LocalStore::new(crashed.path(), "s");
+            let mut back = again.load("us-east-1").unwrap();
+            let steps = acknowledged.iter().filter(|&&n| n as usize <= cut).count();
+            assert_eq!(back.resources.len(), 1 + steps, "cut at byte {cut}");
+            // The next step continues the journal cleanly after the torn line.
+            again
+                .record(&mut back, vec![put("vpc.z", "vpc-9")])
+                .unwrap();
+            let reread = again.load("us-east-1").unwrap();
+            assert_eq!(reread.resources.len(), 2 + steps, "cut at byte {cut}");
+            assert_eq!(reread.serial, back.serial);
+        }
+    }
+
+    #[test]
+    fn a_fold_interrupted_before_the_journal_went_replays_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path(), "s");
+        let mut st = store.load("us-east-1").unwrap();
+        store.record(&mut st, vec![put("vpc.a", "vpc-1")]).unwrap();
+        store.record(&mut st, vec![put("vpc.b", "vpc-2")]).unwrap();
+        let journal = std::fs::read(store.journal_path()).unwrap();
+        store.save(&mut st).unwrap();
+        // As if the process died between the snapshot's rename and the removal.
+        std::fs::write(store.journal_path(), journal).unwrap();
+        let back = LocalStore::new(dir.path(), "s").load("us-east-1").unwrap();
+        assert_eq!(back.serial, st.serial);
+        assert_eq!(back.resources.len(), 2);
     }
 
     #[test]

@@ -164,17 +164,13 @@ async fn kill_dash_nine_at_any_point_then_apply_again_converges() {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let path = p.state_dir().join(format!("{name}.json"));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let n = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-                .map(|s| {
-                    let journal = s["journal"].as_array().map(|j| j.len()).unwrap_or(0);
-                    let done = s["resources"].as_object().map(|r| r.len()).unwrap_or(0);
-                    (done, journal)
-                });
+            let n = p.state_now(&name).map(|s| {
+                let journal = s["journal"].as_array().map(|j| j.len()).unwrap_or(0);
+                let done = s["resources"].as_object().map(|r| r.len()).unwrap_or(0);
+                (done, journal)
+            });
             if matches!(n, Some((done, journal)) if done >= after && journal > 0) {
                 mid_apply_kills += 1;
                 break;
@@ -303,19 +299,15 @@ async fn an_interrupted_create_is_retried_with_its_journalled_token() {
     cmd.env("AWS_ENDPOINT_URL", &proxy.url)
         .stdout(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    let path = p.state_dir().join("token.json");
     let deadline = Instant::now() + Duration::from_secs(30);
     let token = loop {
-        let journalled = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|s| {
-                s["journal"]
-                    .as_array()?
-                    .iter()
-                    .find(|j| j["address"] == "route_table.main")
-                    .and_then(|j| j["token"].as_str().map(str::to_string))
-            });
+        let journalled = p.state_now("token").and_then(|s| {
+            s["journal"]
+                .as_array()?
+                .iter()
+                .find(|j| j["address"] == "route_table.main")
+                .and_then(|j| j["token"].as_str().map(str::to_string))
+        });
         if let (Some(t), 1) = (&journalled, proxy.count("CreateRouteTable")) {
             break t.clone();
         }

@@ -74,18 +74,14 @@ async fn sigterm_finishes_the_step_in_flight_and_starts_nothing_new() {
     let child = cmd.spawn().unwrap();
 
     // Wait until a subnet create is in flight (journalled, not yet settled).
-    let path = p.state_dir().join("interrupt.json");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let in_flight = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|s| {
-                s["journal"].as_array().is_some_and(|j| {
-                    j.iter()
-                        .any(|e| e["kind"] == "subnet" && e["op"] == "create")
-                })
-            });
+        let in_flight = p.state_now("interrupt").is_some_and(|s| {
+            s["journal"].as_array().is_some_and(|j| {
+                j.iter()
+                    .any(|e| e["kind"] == "subnet" && e["op"] == "create")
+            })
+        });
         if in_flight {
             break;
         }

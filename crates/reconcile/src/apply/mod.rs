@@ -14,7 +14,7 @@ use reconcile_aws::{Cx, Desired, Registry};
 use reconcile_core::model::{Fields, Reference, Value};
 use reconcile_core::plan::{tags_value, Action, Plan, Step};
 use reconcile_core::state::{
-    JournalEntry, JournalOp, State, StateError, StateResource, StateStore,
+    Delta, JournalEntry, JournalOp, State, StateError, StateResource, StateStore,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -88,10 +88,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn save(&self, f: impl FnOnce(&mut State)) -> Result<(), StateError> {
+    /// Records one step in state: appended to the store's journal, so its cost
+    /// does not grow with the stack.
+    fn record(&self, deltas: Vec<Delta>) -> Result<(), StateError> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut st);
-        self.store.save(&mut st)
+        self.store.record(&mut st, deltas)
     }
 
     fn lookup(&self, r: &Reference) -> Value {
@@ -430,12 +431,11 @@ pub async fn execute(
             .filter(|(_, v)| !v.is_unknown())
             .collect();
     }
-    let outputs = report.outputs.clone();
-    shared.save(|st| {
-        if st.outputs != outputs {
-            st.outputs = outputs;
-        }
-    })?;
+    // The run ends with a snapshot, which folds its journal.
+    let mut st = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+    st.apply(&Delta::Outputs(report.outputs.clone()));
+    shared.store.save(&mut st)?;
+    drop(st);
     Ok(report)
 }
 
@@ -572,7 +572,9 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
         token: token.clone(),
         started_at: chrono::Utc::now(),
     };
-    let settle = |st: &mut State| st.journal.retain(|j| j.token != token);
+    let settle = || Delta::Settle {
+        token: token.clone(),
+    };
     match op {
         Op::Create(_) => {
             let fields = match sh.resolve_checked(step) {
@@ -580,16 +582,15 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                 Err(e) => return fail(e),
             };
             let replacing = step.action == Action::Replace && step.create_before_destroy;
-            sh.save(|st| {
-                // The old copy stays tracked until it is deleted, so a crash cannot orphan it.
-                if replacing {
-                    if let Some(old) = st.resources.shift_remove(addr) {
-                        st.deposed.push(old);
-                    }
-                }
-                st.journal.push(journal(JournalOp::Create, None));
-            })
-            .map_err(state_err)?;
+            let mut begin = vec![];
+            // The old copy stays tracked until it is deleted, so a crash cannot orphan it.
+            if replacing {
+                begin.push(Delta::Depose {
+                    address: addr.to_string(),
+                });
+            }
+            begin.push(Delta::Begin(journal(JournalOp::Create, None)));
+            sh.record(begin).map_err(state_err)?;
             let want = Desired {
                 address: addr,
                 fields: &fields,
@@ -607,21 +608,18 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                         .lock()
                         .unwrap()
                         .insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
-                    sh.save(|st| {
-                        st.resources.insert(
-                            addr.to_string(),
-                            StateResource {
-                                address: addr.to_string(),
-                                kind: step.kind.clone(),
-                                id: obs.id.clone(),
-                                inputs: applied_inputs(&fields, &step.tags),
-                                attributes: obs.attributes.clone(),
-                                dependencies: step.dependencies.clone(),
-                                protect: step.protect,
-                            },
-                        );
-                        settle(st);
-                    })
+                    sh.record(vec![
+                        Delta::Put(StateResource {
+                            address: addr.to_string(),
+                            kind: step.kind.clone(),
+                            id: obs.id.clone(),
+                            inputs: applied_inputs(&fields, &step.tags),
+                            attributes: obs.attributes.clone(),
+                            dependencies: step.dependencies.clone(),
+                            protect: step.protect,
+                        }),
+                        settle(),
+                    ])
                     .map_err(state_err)?;
                     sh.emit(Event::Finished {
                         key: key.clone(),
@@ -630,7 +628,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                     Ok(())
                 }
                 Err(e) => {
-                    let _ = sh.save(settle);
+                    let _ = sh.record(vec![settle()]);
                     fail(e.into())
                 }
             }
@@ -678,10 +676,10 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                     c.field
                 )));
             }
-            sh.save(|st| {
-                st.journal
-                    .push(journal(JournalOp::Update, Some(live.id.clone())))
-            })
+            sh.record(vec![Delta::Begin(journal(
+                JournalOp::Update,
+                Some(live.id.clone()),
+            ))])
             .map_err(state_err)?;
             let want = Desired {
                 address: addr,
@@ -701,15 +699,23 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                         .lock()
                         .unwrap()
                         .insert(addr.to_string(), merged(&obs.attributes, &obs.fields));
-                    sh.save(|st| {
-                        if let Some(r) = st.resources.get_mut(addr) {
-                            r.inputs = applied_inputs(&fields, &step.tags);
-                            r.attributes = obs.attributes.clone();
-                            r.dependencies = step.dependencies.clone();
-                            r.protect = step.protect;
-                        }
-                        settle(st);
-                    })
+                    let updated = {
+                        let st = sh.state.lock().unwrap_or_else(PoisonError::into_inner);
+                        st.resources.get(addr).map(|r| StateResource {
+                            inputs: applied_inputs(&fields, &step.tags),
+                            attributes: obs.attributes.clone(),
+                            dependencies: step.dependencies.clone(),
+                            protect: step.protect,
+                            ..r.clone()
+                        })
+                    };
+                    sh.record(
+                        updated
+                            .map(Delta::Put)
+                            .into_iter()
+                            .chain([settle()])
+                            .collect(),
+                    )
                     .map_err(state_err)?;
                     sh.emit(Event::Finished {
                         key: key.clone(),
@@ -718,16 +724,16 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                     Ok(())
                 }
                 Err(e) => {
-                    let _ = sh.save(settle);
+                    let _ = sh.record(vec![settle()]);
                     fail(e.into())
                 }
             }
         }
         Op::Delete(_, id) => {
-            sh.save(|st| {
-                st.journal
-                    .push(journal(JournalOp::Delete, Some(id.clone())))
-            })
+            sh.record(vec![Delta::Begin(journal(
+                JournalOp::Delete,
+                Some(id.clone()),
+            ))])
             .map_err(state_err)?;
             let result = if step.already_gone && step.action == Action::Delete {
                 Ok(())
@@ -748,13 +754,14 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
             };
             match result {
                 Ok(()) => {
-                    sh.save(|st| {
-                        if st.resources.get(addr).is_some_and(|r| &r.id == id) {
-                            st.resources.shift_remove(addr);
-                        }
-                        st.deposed.retain(|r| &r.id != id || r.kind != step.kind);
-                        settle(st);
-                    })
+                    sh.record(vec![
+                        Delta::Gone {
+                            address: addr.to_string(),
+                            kind: step.kind.clone(),
+                            id: id.clone(),
+                        },
+                        settle(),
+                    ])
                     .map_err(state_err)?;
                     sh.emit(Event::Finished {
                         key: key.clone(),
@@ -763,7 +770,7 @@ async fn run_op(sh: &Shared, op: &Op) -> Result<(), StepError> {
                     Ok(())
                 }
                 Err(e) => {
-                    let _ = sh.save(settle);
+                    let _ = sh.record(vec![settle()]);
                     fail(e.into())
                 }
             }
