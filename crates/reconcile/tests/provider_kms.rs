@@ -178,14 +178,21 @@ async fn a_key_scheduled_for_deletion_by_hand_is_restored_not_replaced() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn secrets_and_log_groups_take_the_key_by_reference() {
+async fn secrets_log_groups_clusters_and_tables_take_the_key_by_reference() {
     let moto = Moto::start();
     let p = Project::new();
     write(
         &p,
         &format!(
             "{KEY}\n[secret.api]\nname = \"keys/api\"\nkms_key_id = \"${{kms_key.data.arn}}\"\n\n\
-             [log_group.app]\nname = \"/keys/app\"\nkms_key_id = \"${{kms_key.data.arn}}\"\n"
+             [log_group.app]\nname = \"/keys/app\"\nkms_key_id = \"${{kms_key.data.arn}}\"\n\n\
+             [db_cluster.app]\ncluster_identifier = \"keys-app\"\nengine = \"aurora-postgresql\"\n\
+             master_username = \"app\"\nmanage_master_user_password = true\n\
+             storage_encrypted = true\nkms_key_id = \"${{kms_key.data.arn}}\"\n\
+             skip_final_snapshot = true\n\n\
+             [dynamodb_table.app]\nname = \"keys-app\"\nhash_key = \"id\"\n\
+             attributes = [{{ name = \"id\", type = \"S\" }}]\n\
+             encryption = \"CUSTOMER_MANAGED\"\nkms_key_arn = \"${{kms_key.data.arn}}\"\n"
         ),
     );
     apply(&p, &moto);
@@ -216,6 +223,33 @@ async fn secrets_and_log_groups_take_the_key_by_reference() {
         .await
         .unwrap();
     assert!(g.log_groups()[0].kms_key_id().unwrap().ends_with(&id));
+    let rds = aws_sdk_rds::Client::new(&conf);
+    let c = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("keys-app")
+        .send()
+        .await
+        .unwrap();
+    let c = &c.db_clusters()[0];
+    assert_eq!(c.storage_encrypted(), Some(true));
+    assert!(
+        c.kms_key_id().unwrap().ends_with(&id),
+        "{:?}",
+        c.kms_key_id()
+    );
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let t = ddb
+        .describe_table()
+        .table_name("keys-app")
+        .send()
+        .await
+        .unwrap();
+    let sse = t.table().unwrap().sse_description().unwrap();
+    assert!(
+        sse.kms_master_key_arn().unwrap().ends_with(&id),
+        "{:?}",
+        sse.kms_master_key_arn()
+    );
 }
 
 #[test]

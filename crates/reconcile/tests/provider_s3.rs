@@ -52,8 +52,6 @@ async fn versions(s3: &aws_sdk_s3::Client, bucket: &str) -> usize {
     out.versions().len() + out.delete_markers().len()
 }
 
-/// The bucket's versioning status. moto 5.2.5 names the answer's root element
-/// `GetBucketVersioningResponse`, which the SDK refuses; its raw body still says.
 async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &str) {
     s3.put_object()
         .bucket(bucket)
@@ -421,4 +419,59 @@ fn bad_buckets_are_refused_before_any_call() {
         }
     }
     assert!(!p.state_dir().exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_logging_is_applied_and_switched_back_on_when_turned_off_by_hand() {
+    let moto = Moto::start();
+    let s3 = s3(&moto).await;
+    let p = Project::new();
+    write(
+        &p,
+        r#"# The logging target lets the logging service write into it, as S3 asks.
+[s3_bucket.logs]
+name   = "buckets-log-archive"
+policy = '{"Version":"2012-10-17","Statement":[{"Sid":"S3ServerAccessLogs","Effect":"Allow","Principal":{"Service":"logging.s3.amazonaws.com"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::buckets-log-archive/*"}]}'
+
+[s3_bucket.app]
+name                  = "buckets-app"
+logging_target_bucket = "${s3_bucket.logs.name}"
+logging_target_prefix = "app/"
+"#,
+    );
+    apply(&p, &moto);
+    plan_clean(&p, &moto);
+    let logging = |s3: aws_sdk_s3::Client| async move {
+        let out = s3
+            .get_bucket_logging()
+            .bucket("buckets-app")
+            .send()
+            .await
+            .unwrap();
+        out.logging_enabled()
+            .map(|l| (l.target_bucket().to_string(), l.target_prefix().to_string()))
+    };
+    assert_eq!(
+        logging(s3.clone()).await,
+        Some(("buckets-log-archive".into(), "app/".into()))
+    );
+
+    s3.put_bucket_logging()
+        .bucket("buckets-app")
+        .bucket_logging_status(aws_sdk_s3::types::BucketLoggingStatus::builder().build())
+        .send()
+        .await
+        .unwrap();
+    let out = plan_changes(&p, &moto);
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().next() == Some("logging_target_bucket")),
+        "{out}"
+    );
+    apply(&p, &moto);
+    plan_clean(&p, &moto);
+    assert_eq!(
+        logging(s3.clone()).await,
+        Some(("buckets-log-archive".into(), "app/".into()))
+    );
 }
