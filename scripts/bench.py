@@ -280,6 +280,22 @@ PER_KIND = {
         ),
         "4 (DescribeKey, GetKeyPolicy, GetKeyRotationStatus, ListResourceTags)",
     ),
+    "s3_bucket": (
+        lambda i: (
+            f'[s3_bucket.b{i}]\nname = "per-kind-bucket-{i}"\nversioning = "Enabled"\n'
+            'lifecycle_rules = [{ id = "expire", expiration_days = 90 }]\n'
+        ),
+        "about 15 (HeadBucket, GetBucketLocation, policy, ACL, CORS, website, versioning, "
+        "accelerate, request payment, logging, lifecycle, replication, encryption, "
+        "object lock, tagging)",
+    ),
+    "dynamodb_table": (
+        lambda i: (
+            f'[dynamodb_table.t{i}]\nname = "per-kind-table-{i}"\nhash_key = "id"\n'
+            'attributes = [{ name = "id", type = "S" }]\npoint_in_time_recovery = true\n'
+        ),
+        "4 (DescribeTable, DescribeContinuousBackups, DescribeTimeToLive, ListTagsOfResource)",
+    ),
 }
 
 
