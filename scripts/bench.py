@@ -348,7 +348,9 @@ def state_scale(binary, sizes):
     for n in sizes:
         reset_moto()
         text = '[stack]\nname = "scale"\nregion = "us-east-1"\n\n'
-        text += "".join(f'[log_group.g{i}]\nname = "/bench/scale/g{i}"\n\n' for i in range(n))
+        # Names of one length: none is a prefix of another, so a log group's
+        # read (DescribeLogGroups by name prefix) answers one group, not many.
+        text += "".join(f'[log_group.g{i}]\nname = "/bench/scale/g{i:05d}"\n\n' for i in range(n))
         work = scratch(f"scale-{n}", {"desired-state/s.toml": text})
         try:
             print(f"state scale: apply of {n} log groups ...", file=sys.stderr)

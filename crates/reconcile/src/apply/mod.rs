@@ -61,12 +61,18 @@ pub enum ApplyError {
     Cycle(String),
 }
 
+/// Operations at once unless told otherwise: wider than any seed system's
+/// widest layer, and narrow enough that thousands of independent resources do
+/// not hold thousands of requests open at once, which costs reconcile CPU for
+/// every one of them while AWS throttles long before.
+pub const DEFAULT_PARALLELISM: usize = 64;
+
 /// How an apply runs besides its plan.
 #[derive(Clone)]
 pub struct ApplyOptions {
     /// At most this many operations at once, over all services; each service's
-    /// own limit adapts below it (see `concurrency`). `None`: as many as the
-    /// graph allows.
+    /// own limit adapts below it (see `concurrency`). `None`:
+    /// [`DEFAULT_PARALLELISM`].
     pub parallelism: Option<usize>,
     /// Once cancelled, operations in flight finish and are recorded and nothing
     /// new starts. Who cancels (a signal, the daemon stopping) is the caller's business.
@@ -300,7 +306,7 @@ pub async fn execute(
     let mut blocked: HashSet<NodeIndex> = HashSet::new();
     let mut running: JoinSet<Result<(), StepError>> = JoinSet::new();
     let mut task_node: HashMap<tokio::task::Id, NodeIndex> = HashMap::new();
-    let parallelism = parallelism.unwrap_or(graph.node_count()).max(1);
+    let parallelism = parallelism.unwrap_or(DEFAULT_PARALLELISM).max(1);
     let mut limits = Limits::new(parallelism);
     // Looked up once per operation: the scheduling loop asks on every pass.
     let services: HashMap<NodeIndex, &'static str> = graph

@@ -154,7 +154,7 @@ pub struct ApplyArgs {
     pub plan: Option<PathBuf>,
     #[arg(long)]
     pub auto_approve: bool,
-    /// At most N operations at once (default: as many as the graph allows,
+    /// At most N operations at once (default: 64, as the graph allows,
     /// narrowed per AWS service while it throttles).
     #[arg(long)]
     pub parallelism: Option<usize>,
@@ -181,7 +181,7 @@ pub struct WatchArgs {
     /// One cycle, then exit: 0 no differences, 2 differences, 1 error.
     #[arg(long)]
     pub once: bool,
-    /// At most N operations at once when remediating (default: as many as the
+    /// At most N operations at once when remediating (default: 64, as the
     /// graph allows, narrowed per AWS service while it throttles).
     #[arg(long)]
     pub parallelism: Option<usize>,
