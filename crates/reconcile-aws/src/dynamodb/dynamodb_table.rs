@@ -14,9 +14,11 @@ use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::duration::check_duration;
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, str_of, Problem};
-use crate::kit::tags::{own_tags, stack_resources_of_type, tag_keys_to_remove, tags_to_set};
+use crate::kit::tags::{
+    own_tags, read_each, stack_resources_of_type, tag_keys_to_remove, tags_to_set,
+};
 use crate::kit::wait::{Backoff, Progress, Timeouts};
-use crate::kit::{each, Cx, Desired, Provider, ProviderError, StatusSink};
+use crate::kit::{by_id, each, observe_declared, Cx, Desired, Provider, ProviderError, StatusSink};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::types::{
@@ -1617,11 +1619,7 @@ impl Provider for DynamodbTable {
         let key = OnceCell::new();
         let key = &key;
         let reads = ids.iter().map(|id| read(cx, id, key)).collect();
-        Ok(each(reads)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(by_id(each(reads).await?))
     }
 
     /// Time to live is read only for tables that declare it: left out, it is
@@ -1631,22 +1629,13 @@ impl Provider for DynamodbTable {
         cx: &Cx,
         items: &mut [(&Resource, &mut Observed)],
     ) -> Result<(), ProviderError> {
-        let wanted: Vec<String> = items
-            .iter()
-            .filter(|(r, _)| r.fields.contains_key("ttl_attribute"))
-            .map(|(_, o)| o.id.clone())
-            .collect();
-        let reads = wanted
-            .iter()
-            .map(|t| async move { Ok(ttl(cx, t).await?.map(|a| (t.clone(), a))) })
-            .collect();
-        let found: HashMap<String, String> = each(reads).await?.into_iter().collect();
-        for (_, o) in items.iter_mut() {
-            if let Some(a) = found.get(&o.id) {
-                o.fields.insert("ttl_attribute".into(), Value::str(a));
-            }
-        }
-        Ok(())
+        observe_declared(
+            items,
+            "ttl_attribute",
+            |_| true,
+            |table| async move { Ok(ttl(cx, &table).await?.map(Value::str)) },
+        )
+        .await
     }
 
     async fn read_tags(
@@ -1654,11 +1643,7 @@ impl Provider for DynamodbTable {
         cx: &Cx,
         arns: &[String],
     ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
-        let reads = arns
-            .iter()
-            .map(|arn| async move { Ok(list_tags(cx, arn).await?.map(|t| (arn.clone(), t))) })
-            .collect();
-        Ok(Some(each(reads).await?.into_iter().collect()))
+        read_each(arns, |arn| async move { list_tags(cx, &arn).await }).await
     }
 
     /// One Tagging API listing of the stack's tables, then a read of each copy

@@ -179,6 +179,45 @@ pub async fn each<T>(
     Ok(found.into_iter().flatten().collect())
 }
 
+/// Observations keyed by id, as `observe` answers them.
+pub fn by_id(found: Vec<Observed>) -> HashMap<String, Observed> {
+    found.into_iter().map(|o| (o.id.clone(), o)).collect()
+}
+
+/// Reads `field` for every resource that declares it (and that `also`
+/// admits), one resource a call a few at a time, and sets it in its
+/// observation: how a setting managed only when declared is observed, so that
+/// a no-op plan pays nothing for settings it does not manage. `read` answers
+/// `None` for a resource that is gone or has no such setting.
+pub async fn observe_declared<F, Fut>(
+    items: &mut [(&reconcile_core::model::Resource, &mut Observed)],
+    field: &str,
+    also: impl Fn(&Observed) -> bool,
+    read: F,
+) -> Result<(), ProviderError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<reconcile_core::model::Value>, ProviderError>>,
+{
+    let calls = items
+        .iter()
+        .filter(|(r, o)| r.fields.contains_key(field) && also(o))
+        .map(|(_, o)| {
+            let id = o.id.clone();
+            let answer = read(id.clone());
+            async move { Ok(answer.await?.map(|v| (id, v))) }
+        })
+        .collect();
+    let found: HashMap<String, reconcile_core::model::Value> =
+        each(calls).await?.into_iter().collect();
+    for (_, o) in items.iter_mut() {
+        if let Some(v) = found.get(&o.id) {
+            o.fields.insert(field.to_string(), v.clone());
+        }
+    }
+    Ok(())
+}
+
 /// Field differences between desired and live, as the planner sees them: from
 /// the schema alone. A kind teaches the comparison through its schema's normal
 /// forms ([`reconcile_core::model::schema::Norm`]), never by a diff of its own,

@@ -212,6 +212,25 @@ async fn read_tagged(
     Ok(out)
 }
 
+/// The tags of each ARN, read one resource a call a few at a time with the
+/// kind's own `list` (`None` for a resource that is gone): a kind's
+/// [`crate::kit::Provider::read_tags`] where its API has no batch read.
+pub async fn read_each<F, Fut>(arns: &[String], list: F) -> Result<Option<TagsByArn>, ProviderError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<IndexMap<String, String>>, ProviderError>>,
+{
+    let calls = arns
+        .iter()
+        .map(|arn| {
+            let arn = arn.clone();
+            let answer = list(arn.clone());
+            async move { Ok(answer.await?.map(|t| (arn, t))) }
+        })
+        .collect();
+    Ok(Some(crate::kit::each(calls).await?.into_iter().collect()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,10 @@ use crate::kit::adopt::changes_to;
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, i32_of, str_of};
 use crate::kit::policy::policy_norm;
-use crate::kit::tags::{own_tags, stack_resources_of_type, tag_keys_to_remove, tags_to_set};
-use crate::kit::{each, Cx, Desired, Provider, ProviderError};
+use crate::kit::tags::{
+    own_tags, read_each, stack_resources_of_type, tag_keys_to_remove, tags_to_set,
+};
+use crate::kit::{by_id, each, observe_declared, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType, Tag};
 use indexmap::IndexMap;
@@ -569,39 +571,22 @@ impl Provider for KmsKey {
         ids: &[String],
     ) -> Result<HashMap<String, Observed>, ProviderError> {
         let reads = ids.iter().map(|id| read(cx, id)).collect();
-        Ok(each(reads)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(by_id(each(reads).await?))
     }
 
-    /// The policy is read only for keys that declare one: left out, it is not
-    /// compared, and a no-op plan should not pay for it.
+    /// The policy is read only for keys that declare one (and can answer:
+    /// a disabled key cannot): left out, it is not compared, and a no-op plan
+    /// should not pay for it.
     async fn observe_against_desired(
         &self,
         cx: &Cx,
         items: &mut [(&Resource, &mut Observed)],
     ) -> Result<(), ProviderError> {
-        let wanted: Vec<String> = items
-            .iter()
-            .filter(|(r, o)| {
-                r.fields.contains_key("policy")
-                    && o.fields.get("enabled") == Some(&Value::Bool(true))
-            })
-            .map(|(_, o)| o.id.clone())
-            .collect();
-        let reads = wanted
-            .iter()
-            .map(|key| async move { Ok(policy_of(cx, key).await?.map(|p| (key.clone(), p))) })
-            .collect();
-        let policies: HashMap<String, String> = each(reads).await?.into_iter().collect();
-        for (_, o) in items.iter_mut() {
-            if let Some(p) = policies.get(&o.id) {
-                o.fields.insert("policy".into(), Value::str(p));
-            }
-        }
-        Ok(())
+        let enabled = |o: &Observed| o.fields.get("enabled") == Some(&Value::Bool(true));
+        observe_declared(items, "policy", enabled, |key| async move {
+            Ok(policy_of(cx, &key).await?.map(Value::str))
+        })
+        .await
     }
 
     async fn read_tags(
@@ -609,11 +594,7 @@ impl Provider for KmsKey {
         cx: &Cx,
         arns: &[String],
     ) -> Result<Option<crate::kit::tags::TagsByArn>, ProviderError> {
-        let reads = arns
-            .iter()
-            .map(|arn| async move { Ok(list_tags(cx, arn).await?.map(|t| (arn.clone(), t))) })
-            .collect();
-        Ok(Some(each(reads).await?.into_iter().collect()))
+        read_each(arns, |arn| async move { list_tags(cx, &arn).await }).await
     }
 
     /// One Tagging API listing of the stack's keys, then a read of each copy

@@ -16,7 +16,7 @@ use crate::kit::error::at;
 use crate::kit::fields::{bool_of, changes_field, fields_of, str_of};
 use crate::kit::policy::policy_norm;
 use crate::kit::tags::{own_tags, stack_address, stack_resources_of_type};
-use crate::kit::{each, Cx, Desired, Provider, ProviderError};
+use crate::kit::{by_id, each, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
@@ -1617,11 +1617,7 @@ impl Provider for S3Bucket {
             .filter(|id| names.contains(*id))
             .map(|id| read(cx, id))
             .collect();
-        Ok(each(reads)
-            .await?
-            .into_iter()
-            .map(|o| (o.id.clone(), o))
-            .collect())
+        Ok(by_id(each(reads).await?))
     }
 
     /// The optional settings, read only for buckets that declare them: left
