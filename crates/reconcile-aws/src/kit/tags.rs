@@ -48,6 +48,32 @@ pub fn tags_to_set(
         .collect()
 }
 
+/// Brings a resource's tags from `have` to `want` with the kind's own two
+/// calls: `untag` with the keys to drop, then `tag` with the pairs to add or
+/// change, each only when it has something to do.
+pub async fn sync<U, UF, T, TF>(
+    have: &IndexMap<String, String>,
+    want: &IndexMap<String, String>,
+    untag: U,
+    tag: T,
+) -> Result<(), ProviderError>
+where
+    U: FnOnce(Vec<String>) -> UF,
+    UF: std::future::Future<Output = Result<(), ProviderError>>,
+    T: FnOnce(IndexMap<String, String>) -> TF,
+    TF: std::future::Future<Output = Result<(), ProviderError>>,
+{
+    let stale = tag_keys_to_remove(have, want);
+    if !stale.is_empty() {
+        untag(stale).await?;
+    }
+    let set = tags_to_set(have, want);
+    if !set.is_empty() {
+        tag(set).await?;
+    }
+    Ok(())
+}
+
 /// The `reconcile:address` of a resource tagged with this stack, if any.
 pub fn stack_address(cx: &Cx, tags: &IndexMap<String, String>) -> Option<String> {
     (tags.get(TAG_STACK) == Some(&cx.stack))
