@@ -15,8 +15,10 @@ throttling against its unthrottled time, and the AWS calls of its no-op plan.
 RECONCILE_BENCH_TARGETS=0 skips that table.
 
 A last table measures how state scales: applies of generated stacks of log
-groups (RECONCILE_BENCH_SCALE resources each, default "500 2000"; "0" skips),
-with reconcile's own CPU time and the bytes it wrote to disk, per resource.
+groups (RECONCILE_BENCH_SCALE resources each, default "500 2000 8000"; "0"
+skips), with reconcile's own CPU time and the bytes it wrote to disk, per
+resource, and whether both stay flat (within 30%) from the smallest to the
+largest.
 
 Environment: RECONCILE_BENCH_PORT (default 5070): where moto listens;
 CARGO_TARGET_DIR is honoured by cargo.
@@ -407,13 +409,23 @@ def main(argv):
         print("|---|---:|---:|:---:|")
         for what, measured, wanted, met in rows:
             print(f"| {what} | {measured} | {wanted} | {'yes' if met else 'NO'} |")
-    scale = [int(x) for x in os.environ.get("RECONCILE_BENCH_SCALE", "500 2000").split() if x != "0"]
+    scale = [int(x) for x in os.environ.get("RECONCILE_BENCH_SCALE", "500 2000 8000").split() if x != "0"]
     if scale:
+        rows = state_scale(binary, scale)
         print()
         print("| apply of | reconcile CPU s | CPU ms per resource | KiB written per resource | wall s |")
         print("|---:|---:|---:|---:|---:|")
-        for n, cpu, per, kib, wall in state_scale(binary, scale):
+        for n, cpu, per, kib, wall in rows:
             print(f"| {n} log groups | {cpu:.1f} | {per:.2f} | {kib:.1f} | {wall:.1f} |")
+        if len(rows) > 1:
+            first, last = rows[0], rows[-1]
+            for what, a, b in (("CPU", first[2], last[2]), ("bytes written", first[3], last[3])):
+                growth = b / a - 1
+                met = "yes" if abs(growth) <= 0.3 else "NO"
+                print(
+                    f"\n{what} per resource from {first[0]} to {last[0]}: {growth:+.0%} "
+                    f"(target: flat within 30%; met: {met})"
+                )
 
 
 if __name__ == "__main__":

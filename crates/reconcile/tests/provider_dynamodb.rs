@@ -6,16 +6,12 @@
 
 mod common;
 use aws_sdk_dynamodb::types::TableDescription;
-use common::{Moto, Project, Sentinel, REGION};
+use common::{Moto, Project, Sentinel};
 
 const HEADER: &str = "[stack]\nname = \"tables\"\nregion = \"us-east-1\"\n\n";
 
 async fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let conf = moto.sdk().await;
     aws_sdk_dynamodb::Client::new(&conf)
 }
 
@@ -276,11 +272,7 @@ encryption             = "AWS_MANAGED"
     assert_eq!(sse.status().unwrap().as_str(), "ENABLED");
     assert_eq!(sse.sse_type().unwrap().as_str(), "KMS");
     // AWS_MANAGED: the account's aws/dynamodb key, no key of the user's.
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let conf = moto.sdk().await;
     let kms = aws_sdk_kms::Client::new(&conf);
     let managed = kms
         .describe_key()

@@ -15,11 +15,7 @@ deletion_window_in_days = 7
 "#;
 
 async fn kms(moto: &Moto) -> aws_sdk_kms::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let conf = moto.sdk().await;
     aws_sdk_kms::Client::new(&conf)
 }
 
@@ -198,11 +194,7 @@ async fn secrets_log_groups_clusters_and_tables_take_the_key_by_reference() {
     apply(&p, &moto);
     plan_clean(&p, &moto);
     let id = key_id(&p);
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let conf = moto.sdk().await;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let s = sm
         .describe_secret()

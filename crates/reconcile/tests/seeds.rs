@@ -4,15 +4,7 @@
 //! that with its guards removed on purpose a seed destroys to nothing.
 
 mod common;
-use common::{s3, versioning, Moto, Project, REGION};
-
-async fn conf(moto: &Moto) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await
-}
+use common::{s3, versioning, Moto, Project};
 
 /// Applies the seed from nothing, then checks that a second plan is clean.
 fn apply_and_replan(p: &Project, moto: &Moto, name: &str) {
@@ -50,7 +42,7 @@ async fn destroy_without_guards(p: &Project, moto: &Moto, name: &str) {
     let r = p.run(Some(moto), &["destroy", &stack, "--auto-approve"]);
     assert_eq!(r.code, 0, "destroy {name}:\n{}", r.all());
 
-    let c = conf(moto).await;
+    let c = moto.sdk().await;
     let tagging = aws_sdk_resourcegroupstagging::Client::new(&c);
     let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder()
         .key("reconcile:stack")
@@ -214,7 +206,7 @@ async fn proxy_smart_network_database_and_secrets() {
     p.copy_seed("proxy-smart");
     apply_and_replan(&p, &moto, "proxy-smart");
 
-    let c = conf(&moto).await;
+    let c = moto.sdk().await;
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     let db = rds
@@ -289,7 +281,7 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
     p.copy_seed("mentalspace-ehr");
     apply_and_replan(&p, &moto, "mentalspace-ehr");
 
-    let c = conf(&moto).await;
+    let c = moto.sdk().await;
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     let out = rds
@@ -388,7 +380,7 @@ async fn carebow_postgres_16_and_its_api_secrets() {
     p.copy_seed("carebow");
     apply_and_replan(&p, &moto, "carebow");
 
-    let c = conf(&moto).await;
+    let c = moto.sdk().await;
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     let db = rds
@@ -477,7 +469,7 @@ async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
     p.copy_seed("vivale");
     apply_and_replan(&p, &moto, "vivale");
 
-    let c = conf(&moto).await;
+    let c = moto.sdk().await;
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     assert_eq!(
         secret_names(&sm).await,

@@ -17,7 +17,7 @@
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{changes_field, str_of, strs_of};
 use crate::kit::policy::{
-    canonical_policy, normalise_policy, parse_policy, policy_norm, url_decode,
+    canonical_policy, document_problem, normalise_policy, parse_policy, policy_norm, url_decode,
 };
 use crate::kit::tags::stack_address;
 use crate::kit::{adopt, Cx, Desired, Provider, ProviderError};
@@ -27,7 +27,6 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
 use reconcile_core::model::schema::{Default, Field, Norm, Schema, Ty};
-use reconcile_core::model::value::{parse_template, TemplatePart};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
 use serde_json::Value as Json;
@@ -204,11 +203,6 @@ pub fn trusted_services_of(text: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-/// A string that is exactly one `${...}` reference: only known at apply time.
-fn is_whole_reference(s: &str) -> bool {
-    matches!(parse_template(s).as_deref(), Ok([TemplatePart::Ref(_)]))
-}
-
 /// Problems with a role's fields, as (field, what, what to do).
 pub fn problems(f: &Fields) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
@@ -235,28 +229,8 @@ pub fn problems(f: &Fields) -> Vec<(String, String, String)> {
         }
     }
     let doc = |field: &str, what: String, v: &Value| -> Option<(String, String, String)> {
-        let s = v.as_str()?;
-        if is_whole_reference(s) {
-            return None;
-        }
-        match serde_json::from_str::<Json>(s) {
-            Ok(Json::Object(m)) if m.contains_key("Statement") => None,
-            Ok(_) => Some((
-                field.into(),
-                format!("{what} is not a policy document: it has no \"Statement\""),
-                "write a JSON object with \"Version\": \"2012-10-17\" and a \"Statement\" list"
-                    .into(),
-            )),
-            Err(e) => Some((
-                field.into(),
-                format!(
-                    "{what} is not valid JSON: {e} (line {} column {} of the document)",
-                    e.line(),
-                    e.column()
-                ),
-                "fix the JSON; references such as \"${secret.db.arn}\" go inside quotes".into(),
-            )),
-        }
+        let (msg, help) = document_problem(v.as_str()?, &what)?;
+        Some((field.into(), msg, help))
     };
     if let Some(v) = f.get("assume_role_policy") {
         out.extend(doc("assume_role_policy", "`assume_role_policy`".into(), v));

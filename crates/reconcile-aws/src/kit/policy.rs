@@ -9,6 +9,31 @@ use std::collections::BTreeMap;
 /// Keys whose value IAM reads as a list even when written as one string.
 const LISTY: &[&str] = &["Action", "NotAction", "Resource", "NotResource"];
 
+/// What is wrong with a policy document as the TOML writes it, if anything,
+/// as (what, what to do); `what` names the document ("the key policy"). A
+/// value that is exactly one reference is only known at apply time.
+pub fn document_problem(text: &str, what: &str) -> Option<(String, String)> {
+    use reconcile_core::model::value::{parse_template, TemplatePart};
+    if matches!(parse_template(text).as_deref(), Ok([TemplatePart::Ref(_)])) {
+        return None;
+    }
+    match serde_json::from_str::<Json>(text) {
+        Ok(Json::Object(m)) if m.contains_key("Statement") => None,
+        Ok(_) => Some((
+            format!("{what} is not a policy document: it has no \"Statement\""),
+            "write a JSON object with \"Version\": \"2012-10-17\" and a \"Statement\" list".into(),
+        )),
+        Err(e) => Some((
+            format!(
+                "{what} is not valid JSON: {e} (line {} column {} of the document)",
+                e.line(),
+                e.column()
+            ),
+            "fix the JSON; references such as \"${secret.db.arn}\" go inside quotes".into(),
+        )),
+    }
+}
+
 /// Parses a policy document as AWS or a user writes it: plain JSON, or JSON
 /// URL-encoded the way IAM answers.
 pub fn parse_policy(text: &str) -> Result<Json, serde_json::Error> {

@@ -11,7 +11,7 @@
 use crate::kit::adopt::changes_to;
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, i32_of, str_of};
-use crate::kit::policy::policy_norm;
+use crate::kit::policy::{document_problem, policy_norm};
 use crate::kit::tags::{own_tags, read_each, stack_resources_of_type, sync as sync_tags};
 use crate::kit::{by_id, each, observe_declared, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -184,15 +184,10 @@ pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
             "add `enable_key_rotation = true`, or remove the period".into(),
         ));
     }
-    if let Some(p) = str_of(f, "policy") {
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(p) {
-            out.push((
-                "policy",
-                format!("the key policy is not valid JSON: {e}"),
-                "write it as a JSON document, a TOML multi-line literal ('''...''') reads best"
-                    .into(),
-            ));
-        }
+    if let Some((msg, help)) =
+        str_of(f, "policy").and_then(|p| document_problem(p, "the key policy"))
+    {
+        out.push(("policy", msg, help));
     }
     if str_of(f, "description").is_some_and(|d| d.len() > 8192) {
         out.push((

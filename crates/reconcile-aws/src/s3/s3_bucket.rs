@@ -14,7 +14,7 @@
 use crate::kit::adopt::is_ours;
 use crate::kit::error::at;
 use crate::kit::fields::{bool_of, changes_field, fields_of, str_of};
-use crate::kit::policy::policy_norm;
+use crate::kit::policy::{document_problem, policy_norm};
 use crate::kit::tags::{own_tags, stack_address, stack_resources_of_type};
 use crate::kit::{by_id, each, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -598,15 +598,10 @@ pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
             "add `logging_target_bucket`, or remove `logging_target_prefix`".into(),
         ));
     }
-    if let Some(p) = str_of(f, "policy") {
-        if let Err(e) = serde_json::from_str::<serde_json::Value>(p) {
-            out.push((
-                "policy",
-                format!("the bucket policy is not valid JSON: {e}"),
-                "write it as a JSON document, a TOML multi-line literal ('''...''') reads best"
-                    .into(),
-            ));
-        }
+    if let Some((msg, help)) =
+        str_of(f, "policy").and_then(|p| document_problem(p, "the bucket policy"))
+    {
+        out.push(("policy", msg, help));
     }
     if let Some(rules) = f.get("lifecycle_rules").and_then(Value::as_list) {
         out.extend(

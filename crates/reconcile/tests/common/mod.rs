@@ -74,15 +74,18 @@ impl Moto {
         panic!("moto_server did not answer on port {port} within 30 s");
     }
 
-    /// An SDK client independent of reconcile's own, for checking and for
-    /// making out-of-band changes.
-    pub async fn ec2(&self) -> aws_sdk_ec2::Client {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    /// SDK configuration independent of reconcile's own, for clients that
+    /// check what exists and make out-of-band changes.
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .endpoint_url(&self.url)
             .load()
-            .await;
-        aws_sdk_ec2::Client::new(&conf)
+            .await
+    }
+
+    pub async fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.sdk().await)
     }
 }
 
@@ -332,12 +335,7 @@ pub async fn tagged_ids(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<String> {
 
 /// An independent S3 client for moto (path-style addressing).
 pub async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
-    let conf = aws_sdk_s3::config::Builder::from(&conf)
+    let conf = aws_sdk_s3::config::Builder::from(&moto.sdk().await)
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
