@@ -88,6 +88,9 @@ impl StateStore for LocalStore {
             Some(text) => parse_state(&self.location(), &text)?,
             None => State::empty(&self.stack, region),
         };
+        // Whatever this store had open may have been folded away by another
+        // store of the same stack since: the next step opens the journal anew.
+        *self.journal.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let journal = self.journal_path();
         if let Some(text) = read(&journal)? {
             state.replay(&journal.display().to_string(), &text)?;
@@ -338,6 +341,23 @@ mod tests {
         let back = LocalStore::new(dir.path(), "s").load("us-east-1").unwrap();
         assert_eq!(back.serial, st.serial);
         assert_eq!(back.resources.len(), 2);
+    }
+
+    #[test]
+    fn a_store_whose_journal_another_folded_writes_to_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LocalStore::new(dir.path(), "s");
+        let mut st = a.load("us-east-1").unwrap();
+        a.record(&mut st, vec![put("vpc.a", "vpc-1")]).unwrap();
+        a.record(&mut st, vec![put("vpc.b", "vpc-2")]).unwrap();
+        let b = LocalStore::new(dir.path(), "s");
+        let mut other = b.load("us-east-1").unwrap();
+        b.record(&mut other, vec![put("vpc.c", "vpc-3")]).unwrap();
+        b.save(&mut other).unwrap();
+        let mut st = a.load("us-east-1").unwrap();
+        a.record(&mut st, vec![put("vpc.d", "vpc-4")]).unwrap();
+        let back = LocalStore::new(dir.path(), "s").load("us-east-1").unwrap();
+        assert_eq!(back.resources.len(), 4, "{:?}", back.resources.keys());
     }
 
     #[test]
