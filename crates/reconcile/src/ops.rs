@@ -4,13 +4,13 @@
 //! what to show and which exit code to give.
 
 use crate::apply::{self, ApplyError, ApplyOptions, ApplyReport};
-use crate::state::LocalStore;
+use crate::state::{lease, LeaseGuard, LeaseOptions, Reach};
 use reconcile_aws::observe::{observe_stack, ObserveError};
 use reconcile_aws::{AwsOptions, CallCounter, Cx, ProviderError, Registry};
 use reconcile_core::graph::Graph;
 use reconcile_core::model::{self, Diagnostic, InputValues, Stack};
 use reconcile_core::plan::{self, Action, Plan, PlanError, PlanInput};
-use reconcile_core::state::{State, StateError, StateLock, StateStore};
+use reconcile_core::state::{State, StateError, StateLocation, StateStore};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +27,10 @@ pub const EXIT_CHANGES: u8 = 2;
 pub struct Env {
     pub catalog: Arc<Registry>,
     pub state_dir: PathBuf,
+    /// `--state`: where every stack's state lives this run, whatever its
+    /// `[stack] state` says.
+    pub state: Option<StateLocation>,
+    pub lease: LeaseOptions,
     pub endpoint_url: Option<String>,
     /// Overrides every stack's region.
     pub region: Option<String>,
@@ -50,20 +54,67 @@ pub fn load(env: &Env, path: &Path) -> Result<(Stack, Graph), Vec<Diagnostic>> {
     }
 }
 
-/// The state store of a stack.
-pub fn store(env: &Env, stack: &str) -> Arc<dyn StateStore> {
-    Arc::new(LocalStore::new(&env.state_dir, stack))
+/// Where a stack's state lives: `--state`, else its `[stack] state`, else
+/// the local state directory.
+pub fn state_location(env: &Env, declared: Option<&str>) -> Result<StateLocation, StateError> {
+    if let Some(l) = &env.state {
+        return Ok(l.clone());
+    }
+    match declared {
+        Some(d) => StateLocation::parse(d).map_err(StateError::Location),
+        None => Ok(StateLocation::Local(env.state_dir.clone())),
+    }
 }
 
-/// A stack's state, taken for `operation`: the lock guard and what state holds.
-pub fn open(
-    store: &dyn StateStore,
+/// The state store of a stack whose state lives where `declared` says (see
+/// [`state_location`]).
+pub fn store(
+    env: &Env,
+    stack: &str,
+    declared: Option<&str>,
+    region: &str,
+) -> Result<Arc<dyn StateStore>, StateError> {
+    let location = state_location(env, declared)?;
+    let reach = Reach {
+        endpoint_url: env.endpoint_url.clone(),
+        region: env.region.clone().unwrap_or_else(|| region.to_string()),
+    };
+    Ok(crate::state::open_store(&location, stack, &reach))
+}
+
+/// A stack's state, taken for `operation`: its lease and what state holds.
+/// Waiting out a lapsed lease happens off the async threads.
+pub async fn open(
+    store: Arc<dyn StateStore>,
+    stack: &str,
     operation: &str,
     region: &str,
-) -> Result<(Box<dyn StateLock>, State), StateError> {
-    let lock = store.lock(operation)?;
-    let state = store.load(region)?;
-    Ok((lock, state))
+    opts: &LeaseOptions,
+) -> Result<(LeaseGuard, State), StateError> {
+    let (stack, operation, region, opts) = (
+        stack.to_string(),
+        operation.to_string(),
+        region.to_string(),
+        opts.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let guard = lease::acquire(store.lease(), &stack, &operation, &opts, |why| {
+            eprintln!("{why}")
+        })?;
+        let state = store.load(&region)?;
+        Ok((guard, state))
+    })
+    .await
+    .expect("the lease task runs to its end")
+}
+
+/// A stack's state read without its lease, as plan reads it: a run in
+/// progress may be writing it, which a saved plan's serial catches.
+pub async fn read(store: Arc<dyn StateStore>, region: &str) -> Result<State, StateError> {
+    let region = region.to_string();
+    tokio::task::spawn_blocking(move || store.load(&region))
+        .await
+        .expect("the state read runs to its end")
 }
 
 /// AWS clients for a stack's region, every call counted in `calls`.

@@ -558,7 +558,7 @@ async fn a_second_apply_is_refused_while_one_runs() {
     );
     assert!(
         run.stderr
-            .contains("stack `locked` is locked by `reconcile apply`"),
+            .contains("stack `locked` is held by `reconcile apply`"),
         "{}",
         run.stderr
     );

@@ -274,6 +274,7 @@ pub mod testing {
             name: "s".into(),
             region: "us-east-1".into(),
             tags: IndexMap::new(),
+            state: None,
             source: "s.toml".into(),
             resources: resources
                 .into_iter()

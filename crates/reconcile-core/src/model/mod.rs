@@ -56,6 +56,9 @@ pub struct Stack {
     pub name: String,
     pub region: String,
     pub tags: IndexMap<String, String>,
+    /// Where the stack's state lives (`s3://bucket/prefix`), when not in the
+    /// local state directory.
+    pub state: Option<String>,
     pub source: PathBuf,
     pub resources: IndexMap<String, Resource>,
     pub outputs: IndexMap<String, Output>,
@@ -181,6 +184,7 @@ struct StackHeader {
     tags: IndexMap<String, String>,
     /// Where each of `tags` is written, in the same order.
     tag_pos: Vec<Pos>,
+    state: Option<String>,
     pos: Pos,
 }
 
@@ -403,6 +407,7 @@ impl<'c> Loader<'c> {
                 region: None,
                 tags: IndexMap::new(),
                 tag_pos: Vec::new(),
+                state: None,
                 pos: first_pos.clone(),
             }
         });
@@ -582,6 +587,7 @@ impl<'c> Loader<'c> {
                 name,
                 region,
                 tags: header.tags,
+                state: header.state,
                 source: path.to_path_buf(),
                 resources,
                 outputs,
@@ -603,6 +609,7 @@ impl<'c> Loader<'c> {
             name,
             region,
             tags: header.tags,
+            state: header.state,
             source: path.to_path_buf(),
             resources,
             outputs,
@@ -730,6 +737,7 @@ impl<'c> Loader<'c> {
             region: None,
             tags: IndexMap::new(),
             tag_pos: Vec::new(),
+            state: None,
             pos,
         };
         for (k, v) in t.iter() {
@@ -761,12 +769,27 @@ impl<'c> Loader<'c> {
                     }
                 }
                 "tags" => (h.tags, h.tag_pos) = self.tags(idx, v),
-                other => {
-                    let help = match suggest(other, ["name", "region", "tags"]) {
-                        Some(s) => {
-                            format!("did you mean `{s}`? [stack] takes name, region and tags")
+                "state" => {
+                    if let Some(s) = self.string(idx, v, "state") {
+                        match crate::state::StateLocation::parse(&s) {
+                            Ok(crate::state::StateLocation::S3 { .. }) => h.state = Some(s),
+                            Ok(crate::state::StateLocation::Local(_)) => self.err(
+                                p,
+                                format!("state \"{s}\" is not an S3 location"),
+                                "write state = \"s3://bucket/prefix\"; local state lives in --state-dir",
+                            ),
+                            Err(e) => self.err(p, e, "write state = \"s3://bucket/prefix\""),
                         }
-                        None => "[stack] takes name, region and tags".into(),
+                    }
+                }
+                other => {
+                    let help = match suggest(other, ["name", "region", "tags", "state"]) {
+                        Some(s) => {
+                            format!(
+                                "did you mean `{s}`? [stack] takes name, region, tags and state"
+                            )
+                        }
+                        None => "[stack] takes name, region, tags and state".into(),
                     };
                     self.err(
                         idx.pos(k.span().start),

@@ -100,6 +100,10 @@ pub struct Plan {
     /// `--target` addresses; empty when the plan covers the whole stack.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// Where the state the plan was made against lives, when not in the
+    /// local state directory (`s3://bucket/prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_location: Option<String>,
 }
 
 impl Plan {
@@ -528,6 +532,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             .collect(),
         observed: observed_out,
         targets: targets.to_vec(),
+        state_location: stack.state.clone(),
     })
 }
 

@@ -1,6 +1,9 @@
 //! State types: what reconcile records of a stack (resources, outputs, deposed
 //! copies, the journal of in-flight AWS mutations), the [`Delta`]s an apply
-//! records them by, and the [`StateStore`] interface its backends implement.
+//! records them by, the [`StateStore`] interface its backends implement, and
+//! the [`lease`]s that keep one writer per stack.
+
+pub mod lease;
 
 use crate::model::{Fields, Value};
 use chrono::{DateTime, Utc};
@@ -28,6 +31,10 @@ pub struct State {
     /// AWS mutations started and not yet settled.
     #[serde(default)]
     pub journal: Vec<JournalEntry>,
+    /// Set where state was moved away from: this copy is no longer written
+    /// and nothing reads it as the stack's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -102,16 +109,83 @@ pub struct JournalStep {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("stack `{stack}` is locked by {holder}; wait for it to finish, or if that process is gone, run again (the lock is released when its holder exits)")]
+    #[error("stack `{stack}` is held by {holder}; wait for it to finish. If that process is gone, a later run takes its lease over once nobody renewed it for the lease's duration (`reconcile state unlock --stack {stack}` releases it at once)")]
     Locked { stack: String, holder: String },
     #[error("cannot read state {location}: {message}")]
     Read { location: String, message: String },
-    #[error("state {location} is not valid: {message}; restore it from {location}.prev if a write was interrupted")]
+    #[error("state {location} is not valid: {message}; restore an earlier version (`reconcile state history`) if a write was interrupted")]
     Corrupt { location: String, message: String },
     #[error("state {location} has format version {found}, this reconcile reads {STATE_FORMAT_VERSION}; upgrade reconcile")]
     Version { location: String, found: u32 },
     #[error("cannot write state {location}: {message}")]
     Write { location: String, message: String },
+    /// A conditional write found state other than what this run read: another
+    /// writer took the stack (this run's lease lapsed). Nothing was overwritten.
+    #[error("state {location} changed since this run read it ({message}); another writer holds the stack now, so nothing was overwritten: look at `reconcile state history` and run again")]
+    Conflict { location: String, message: String },
+    #[error("the state of this stack moved from {location} to {to}; point the stack there (`[stack] state = \"{to}\"` or `--state {to}`)")]
+    Moved { location: String, to: String },
+    #[error("{0}")]
+    Location(String),
+}
+
+/// Where a stack's state lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateLocation {
+    /// A directory of `<stack>.json` files.
+    Local(std::path::PathBuf),
+    /// `s3://bucket/prefix`: objects `<prefix>/<stack>.json` and beside it.
+    S3 { bucket: String, prefix: String },
+}
+
+impl StateLocation {
+    /// Reads `s3://bucket[/prefix]` or a local directory.
+    pub fn parse(s: &str) -> Result<StateLocation, String> {
+        let Some(rest) = s.strip_prefix("s3://") else {
+            if s.contains("://") {
+                return Err(format!(
+                    "state location \"{s}\" is neither s3://bucket/prefix nor a directory"
+                ));
+            }
+            return Ok(StateLocation::Local(s.into()));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && !bucket.starts_with(['-', '.'])
+            && !bucket.ends_with(['-', '.']);
+        if !ok {
+            return Err(format!(
+                "state location \"{s}\": `{bucket}` is not an S3 bucket name (3 to 63 lowercase letters, digits, `-` and `.`)"
+            ));
+        }
+        Ok(StateLocation::S3 {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for StateLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateLocation::Local(dir) => write!(f, "{}", dir.display()),
+            StateLocation::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StateLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// One earlier (or the current) snapshot of a stack's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Version {
+    /// What `state show --version` takes.
+    pub id: String,
+    pub written: Option<DateTime<Utc>>,
+    pub bytes: u64,
+    pub current: bool,
 }
 
 impl State {
@@ -187,12 +261,10 @@ impl State {
     }
 }
 
-/// Held while a writer owns a stack's state; dropping it releases the stack.
-pub trait StateLock: Send + Sync {}
-
 /// Where one stack's state lives. Every backend gives the same guarantees: a
-/// save is all or nothing, `serial` grows by one per save, and a second writer
-/// is refused with the name of the one holding the stack.
+/// save is all or nothing, `serial` grows by one per step, a write never
+/// replaces state other than what this store read, and one lease per stack
+/// says who may write.
 pub trait StateStore: Send + Sync {
     /// Where the state lives, for messages (a path or a URL).
     fn location(&self) -> String;
@@ -210,12 +282,29 @@ pub trait StateStore: Send + Sync {
         }
         self.save(state)
     }
-    /// Takes the stack for `operation` or fails at once naming its holder.
-    fn lock(&self, operation: &str) -> Result<Box<dyn StateLock>, StateError>;
+    /// The stack's lease record.
+    fn lease(&self) -> std::sync::Arc<dyn lease::LeaseCell>;
+    /// The snapshots kept, newest first.
+    fn history(&self) -> Result<Vec<Version>, StateError>;
+    /// One snapshot of [`StateStore::history`], as it was written.
+    fn load_version(&self, id: &str) -> Result<State, StateError>;
 }
 
 /// Checks what a backend read: a format this build understands.
 pub fn parse_state(location: &str, text: &str) -> Result<State, StateError> {
+    let state = parse_any_state(location, text)?;
+    if let Some(to) = &state.moved_to {
+        return Err(StateError::Moved {
+            location: location.to_string(),
+            to: to.clone(),
+        });
+    }
+    Ok(state)
+}
+
+/// As [`parse_state`], also reading a copy that was moved elsewhere (for
+/// history).
+pub fn parse_any_state(location: &str, text: &str) -> Result<State, StateError> {
     let state: State = serde_json::from_str(text).map_err(|e| StateError::Corrupt {
         location: location.to_string(),
         message: e.to_string(),
@@ -246,6 +335,40 @@ mod tests {
             parse_state("s.json", &text),
             Err(StateError::Version { found, .. }) if found == STATE_FORMAT_VERSION + 1
         ));
+    }
+
+    #[test]
+    fn state_locations_are_s3_urls_or_directories() {
+        assert_eq!(
+            StateLocation::parse("s3://team-state/reconcile/prod/").unwrap(),
+            StateLocation::S3 {
+                bucket: "team-state".into(),
+                prefix: "reconcile/prod".into()
+            }
+        );
+        assert_eq!(
+            StateLocation::parse("s3://team-state").unwrap().to_string(),
+            "s3://team-state"
+        );
+        assert_eq!(
+            StateLocation::parse("state").unwrap(),
+            StateLocation::Local("state".into())
+        );
+        for bad in ["s3://Team", "s3://ab/x", "s3://-a-b", "gs://b/p"] {
+            assert!(StateLocation::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_moved_copy_is_refused_as_state_and_names_where_it_went() {
+        let mut st = State::empty("s", "us-east-1");
+        st.moved_to = Some("s3://b/p".into());
+        let text = serde_json::to_string(&st).unwrap();
+        assert!(matches!(
+            parse_state("s.json", &text),
+            Err(StateError::Moved { to, .. }) if to == "s3://b/p"
+        ));
+        assert!(parse_any_state("s.json", &text).is_ok());
     }
 
     fn res(address: &str, id: &str) -> StateResource {

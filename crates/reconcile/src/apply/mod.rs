@@ -835,6 +835,7 @@ mod tests {
             outputs: IndexMap::new(),
             observed: IndexMap::new(),
             targets: vec![],
+            state_location: None,
         }
     }
 

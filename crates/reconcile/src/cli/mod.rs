@@ -10,14 +10,14 @@ use crate::apply::events::{EventSink, Fanout, LogEvents};
 use crate::apply::ApplyOptions;
 use crate::ops::{self, Env, PlanFailure};
 use crate::signals::shutdown_signal;
-use crate::state::LocalStore;
+use crate::state::{lease, LeaseOptions};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use progress::Progress;
 use reconcile_aws::{CallCounter, Cx, Registry};
 use reconcile_core::graph::Graph;
 use reconcile_core::model::{self, Diagnostic, InputValues, Stack};
 use reconcile_core::plan::{self, Plan};
-use reconcile_core::state::{State, StateResource, StateStore};
+use reconcile_core::state::{State, StateLocation, StateResource, StateStore};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,9 +41,18 @@ pub struct Cli {
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
-    /// Directory holding state files and locks.
+    /// Directory holding state files and leases, for stacks whose state is local.
     #[arg(long, global = true, default_value = "state")]
     pub state_dir: PathBuf,
+    /// Where every stack's state lives this run (s3://bucket/prefix), whatever
+    /// its `[stack] state` says.
+    #[arg(long, global = true, value_parser = parse_state_location)]
+    pub state: Option<StateLocation>,
+    /// How long this run's lease on a stack lasts unrenewed, in seconds: a
+    /// lease nobody renews for that long is taken over by the next run.
+    #[arg(long, global = true, env = "RECONCILE_LEASE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_seconds: u64,
     /// AWS endpoint (an emulator, say).
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
@@ -64,6 +73,10 @@ pub struct Global {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+fn parse_state_location(s: &str) -> Result<StateLocation, String> {
+    StateLocation::parse(s)
 }
 
 fn parse_input(s: &str) -> Result<(String, String), String> {
@@ -212,10 +225,27 @@ fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
 pub enum StateCommand {
     /// Addresses and AWS ids tracked.
     List,
-    /// One resource's state entry.
-    Show { address: String },
+    /// One resource's state entry, or with no address the whole state.
+    Show {
+        address: Option<String>,
+        /// Read this earlier version (from `state history`).
+        #[arg(long)]
+        version: Option<String>,
+    },
     /// Forget a resource without deleting it in AWS.
     Rm { address: String },
+    /// The versions of the stack's state kept (S3: the bucket's versions).
+    History,
+    /// Release the stack's lease whoever holds it, and say who did. For a
+    /// holder that is gone when waiting out its lease is not an option.
+    Unlock,
+    /// Move the stack's state to another backend, under both leases; the
+    /// old copy is marked as moved and refuses further runs.
+    Migrate {
+        /// Where to: s3://bucket/prefix or a directory.
+        #[arg(long, value_parser = parse_state_location)]
+        to: StateLocation,
+    },
 }
 
 /// A failure already explained to the user on stderr.
@@ -266,6 +296,11 @@ pub fn env(g: &Global) -> Env {
     Env {
         catalog: Arc::new(Registry::default()),
         state_dir: g.state_dir.clone(),
+        state: g.state.clone(),
+        lease: LeaseOptions {
+            duration: std::time::Duration::from_secs(g.lease_seconds),
+            wait: true,
+        },
         endpoint_url: g.endpoint_url.clone(),
         region: g.region.clone(),
         inputs: InputValues::from_env(g.inputs.iter().cloned().collect()),
@@ -335,7 +370,7 @@ pub async fn run(cli: Cli) -> u8 {
             };
             return crate::daemon::run(env, g.log_format == LogFormat::Json, opts).await;
         }
-        Command::State { command, stack } => state_cmd(&g, stack, command),
+        Command::State { command, stack } => state_cmd(&env, stack, command).await,
         Command::Import {
             address,
             aws_id,
@@ -448,11 +483,17 @@ async fn make_plan(
 
 async fn plan_cmd(env: &Env, path: &Path, args: &PlanArgs) -> Outcome {
     let (stack, graph) = load(env, path)?;
-    let store = ops::store(env, &stack.name);
-    let (_lock, state) = ops::open(&*store, "plan", &stack.region).map_err(report)?;
+    let store =
+        ops::store(env, &stack.name, stack.state.as_deref(), &stack.region).map_err(report)?;
+    // A plan takes no lease: it changes nothing, and a saved plan is refused
+    // once state moved on.
+    let state = ops::read(store, &stack.region).await.map_err(report)?;
     let calls = CallCounter::default();
     let cx = ops::connect(env, &stack.region, &stack.name, &calls).await;
-    let p = make_plan(&cx, env, &stack, &graph, &state, false, &args.targets).await?;
+    let mut p = make_plan(&cx, env, &stack, &graph, &state, false, &args.targets).await?;
+    if let Some(l) = &env.state {
+        p.plan.state_location = Some(l.to_string());
+    }
     if let Some(out) = &args.out {
         let body = serde_json::to_vec_pretty(&p.plan).expect("plan serialises");
         std::fs::write(out, body)
@@ -525,9 +566,12 @@ fn confirm(auto_approve: bool, what: &str) -> Result<(), Reported> {
 
 async fn apply_cmd(env: &Env, path: &Path, args: &ApplyArgs, destroy: bool) -> Outcome {
     let (stack, graph) = load(env, path)?;
-    let store = ops::store(env, &stack.name);
+    let store =
+        ops::store(env, &stack.name, stack.state.as_deref(), &stack.region).map_err(report)?;
     let op = if destroy { "destroy" } else { "apply" };
-    let (_lock, state) = ops::open(&*store, op, &stack.region).map_err(report)?;
+    let (lease, state) = ops::open(store.clone(), &stack.name, op, &stack.region, &env.lease)
+        .await
+        .map_err(report)?;
     let calls = CallCounter::default();
     let cx = ops::connect(env, &stack.region, &stack.name, &calls).await;
     let p = make_plan(&cx, env, &stack, &graph, &state, destroy, &args.targets).await?;
@@ -545,7 +589,7 @@ async fn apply_cmd(env: &Env, path: &Path, args: &ApplyArgs, destroy: bool) -> O
             },
         )?;
     }
-    execute(cx, env, store, p.plan, state, args, &calls).await
+    execute(cx, env, store, p.plan, state, args, &calls, &lease).await
 }
 
 async fn apply_saved(env: &Env, file: &Path, args: &ApplyArgs) -> Outcome {
@@ -561,8 +605,22 @@ async fn apply_saved(env: &Env, file: &Path, args: &ApplyArgs) -> Outcome {
             plan::PLAN_FORMAT_VERSION
         )));
     }
-    let store = ops::store(env, &plan.stack);
-    let (_lock, state) = ops::open(&*store, "apply", &plan.region).map_err(report)?;
+    let store = ops::store(
+        env,
+        &plan.stack,
+        plan.state_location.as_deref(),
+        &plan.region,
+    )
+    .map_err(report)?;
+    let (lease, state) = ops::open(
+        store.clone(),
+        &plan.stack,
+        "apply",
+        &plan.region,
+        &env.lease,
+    )
+    .await
+    .map_err(report)?;
     if state.lineage != plan.state_lineage || state.serial != plan.state_serial {
         return Err(report(format!(
             "the state of stack `{}` changed since this plan was made (serial {} then, {} now); run `reconcile plan` again. Nothing was changed",
@@ -573,9 +631,10 @@ async fn apply_saved(env: &Env, file: &Path, args: &ApplyArgs) -> Outcome {
     let calls = CallCounter::default();
     let cx = ops::connect(env, &region, &plan.stack, &calls).await;
     print!("{}", render::plan_text(&plan, plan.observed.len(), 0.0, 0));
-    execute(cx, env, store, plan, state, args, &calls).await
+    execute(cx, env, store, plan, state, args, &calls, &lease).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     cx: Cx,
     env: &Env,
@@ -584,6 +643,7 @@ async fn execute(
     state: State,
     args: &ApplyArgs,
     calls: &CallCounter,
+    lease: &lease::LeaseGuard,
 ) -> Outcome {
     let started = Instant::now();
     let had_changes = plan.has_changes();
@@ -593,6 +653,7 @@ async fn execute(
     }
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(cancel.clone()));
+    let lost = tokio::spawn(cancel_on_lost_lease(lease.lost_signal(), cancel.clone()));
     let events: Arc<dyn EventSink> =
         Arc::new(Fanout(vec![Arc::new(Progress::new()), Arc::new(LogEvents)]));
     let options = ApplyOptions {
@@ -602,6 +663,7 @@ async fn execute(
     };
     let rep = ops::apply(cx, env.catalog.clone(), store, plan, state, options).await;
     signals.abort();
+    lost.abort();
     let rep = rep.map_err(report)?;
     if had_changes {
         println!(
@@ -637,7 +699,13 @@ async fn execute(
             render::calls_table(&calls.snapshot(), &calls.throttled_all())
         );
     }
-    if rep.interrupted {
+    if rep.interrupted && lease.lost() {
+        eprintln!(
+            "error: this run lost its lease on the stack (another run may hold it now), so it started nothing new; {} operation(s) not started: {}. State records everything that was done.",
+            rep.not_started.len(),
+            rep.not_started.join(", ")
+        );
+    } else if rep.interrupted {
         eprintln!(
             "error: interrupted; {} operation(s) not started: {}. State records everything that was done; run apply again to finish.",
             rep.not_started.len(),
@@ -663,6 +731,15 @@ async fn execute(
     Err(Reported)
 }
 
+/// Cancels `token` once the run's lease is lost: whoever holds the stack
+/// now must not meet new mutations from this run.
+async fn cancel_on_lost_lease(lost: lease::LostSignal, token: CancellationToken) {
+    while !lost.lost() {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    token.cancel();
+}
+
 /// Cancels `token` at the first SIGINT or SIGTERM: operations in flight finish
 /// and are recorded, nothing new starts. A second signal exits at once; the
 /// journal in state covers what was in flight.
@@ -673,36 +750,73 @@ async fn cancel_on_signal(token: CancellationToken) {
     std::process::exit(130);
 }
 
-fn state_store_for(g: &Global, stack: Option<String>) -> Result<LocalStore, Reported> {
-    if let Some(s) = stack {
-        return Ok(LocalStore::new(&g.state_dir, &s));
-    }
-    let mut names: Vec<String> = std::fs::read_dir(&g.state_dir)
-        .map_err(|e| report(format!("cannot read {}: {e}", g.state_dir.display())))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .map(str::to_string)
-        })
+/// The stack a state command is about: its name, region and where its state
+/// lives. `--stack` names it; otherwise the one stack under
+/// ./desired-state/, or the one stack with local state.
+fn state_target(
+    env: &Env,
+    stack: Option<String>,
+) -> Result<(String, String, Option<String>), Reported> {
+    let declared: Vec<Stack> = model::discover(Path::new("desired-state"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| ops::load(env, p).ok().map(|(s, _)| s))
         .collect();
-    names.sort();
-    match names.as_slice() {
-        [one] => Ok(LocalStore::new(&g.state_dir, one)),
-        [] => Err(report(format!("no state in {}", g.state_dir.display()))),
-        many => Err(report(format!(
-            "several stacks have state ({}): pass --stack NAME",
-            many.join(", ")
-        ))),
-    }
+    let region = |s: Option<&Stack>| {
+        env.region
+            .clone()
+            .or(s.map(|s| s.region.clone()))
+            .unwrap_or_else(|| "us-east-1".into())
+    };
+    let name = match stack {
+        Some(s) => s,
+        None if declared.len() == 1 => declared[0].name.clone(),
+        None => {
+            let mut names: Vec<String> = std::fs::read_dir(&env.state_dir)
+                .map_err(|e| {
+                    report(format!(
+                        "cannot read {}: {e}; pass --stack NAME",
+                        env.state_dir.display()
+                    ))
+                })?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".json"))
+                        .map(str::to_string)
+                })
+                .collect();
+            names.sort();
+            match names.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(report(format!(
+                        "no state in {}; pass --stack NAME",
+                        env.state_dir.display()
+                    )))
+                }
+                many => {
+                    return Err(report(format!(
+                        "several stacks have state ({}): pass --stack NAME",
+                        many.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    let found = declared.iter().find(|s| s.name == name);
+    Ok((name, region(found), found.and_then(|s| s.state.clone())))
 }
 
-fn state_cmd(g: &Global, stack: Option<String>, cmd: StateCommand) -> Outcome {
-    let store = state_store_for(g, stack)?;
+async fn state_cmd(env: &Env, stack: Option<String>, cmd: StateCommand) -> Outcome {
+    let (name, region, declared) = state_target(env, stack)?;
+    let store = ops::store(env, &name, declared.as_deref(), &region).map_err(report)?;
+    let not_found =
+        |address: &str| report(format!("`{address}` is not in the state of stack `{name}`"));
     match cmd {
         StateCommand::List => {
-            let st = store.load("").map_err(report)?;
+            let st = ops::read(store, &region).await.map_err(report)?;
             for r in st.resources.values() {
                 println!("{:<40} {}", r.address, r.id);
             }
@@ -713,32 +827,105 @@ fn state_cmd(g: &Global, stack: Option<String>, cmd: StateCommand) -> Outcome {
                 );
             }
         }
-        StateCommand::Show { address } => {
-            let st = store.load("").map_err(report)?;
-            let r = st.resources.get(&address).ok_or_else(|| {
-                report(format!(
-                    "`{address}` is not in the state of stack `{}`",
-                    store.stack
-                ))
-            })?;
+        StateCommand::Show { address, version } => {
+            let st = match version {
+                Some(v) => store.load_version(&v).map_err(report)?,
+                None => ops::read(store, &region).await.map_err(report)?,
+            };
+            let doc = match &address {
+                Some(a) => serde_json::to_value(st.resources.get(a).ok_or_else(|| not_found(a))?),
+                None => serde_json::to_value(&st),
+            }
+            .expect("state serialises");
             println!(
                 "{}",
-                serde_json::to_string_pretty(r).expect("state serialises")
+                serde_json::to_string_pretty(&doc).expect("state serialises")
             );
         }
         StateCommand::Rm { address } => {
-            let _lock = store.lock("state rm").map_err(report)?;
-            let mut st = store.load("").map_err(report)?;
-            let r = st.resources.shift_remove(&address).ok_or_else(|| {
-                report(format!(
-                    "`{address}` is not in the state of stack `{}`",
-                    store.stack
-                ))
-            })?;
+            let (_lease, mut st) = ops::open(store.clone(), &name, "state rm", &region, &env.lease)
+                .await
+                .map_err(report)?;
+            let r = st
+                .resources
+                .shift_remove(&address)
+                .ok_or_else(|| not_found(&address))?;
             store.save(&mut st).map_err(report)?;
             println!(
                 "Removed {address} ({}) from state; it still exists in AWS.",
                 r.id
+            );
+        }
+        StateCommand::History => {
+            let versions = store.history().map_err(report)?;
+            if versions.is_empty() {
+                println!(
+                    "No state is kept for stack `{name}` at {}.",
+                    store.location()
+                );
+            }
+            println!("{:<40} {:<22} {:>9}", "VERSION", "WRITTEN (UTC)", "BYTES");
+            for v in versions {
+                println!(
+                    "{:<40} {:<22} {:>9}{}",
+                    v.id,
+                    v.written
+                        .map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string()),
+                    v.bytes,
+                    if v.current { "  (current)" } else { "" }
+                );
+            }
+        }
+        StateCommand::Unlock => match lease::break_lease(&*store.lease()).map_err(report)? {
+            Some(holder) => println!("Released the lease of stack `{name}`, held by {holder}."),
+            None => println!("Stack `{name}` has no lease; nothing to release."),
+        },
+        StateCommand::Migrate { to } => {
+            let from = ops::state_location(env, declared.as_deref()).map_err(report)?;
+            if from == to {
+                return Err(report(format!(
+                    "the state of stack `{name}` is at {to} already"
+                )));
+            }
+            let target = crate::state::open_store(
+                &to,
+                &name,
+                &crate::state::Reach {
+                    endpoint_url: env.endpoint_url.clone(),
+                    region: region.clone(),
+                },
+            );
+            let (_from_lease, mut st) =
+                ops::open(store.clone(), &name, "state migrate", &region, &env.lease)
+                    .await
+                    .map_err(report)?;
+            let (_to_lease, there) =
+                ops::open(target.clone(), &name, "state migrate", &region, &env.lease)
+                    .await
+                    .map_err(report)?;
+            if st.lineage.is_none() {
+                return Err(report(format!(
+                    "stack `{name}` has no state at {from}; nothing to move"
+                )));
+            }
+            if there.lineage.is_some() {
+                return Err(report(format!(
+                    "{} holds state of stack `{name}` already (serial {}); nothing was moved",
+                    target.location(),
+                    there.serial
+                )));
+            }
+            let mut copy = st.clone();
+            target.save(&mut copy).map_err(report)?;
+            st.moved_to = Some(to.to_string());
+            store.save(&mut st).map_err(report)?;
+            println!(
+                "Moved the state of stack `{name}` ({} resources, serial {}) from {from} to {to}.",
+                copy.resources.len(),
+                copy.serial
+            );
+            println!(
+                "Point the stack there: `state = \"{to}\"` in its [stack] table (or --state {to}); runs against {from} are refused from now on."
             );
         }
     }
@@ -759,8 +946,17 @@ async fn import(env: &Env, path: Option<PathBuf>, address: &str, aws_id: &str) -
             path.display()
         )));
     };
-    let store = ops::store(env, &stack.name);
-    let (_lock, mut st) = ops::open(&*store, "import", &stack.region).map_err(report)?;
+    let store =
+        ops::store(env, &stack.name, stack.state.as_deref(), &stack.region).map_err(report)?;
+    let (_lease, mut st) = ops::open(
+        store.clone(),
+        &stack.name,
+        "import",
+        &stack.region,
+        &env.lease,
+    )
+    .await
+    .map_err(report)?;
     if let Some(existing) = st.resources.get(address) {
         return Err(report(format!(
             "`{address}` already tracks {}; `reconcile state rm {address}` first",

@@ -27,6 +27,16 @@ pub struct CallLabel {
     pub operation: String,
 }
 
+/// A stack's lease holder as this replica last saw it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabel {
+    pub stack: String,
+    /// `host:pid` of the holding watch replica, or what else holds it.
+    pub holder: String,
+    /// `host:pid` of the replica exporting this.
+    pub replica: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
     pub stack: String,
@@ -44,6 +54,8 @@ pub struct Metrics {
     pub duration: Histogram,
     pub aws_calls: Family<CallLabel, Counter>,
     pub remediations: Family<ActionLabel, Counter>,
+    /// 1 for the holder each stack's lease has now, as last seen.
+    pub lease_holder: Family<LeaseLabel, Gauge>,
     /// The call counts already added to `aws_calls`: the counter keeps totals,
     /// the exporter adds what is new since the last cycle.
     seen_calls: Mutex<BTreeMap<(String, String), u64>>,
@@ -70,6 +82,12 @@ impl Metrics {
         let duration = Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]);
         let aws_calls = Family::<CallLabel, Counter>::default();
         let remediations = Family::<ActionLabel, Counter>::default();
+        let lease_holder = Family::<LeaseLabel, Gauge>::default();
+        registry.register(
+            "stack_lease_holder",
+            "1 for the process holding each stack's lease (the replica that remediates it), as this replica last saw it",
+            lease_holder.clone(),
+        );
         registry.register(
             "drifted_resources",
             "Resources whose live configuration differs from the desired state, by stack",
@@ -116,6 +134,7 @@ impl Metrics {
             duration,
             aws_calls,
             remediations,
+            lease_holder,
             seen_calls: Mutex::new(BTreeMap::new()),
             ready: Mutex::new(Readiness {
                 last_ok: None,

@@ -8,12 +8,14 @@ use crate::apply::events::{Discard, ErrorClass};
 use crate::apply::ApplyOptions;
 use crate::ops::{self, Env, PlanFailure, Unmanaged, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::signals::shutdown_signal;
-use metrics::{ActionLabel, Metrics, StackLabel};
+use crate::state::lease::{self, LeaseGuard, LeaseOptions, Take};
+use metrics::{ActionLabel, LeaseLabel, Metrics, StackLabel};
 use reconcile_aws::{CallCounter, Cx, ProviderError};
 use reconcile_core::graph::Graph;
 use reconcile_core::model::{self, Stack};
 use reconcile_core::plan::{Action, Step};
-use reconcile_core::state::StateError;
+use reconcile_core::state::lease::{Holder, Watcher};
+use reconcile_core::state::StateStore;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::io::Write;
@@ -79,7 +81,24 @@ pub async fn run(env: Env, json: bool, args: WatchArgs) -> u8 {
         }),
     );
 
+    // A replica's leases last at most one interval, so that another takes
+    // its stacks over within two intervals of its death.
+    let lease_opts = LeaseOptions {
+        duration: env
+            .lease
+            .duration
+            .min(args.interval)
+            .max(Duration::from_secs(1)),
+        wait: false,
+    };
+    let me = lease::me("watch", lease_opts.duration);
     let mut daemon = Daemon {
+        replica: lease::short(&me),
+        lease_opts,
+        leases: HashMap::new(),
+        lease_watchers: HashMap::new(),
+        holders: HashMap::new(),
+        took_free: false,
         env,
         remediate: args.remediate,
         parallelism: args.parallelism,
@@ -190,6 +209,18 @@ struct CycleOutcome {
 }
 
 struct Daemon {
+    /// This process, as metrics name it.
+    replica: String,
+    lease_opts: LeaseOptions,
+    /// The stacks this replica holds (and so remediates), by name.
+    leases: HashMap<String, LeaseGuard>,
+    /// What this replica has seen of the other stacks' leases.
+    lease_watchers: HashMap<String, Watcher>,
+    /// Each stack's holder as last exported.
+    holders: HashMap<String, String>,
+    /// A free stack was taken this cycle: take no other, so that replicas
+    /// started together share the stacks out.
+    took_free: bool,
     env: Env,
     remediate: bool,
     parallelism: Option<usize>,
@@ -229,6 +260,18 @@ impl Daemon {
             }
         };
         out.stacks = paths.len();
+        self.took_free = false;
+        // Each replica goes through the stacks in its own order, so that
+        // replicas started together take different ones first.
+        let mut paths = paths;
+        let n = paths.len().max(1);
+        let turn = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.replica.hash(&mut h);
+            h.finish() % n as u64
+        };
+        paths.rotate_left(turn as usize);
         for p in paths {
             if *stop.borrow() {
                 out.interrupted = true;
@@ -287,17 +330,14 @@ impl Daemon {
             return out;
         };
         let name = stack.name.clone();
-        let store = ops::store(&self.env, &name);
-        let (_lock, state) = match ops::open(&*store, "watch", &stack.region) {
-            Ok(x) => x,
-            Err(StateError::Locked { holder, .. }) => {
-                // An apply in progress is not a failure: look again next cycle.
-                self.events.emit(
-                    "skipped",
-                    json!({"stack": name, "message": format!("locked by {holder}; looking again next cycle")}),
-                );
-                return out;
-            }
+        let store = match ops::store(&self.env, &name, stack.state.as_deref(), &stack.region) {
+            Ok(s) => s,
+            Err(e) => return self.failed(&name, e.to_string()),
+        };
+        // Every replica observes; only the stack's lease holder remediates.
+        let holds = self.remediate && self.hold(&name, &store).await;
+        let state = match ops::read(store.clone(), &stack.region).await {
+            Ok(s) => s,
             Err(e) => return self.failed(&name, e.to_string()),
         };
         let cx = self.client(&stack).await;
@@ -381,6 +421,14 @@ impl Daemon {
         if !self.remediate || !plan.has_changes() {
             return out;
         }
+        if !holds {
+            let holder = self.holders.get(&name).cloned().unwrap_or_default();
+            self.events.emit(
+                "skipped",
+                json!({"stack": name, "message": format!("not remediating: the stack's lease is held by {holder}, which does")}),
+            );
+            return out;
+        }
         if *stop.borrow() {
             out.interrupted = true;
             return out;
@@ -439,6 +487,90 @@ impl Daemon {
             Err(e) => return self.failed(&name, format!("remediating: {e}")),
         }
         out
+    }
+
+    /// Whether this replica holds the stack's lease, taking it if it lapsed,
+    /// or if it is free and no other free one was taken this cycle.
+    async fn hold(&mut self, name: &str, store: &Arc<dyn StateStore>) -> bool {
+        if let Some(g) = self.leases.get(name) {
+            if !g.lost() {
+                self.show_holder(name, self.replica.clone());
+                return true;
+            }
+            self.leases.remove(name);
+            self.events.emit(
+                "lease_lost",
+                json!({"stack": name, "message": "this replica could not renew the stack's lease in time; another may hold it now"}),
+            );
+        }
+        let cell = store.lease();
+        let mut watcher = self.lease_watchers.remove(name).unwrap_or_default();
+        let (opts, take_free) = (self.lease_opts.clone(), !self.took_free);
+        let (watcher, looked) = tokio::task::spawn_blocking(move || {
+            let r = lease::try_take(&cell, &mut watcher, "watch", &opts, take_free);
+            (watcher, r)
+        })
+        .await
+        .expect("the lease look runs to its end");
+        self.lease_watchers.insert(name.to_string(), watcher);
+        match looked {
+            Ok(Take::Got(g)) => {
+                self.took_free |= g.took_over().is_none();
+                self.events.emit(
+                    "lease_taken",
+                    json!({
+                        "stack": name,
+                        "replica": self.replica,
+                        "took_over_from": g.took_over().map(|h| h.to_string()),
+                    }),
+                );
+                self.leases.insert(name.to_string(), g);
+                self.show_holder(name, self.replica.clone());
+                true
+            }
+            Ok(Take::Free) => {
+                self.show_holder(name, String::new());
+                false
+            }
+            Ok(Take::Busy { holder, .. }) => {
+                self.show_holder(
+                    name,
+                    holder
+                        .as_ref()
+                        .map_or_else(|| Holder::describe(None), lease::short),
+                );
+                false
+            }
+            Err(e) => {
+                self.events.emit(
+                    "error",
+                    json!({"stack": name, "message": format!("reading the stack's lease: {e}")}),
+                );
+                false
+            }
+        }
+    }
+
+    /// Exports `holder` (empty: nobody) as the stack's lease holder.
+    fn show_holder(&mut self, stack: &str, holder: String) {
+        let label = |h: String| LeaseLabel {
+            stack: stack.to_string(),
+            holder: h,
+            replica: self.replica.clone(),
+        };
+        if let Some(before) = self.holders.get(stack) {
+            if *before == holder {
+                return;
+            }
+            self.metrics.lease_holder.remove(&label(before.clone()));
+        }
+        if !holder.is_empty() {
+            self.metrics
+                .lease_holder
+                .get_or_create(&label(holder.clone()))
+                .set(1);
+        }
+        self.holders.insert(stack.to_string(), holder);
     }
 
     /// The stack's plan, plus everything tagged with the stack that state does

@@ -165,6 +165,8 @@ impl Project {
             .env("AWS_REGION", REGION)
             .env_remove("AWS_PROFILE")
             .env("NO_COLOR", "1")
+            // A killed run's lease is waited out before the next run goes on.
+            .env("RECONCILE_LEASE_SECONDS", "2")
             .stdin(Stdio::null());
         match moto {
             Some(m) => c.env("AWS_ENDPOINT_URL", &m.url),

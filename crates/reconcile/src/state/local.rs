@@ -1,20 +1,38 @@
 //! The local state backend: a snapshot `<state-dir>/<stack>.json` written
 //! atomically with the previous version kept beside it, a journal
-//! `<stack>.journal` of the steps recorded since, and an advisory per-stack
-//! lock file that names its holder.
+//! `<stack>.journal` of the steps recorded since, and the stack's lease
+//! `<stack>.lease`.
 
 use chrono::Utc;
+use reconcile_core::state::lease::{LeaseCell, Seen};
 use reconcile_core::state::{
-    parse_state, Delta, JournalStep, State, StateError, StateLock, StateStore,
+    parse_any_state, parse_state, Delta, JournalStep, State, StateError, StateStore, Version,
 };
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Journal steps between two folds, at the least; more for bigger stacks, so
 /// that folding (a write of the whole state) costs a constant share per step.
 const FOLD_AFTER: usize = 256;
+
+/// Crash tests stop the process in the middle of a state write:
+/// `RECONCILE_CRASH_AT=append:N` aborts halfway through writing the Nth
+/// journal line of the run, `fold:N` between the Nth snapshot and the
+/// removal of the journal it folds. Unset, this costs one lookup per write.
+fn crash_at(point: &str) -> bool {
+    static PLAN: std::sync::OnceLock<Option<(String, usize)>> = std::sync::OnceLock::new();
+    static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some((at, n)) = PLAN.get_or_init(|| {
+        let v = std::env::var("RECONCILE_CRASH_AT").ok()?;
+        let (at, n) = v.split_once(':')?;
+        Some((at.to_string(), n.parse().ok()?))
+    }) else {
+        return false;
+    };
+    at == point && SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == *n
+}
 
 /// File backend for one stack's state.
 #[derive(Clone, Debug)]
@@ -23,6 +41,27 @@ pub struct LocalStore {
     pub stack: String,
     /// The journal open for appending, and its steps since the last fold.
     journal: Arc<Mutex<Option<(File, usize)>>>,
+    /// What this store last read or wrote, once it has loaded.
+    base: Arc<Mutex<Option<Base>>>,
+}
+
+/// The files a store's next write must find unchanged: otherwise another
+/// writer wrote since, and this store's state is stale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Base {
+    /// The snapshot file (device and inode), if there was one.
+    snapshot: Option<(u64, u64)>,
+    /// Bytes of complete journal lines.
+    journal_len: u64,
+}
+
+fn identity(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 impl LocalStore {
@@ -31,6 +70,7 @@ impl LocalStore {
             dir: dir.to_path_buf(),
             stack: stack.to_string(),
             journal: Arc::default(),
+            base: Arc::default(),
         }
     }
 
@@ -84,6 +124,10 @@ impl StateStore for LocalStore {
                 message: e.to_string(),
             }),
         };
+        let snapshot = identity(&self.path()).map_err(|e| StateError::Read {
+            location: self.location(),
+            message: e.to_string(),
+        })?;
         let mut state = match read(&self.path())? {
             Some(text) => parse_state(&self.location(), &text)?,
             None => State::empty(&self.stack, region),
@@ -92,9 +136,15 @@ impl StateStore for LocalStore {
         // store of the same stack since: the next step opens the journal anew.
         *self.journal.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let journal = self.journal_path();
+        let mut journal_len = 0;
         if let Some(text) = read(&journal)? {
             state.replay(&journal.display().to_string(), &text)?;
+            journal_len = text.rfind('\n').map_or(0, |i| i as u64 + 1);
         }
+        *self.base.lock().unwrap_or_else(PoisonError::into_inner) = Some(Base {
+            snapshot,
+            journal_len,
+        });
         Ok(state)
     }
 
@@ -120,14 +170,39 @@ impl StateStore for LocalStore {
             *journal = Some((self.open_journal().map_err(werr)?, 0));
         }
         let (file, n) = journal.as_mut().expect("opened above");
+        let mut base = self.base.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = base.as_mut() {
+            use std::os::unix::fs::MetadataExt;
+            let open = file.metadata().map_err(werr)?;
+            let linked = identity(&path).map_err(werr)?;
+            let snapshot = identity(&self.path()).map_err(werr)?;
+            if snapshot != b.snapshot
+                || linked != Some((open.dev(), open.ino()))
+                || open.len() != b.journal_len
+            {
+                return Err(StateError::Conflict {
+                    location: path.display().to_string(),
+                    message: "another writer wrote this stack's state since this run read it"
+                        .into(),
+                });
+            }
+        }
         let step = JournalStep {
             serial: state.serial + 1,
             deltas,
         };
         let mut line = serde_json::to_vec(&step).expect("journal step serialises");
         line.push(b'\n');
+        if crash_at("append") {
+            let _ = file.write_all(&line[..line.len() / 2]);
+            let _ = file.sync_data();
+            std::process::abort();
+        }
         file.write_all(&line).map_err(werr)?;
         file.sync_data().map_err(werr)?;
+        if let Some(b) = base.as_mut() {
+            b.journal_len += line.len() as u64;
+        }
         state.serial = step.serial;
         *n += 1;
         Ok(())
@@ -143,6 +218,15 @@ impl StateStore for LocalStore {
             message: e.to_string(),
         };
         std::fs::create_dir_all(&self.dir).map_err(werr)?;
+        let mut base = self.base.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(b) = base.as_ref() {
+            if identity(&path).map_err(werr)? != b.snapshot {
+                return Err(StateError::Conflict {
+                    location: path.display().to_string(),
+                    message: "another writer replaced the snapshot since this run read it".into(),
+                });
+            }
+        }
         if state.lineage.is_none() {
             state.lineage = Some(uuid::Uuid::new_v4().to_string());
         }
@@ -168,70 +252,162 @@ impl StateStore for LocalStore {
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
+        if crash_at("fold") {
+            std::process::abort();
+        }
         let mut journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
         *journal = None;
         match std::fs::remove_file(self.journal_path()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(werr(e)),
             _ => {}
         }
+        if base.is_some() {
+            *base = Some(Base {
+                snapshot: identity(&path).map_err(werr)?,
+                journal_len: 0,
+            });
+        }
         Ok(())
     }
 
-    /// Takes the stack's advisory lock or fails at once naming its holder.
-    fn lock(&self, operation: &str) -> Result<Box<dyn StateLock>, StateError> {
-        let path = self.dir.join(format!("{}.lock", self.stack));
-        let werr = |e: std::io::Error| StateError::Write {
-            location: path.display().to_string(),
-            message: e.to_string(),
-        };
-        std::fs::create_dir_all(&self.dir).map_err(werr)?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(werr)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(StateError::Locked {
-                    stack: self.stack.clone(),
-                    holder: if holder.is_empty() {
-                        "another process".into()
-                    } else {
-                        holder.to_string()
-                    },
+    fn lease(&self) -> Arc<dyn LeaseCell> {
+        Arc::new(LocalLease {
+            dir: self.dir.clone(),
+            stack: self.stack.clone(),
+        })
+    }
+
+    /// The snapshot and the one it replaced.
+    fn history(&self) -> Result<Vec<Version>, StateError> {
+        let mut out = vec![];
+        for (id, path, current) in [
+            ("current", self.path(), true),
+            ("prev", self.prev_path(), false),
+        ] {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                out.push(Version {
+                    id: id.into(),
+                    written: meta.modified().ok().map(chrono::DateTime::<Utc>::from),
+                    bytes: meta.len(),
+                    current,
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(werr(e)),
         }
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| "this host".into());
-        let holder = format!(
-            "`reconcile {operation}` (pid {} on {host}, since {})",
-            std::process::id(),
-            Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-        );
-        file.set_len(0).map_err(werr)?;
-        file.rewind().map_err(werr)?;
-        file.write_all(holder.as_bytes()).map_err(werr)?;
-        file.sync_all().map_err(werr)?;
-        Ok(Box::new(LockGuard { _file: file }))
+        Ok(out)
+    }
+
+    fn load_version(&self, id: &str) -> Result<State, StateError> {
+        let path = match id {
+            "current" => self.path(),
+            "prev" => self.prev_path(),
+            other => {
+                return Err(StateError::Read {
+                    location: self.location(),
+                    message: format!(
+                        "no version `{other}`: the local backend keeps `current` and `prev`"
+                    ),
+                })
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| StateError::Read {
+            location: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        parse_any_state(&path.display().to_string(), &text)
     }
 }
 
-/// Holds the lock until dropped (or the process exits, however it exits).
-struct LockGuard {
-    _file: File,
+/// The lease of a local stack: `<stack>.lease`, written only under the
+/// advisory lock `<stack>.lock`, which is held just for each compare-and-write.
+struct LocalLease {
+    dir: PathBuf,
+    stack: String,
 }
 
-impl StateLock for LockGuard {}
+impl LocalLease {
+    fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}.lease", self.stack))
+    }
+
+    fn werr(&self, e: std::io::Error) -> StateError {
+        StateError::Write {
+            location: self.location(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Runs `f` on the current record under the stack's advisory lock.
+    fn exclusive<T>(
+        &self,
+        f: impl FnOnce(Option<String>) -> std::io::Result<T>,
+    ) -> Result<T, StateError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.werr(e))?;
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(format!("{}.lock", self.stack)))
+            .map_err(|e| self.werr(e))?;
+        lock.lock().map_err(|e| self.werr(e))?;
+        let current = match std::fs::read_to_string(self.path()) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.werr(e)),
+        };
+        f(current).map_err(|e| self.werr(e))
+    }
+
+    fn write(&self, body: &str) -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        tmp.write_all(body.as_bytes())?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(self.path()).map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// A local record's tag is its text: every record names its holder and
+/// renewal time, so no two writes are alike.
+impl LeaseCell for LocalLease {
+    fn location(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn read(&self) -> Result<Option<Seen>, StateError> {
+        match std::fs::read_to_string(self.path()) {
+            Ok(body) => Ok(Some(Seen {
+                tag: body.clone(),
+                body,
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::Read {
+                location: self.location(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn create(&self, body: &str) -> Result<Option<String>, StateError> {
+        self.exclusive(|current| match current {
+            Some(_) => Ok(None),
+            None => self.write(body).map(|()| Some(body.to_string())),
+        })
+    }
+
+    fn replace(&self, tag: &str, body: &str) -> Result<Option<String>, StateError> {
+        self.exclusive(|current| match current {
+            Some(c) if c == tag => self.write(body).map(|()| Some(body.to_string())),
+            _ => Ok(None),
+        })
+    }
+
+    fn remove(&self, tag: &str) -> Result<bool, StateError> {
+        self.exclusive(|current| match current {
+            Some(c) if c == tag => std::fs::remove_file(self.path()).map(|()| true),
+            _ => Ok(false),
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -358,20 +534,6 @@ mod tests {
         a.record(&mut st, vec![put("vpc.d", "vpc-4")]).unwrap();
         let back = LocalStore::new(dir.path(), "s").load("us-east-1").unwrap();
         assert_eq!(back.resources.len(), 4, "{:?}", back.resources.keys());
-    }
-
-    #[test]
-    fn second_lock_names_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path(), "s");
-        let _g = store.lock("apply").unwrap();
-        match store.lock("apply") {
-            Err(StateError::Locked { holder, .. }) => {
-                assert!(holder.contains("reconcile apply"), "{holder}");
-                assert!(holder.contains(&std::process::id().to_string()));
-            }
-            other => panic!("expected Locked, got {:?}", other.err()),
-        }
     }
 
     #[test]
