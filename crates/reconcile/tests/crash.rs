@@ -332,3 +332,39 @@ async fn an_interrupted_create_is_retried_with_its_journalled_token() {
         .unwrap()
         .is_empty());
 }
+
+/// The process dies inside a state write: halfway through a journal line,
+/// or after a fold's snapshot but before the journal it folds is removed.
+/// The next apply loses no acknowledged step and replays nothing twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_inside_a_journal_append_or_a_fold_loses_nothing() {
+    let moto = Moto::start();
+    for (n, point) in ["append:2", "append:6", "fold:2"].into_iter().enumerate() {
+        let name = format!("torn-{n}");
+        let p = Project::new();
+        p.write("net.toml", &stack(&name));
+        let out = p
+            .cmd(Some(&moto), &["apply", "--auto-approve"])
+            .env("RECONCILE_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.code().is_none(),
+            "{point}: the process was to die, it exited with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let journal = std::fs::read(p.state_dir().join(format!("{name}.journal"))).unwrap();
+        if point.starts_with("append") {
+            assert_ne!(journal.last(), Some(&b'\n'), "{point}: a torn last line");
+        } else {
+            assert!(
+                !journal.is_empty(),
+                "{point}: the folded journal is still there"
+            );
+        }
+        let r = p.run(Some(&moto), &["apply", "--auto-approve"]);
+        assert_eq!(r.code, 0, "{point}: {}", r.all());
+        assert_converged(&moto, &p, &name).await;
+    }
+}

@@ -208,7 +208,10 @@ async fn a_live_lease_is_refused_at_once_naming_its_holder_and_released_after(b:
         }
         other => panic!("expected the lease refused, got {:?}", other.err()),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once"
+    );
     drop(held);
     assert!(store.lease().read().unwrap().is_none(), "released");
     let again = acquire(store.lease(), "app", "plan", &opts(30), |_| {}).unwrap();
@@ -249,7 +252,11 @@ async fn a_lease_whose_holder_is_gone_is_taken_over_only_after_its_duration(b: B
     assert!(told.contains("its process is gone"), "{told}");
     assert_eq!(g.took_over().map(|h| h.duration_secs), Some(3));
     let seen = store.lease().read().unwrap().unwrap();
-    assert_eq!(seen.holder().unwrap().id, g.holder().id, "the record is ours");
+    assert_eq!(
+        seen.holder().unwrap().id,
+        g.holder().id,
+        "the record is ours"
+    );
 }
 
 async fn a_lease_renewed_while_watched_is_refused(b: Backend) {
@@ -300,7 +307,11 @@ async fn a_holder_whose_lease_was_taken_starts_nothing_new(b: Backend) {
     }
     assert!(g.lost(), "the first holder noticed at its next renewal");
     drop(g);
-    let seen = store.lease().read().unwrap().expect("not removed by the loser");
+    let seen = store
+        .lease()
+        .read()
+        .unwrap()
+        .expect("not removed by the loser");
     assert_eq!(seen.holder().unwrap().id, other.holder().id);
 }
 

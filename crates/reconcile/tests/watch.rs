@@ -462,3 +462,118 @@ async fn sigterm_during_the_wait_exits_zero_at_once() {
     // No lock is left behind: an apply can run right away.
     p.run(Some(&moto), &["plan"]).expect_code(0);
 }
+
+/// Events of several replicas, whichever speaks first.
+fn next_of(ws: &mut [&mut Watcher], event: &str, timeout: Duration) -> (usize, Value) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        for (i, w) in ws.iter_mut().enumerate() {
+            while let Ok(v) = w.events.try_recv() {
+                w.seen.push(v.clone());
+                if v["event"] == event {
+                    return (i, v);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no `{event}` event from any replica within {timeout:?}");
+}
+
+/// Two replicas remediating one stack whose state is in S3: only the lease
+/// holder repairs; killed, the other takes the stack over and repairs the
+/// drift made after the kill, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_a_stack_and_the_survivor_takes_it_over() {
+    let moto = Moto::start();
+    common::set_fake_credentials();
+    let s3 = common::s3(&moto).await;
+    s3.create_bucket().bucket("ha-state").send().await.unwrap();
+    let p = Project::new();
+    p.write(
+        "ha.toml",
+        "[stack]\nname = \"ha\"\nregion = \"us-east-1\"\nstate = \"s3://ha-state/w\"\n\n[log_group.api]\nname = \"/ha/api\"\nretention_in_days = 30\n",
+    );
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk().await);
+    let retention = || async {
+        logs.describe_log_groups()
+            .log_group_name_prefix("/ha/api")
+            .send()
+            .await
+            .unwrap()
+            .log_groups()[0]
+            .retention_in_days()
+    };
+
+    let mut a = Watcher::start(&p, &moto, &["--remediate"]);
+    let mut b = Watcher::start(&p, &moto, &["--remediate"]);
+    let (holder, taken) = next_of(
+        &mut [&mut a, &mut b],
+        "lease_taken",
+        Duration::from_secs(20),
+    );
+    let replica = taken["replica"].as_str().unwrap().to_string();
+    let (mut holder_w, mut other) = if holder == 0 { (a, b) } else { (b, a) };
+    let (_, metrics) = holder_w.get("/metrics");
+    assert!(
+        metrics.contains(&format!("reconcile_stack_lease_holder{{stack=\"ha\",holder=\"{replica}\",replica=\"{replica}\"}} 1")),
+        "{metrics}"
+    );
+
+    // Drift while both run: the holder repairs it, the other does not.
+    logs.put_retention_policy()
+        .log_group_name("/ha/api")
+        .retention_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    holder_w.wait_for("remediated", Duration::from_secs(20), |v| {
+        v["stack"] == "ha"
+    });
+    assert_eq!(retention().await, Some(30));
+    other.next_cycle();
+    other.next_cycle();
+    assert!(
+        other.seen.iter().all(|e| e["event"] != "remediated"),
+        "only the holder remediates"
+    );
+
+    // The holder dies; drift made afterwards is repaired by the survivor.
+    holder_w.child.kill().unwrap();
+    holder_w.child.wait().unwrap();
+    let killed = Instant::now();
+    logs.put_retention_policy()
+        .log_group_name("/ha/api")
+        .retention_in_days(14)
+        .send()
+        .await
+        .unwrap();
+    let took = other.wait_for("lease_taken", Duration::from_secs(20), |v| {
+        v["stack"] == "ha"
+    });
+    assert!(
+        took["took_over_from"]
+            .as_str()
+            .is_some_and(|h| h.contains("`reconcile watch`")),
+        "{took}"
+    );
+    other.wait_for("remediated", Duration::from_secs(20), |v| {
+        v["stack"] == "ha"
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "taken over and repaired {:?} after the kill",
+        killed.elapsed()
+    );
+    assert_eq!(retention().await, Some(30));
+    other.next_cycle();
+    other.next_cycle();
+    let repairs = other
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "remediated")
+        .count();
+    assert_eq!(repairs, 1, "repaired once");
+}

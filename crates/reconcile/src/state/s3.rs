@@ -433,7 +433,8 @@ impl StateStore for S3Store {
         // readers: look first, so that this run learns of it at once.
         let snapshot = self.snapshot_key();
         let unchanged = block({
-            let (objects, snapshot, etag) = (self.objects.clone(), snapshot.clone(), head.etag.clone());
+            let (objects, snapshot, etag) =
+                (self.objects.clone(), snapshot.clone(), head.etag.clone());
             async move { objects.unchanged(snapshot, etag).await }
         })
         .map_err(|f| self.read_err(&snapshot, f))?;
