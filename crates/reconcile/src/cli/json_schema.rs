@@ -63,6 +63,12 @@ fn stack() -> Value {
                 "pattern": "^[a-z0-9]+-[a-z0-9-]+-[a-z0-9]*[0-9]$",
             },
             "tags": tags("Tags merged into every tagged resource's own."),
+            "state": {
+                "description": "Where the stack's state lives when not in the local state \
+                    directory: s3://bucket/prefix (a versioned bucket; --state overrides it).",
+                "type": "string",
+                "pattern": "^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+            },
         },
         "required": ["name"],
         "additionalProperties": false,
