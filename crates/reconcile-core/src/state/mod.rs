@@ -109,7 +109,7 @@ pub struct JournalStep {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("stack `{stack}` is held by {holder}; wait for it to finish. If that process is gone, a later run takes its lease over once nobody renewed it for the lease's duration (`reconcile state unlock --stack {stack}` releases it at once)")]
+    #[error("stack `{stack}` is held by {holder}; wait for it to finish (a `reconcile watch --remediate` holds its stacks while it runs: change the TOML and let it apply, or stop it). If that process is gone, a later run takes its lease over once nobody renewed it for the lease's duration (`reconcile state unlock --stack {stack}` releases it at once)")]
     Locked { stack: String, holder: String },
     #[error("cannot read state {location}: {message}")]
     Read { location: String, message: String },

@@ -919,9 +919,10 @@ async fn state_cmd(env: &Env, stack: Option<String>, cmd: StateCommand) -> Outco
             target.save(&mut copy).map_err(report)?;
             st.moved_to = Some(to.to_string());
             store.save(&mut st).map_err(report)?;
+            let n = copy.resources.len();
             println!(
-                "Moved the state of stack `{name}` ({} resources, serial {}) from {from} to {to}.",
-                copy.resources.len(),
+                "Moved the state of stack `{name}` ({n} resource{}, serial {}) from {from} to {to}.",
+                if n == 1 { "" } else { "s" },
                 copy.serial
             );
             println!(

@@ -335,7 +335,18 @@ impl Daemon {
             Err(e) => return self.failed(&name, e.to_string()),
         };
         // Every replica observes; only the stack's lease holder remediates.
-        let holds = self.remediate && self.hold(&name, &store).await;
+        let holds = match self.remediate {
+            true => match self.hold(&name, &store).await {
+                Some(h) => h,
+                // A lease that cannot be read leaves this replica unable to
+                // repair: the cycle fails, and /readyz says so.
+                None => {
+                    out.failed = true;
+                    false
+                }
+            },
+            false => false,
+        };
         let state = match ops::read(store.clone(), &stack.region).await {
             Ok(s) => s,
             Err(e) => return self.failed(&name, e.to_string()),
@@ -422,11 +433,13 @@ impl Daemon {
             return out;
         }
         if !holds {
-            let holder = self.holders.get(&name).cloned().unwrap_or_default();
-            self.events.emit(
-                "skipped",
-                json!({"stack": name, "message": format!("not remediating: the stack's lease is held by {holder}, which does")}),
-            );
+            let message = match self.holders.get(&name).filter(|h| !h.is_empty()) {
+                Some(holder) => format!("not remediating: the stack's lease is held by {holder}, which does"),
+                None if out.failed => "not remediating: the stack's lease could not be read".into(),
+                None => "not remediating yet: the stack's lease is free, and this replica took another free one this cycle; looking again next cycle".into(),
+            };
+            self.events
+                .emit("skipped", json!({"stack": name, "message": message}));
             return out;
         }
         if *stop.borrow() {
@@ -435,10 +448,26 @@ impl Daemon {
         }
         // The same engine and journal as `apply`; it finishes what is in flight on a signal.
         let cancel = tokio_util::sync::CancellationToken::new();
+        // A replica that loses the stack's lease mid-repair starts nothing new:
+        // the stack is another replica's now.
+        let lost = self.leases.get(&name).map(LeaseGuard::lost_signal);
         let on_stop = {
             let (cancel, mut stop) = (cancel.clone(), stop.clone());
             tokio::spawn(async move {
-                let _ = stop.wait_for(|s| *s).await;
+                let lease_lost = async {
+                    match lost {
+                        Some(l) => {
+                            while !l.lost() {
+                                tokio::time::sleep(Duration::from_millis(250)).await;
+                            }
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {}
+                    _ = lease_lost => {}
+                }
                 cancel.cancel();
             })
         };
@@ -482,7 +511,8 @@ impl Daemon {
                     |e: &crate::apply::events::StepError| e.class == ErrorClass::Throttled;
                 out.throttled |= rep.failed.iter().any(|(_, e)| throttled(e));
                 out.failed = rep.failed.iter().any(|(_, e)| !throttled(e));
-                out.interrupted = rep.interrupted;
+                // Cut short by a lost lease, the daemon goes on; by a signal, it stops.
+                out.interrupted = rep.interrupted && *stop.borrow();
             }
             Err(e) => return self.failed(&name, format!("remediating: {e}")),
         }
@@ -491,16 +521,17 @@ impl Daemon {
 
     /// Whether this replica holds the stack's lease, taking it if it lapsed,
     /// or if it is free and no other free one was taken this cycle.
-    async fn hold(&mut self, name: &str, store: &Arc<dyn StateStore>) -> bool {
+    /// None when the lease could not be read.
+    async fn hold(&mut self, name: &str, store: &Arc<dyn StateStore>) -> Option<bool> {
         if let Some(g) = self.leases.get(name) {
             if !g.lost() {
                 self.show_holder(name, self.replica.clone());
-                return true;
+                return Some(true);
             }
             self.leases.remove(name);
             self.events.emit(
                 "lease_lost",
-                json!({"stack": name, "message": "this replica could not renew the stack's lease in time; another may hold it now"}),
+                json!({"stack": name, "message": "this replica no longer holds the stack's lease: it was released by hand (`state unlock`), taken over, or not renewed in time"}),
             );
         }
         let cell = store.lease();
@@ -526,11 +557,11 @@ impl Daemon {
                 );
                 self.leases.insert(name.to_string(), g);
                 self.show_holder(name, self.replica.clone());
-                true
+                Some(true)
             }
             Ok(Take::Free) => {
                 self.show_holder(name, String::new());
-                false
+                Some(false)
             }
             Ok(Take::Busy { holder, .. }) => {
                 self.show_holder(
@@ -539,14 +570,14 @@ impl Daemon {
                         .as_ref()
                         .map_or_else(|| Holder::describe(None), lease::short),
                 );
-                false
+                Some(false)
             }
             Err(e) => {
                 self.events.emit(
                     "error",
                     json!({"stack": name, "message": format!("reading the stack's lease: {e}")}),
                 );
-                false
+                None
             }
         }
     }

@@ -322,7 +322,7 @@ fn renew(cell: &dyn LeaseCell, shared: &Shared, holder: &mut Holder) {
                 last_ok = Instant::now();
             }
             Ok(None) => {
-                tracing::error!(lease = %cell.location(), "the lease was taken over by another run; starting nothing new");
+                tracing::error!(lease = %cell.location(), "the lease is no longer this run's (released by hand or taken over); starting nothing new");
                 *shared.tag.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 shared.lost.store(true, Ordering::SeqCst);
                 return;
