@@ -3,6 +3,7 @@ destroy of generated stacks of growing size, with wall time, AWS calls and peak
 RSS of each command. Run through scripts/bench.sh, which starts and stops moto.
 
     .venv/bin/python scripts/bench.py [N ...]
+    .venv/bin/python scripts/bench.py team [applies] [watch]
 
 N is the number of subnets (default 10 50 200); each stack also has one VPC
 and N//5 security groups with one ingress rule each. Standard library only.
@@ -20,8 +21,27 @@ skips), with reconcile's own CPU time and the bytes it wrote to disk, per
 resource, and whether both stay flat (within 30%) from the smallest to the
 largest.
 
+Two tables then measure team work on the S3 state backend (RECONCILE_BENCH_TEAM=0
+skips them; `bench.py team` runs only them, `bench.py team applies` or
+`bench.py team watch` only one):
+
+- Two applies: two `apply` of one stack of 200 log groups with
+  `state = "s3://..."`, started at the same moment: which ran, how fast the
+  other was refused and whether its message names the holder. Then an apply
+  SIGKILLed mid-run and the next apply (both with RECONCILE_LEASE_SECONDS=5):
+  how long it waited before taking the dead run's lease over, and whether it
+  finished without `state unlock`, with as many log groups in AWS as the stack
+  declares.
+- Three watch replicas (`watch --remediate --interval 3s`) of one stack on S3
+  state: the lease holder is SIGKILLed, a log group's retention is changed out
+  of band, and the table says when a survivor took the lease over, when and by
+  whom the drift was repaired, and how many `remediated` events it caused.
+
+These use boto3 from the emulator's virtualenv; the rest is standard library.
+
 Environment: RECONCILE_BENCH_PORT (default 5070): where moto listens;
-CARGO_TARGET_DIR is honoured by cargo.
+CARGO_TARGET_DIR is honoured by cargo; RECONCILE_BENCH_BINARY=PATH measures
+that binary and builds nothing.
 """
 
 import json
@@ -31,6 +51,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +76,13 @@ PROFILE = os.environ.get("RECONCILE_BENCH_PROFILE", "release")
 
 
 def build():
-    """Builds the binary (release unless told otherwise) and finds it through cargo metadata."""
+    """Builds the binary (release unless told otherwise) and finds it through cargo metadata,
+    or takes RECONCILE_BENCH_BINARY as it is."""
+    given = os.environ.get("RECONCILE_BENCH_BINARY")
+    if given:
+        if not os.access(given, os.X_OK):
+            die(f"RECONCILE_BENCH_BINARY={given} is not an executable")
+        return os.path.abspath(given)
     flags = ["--release"] if PROFILE == "release" else []
     subprocess.run(["cargo", "build", "--quiet", "--bin", "reconcile", *flags], cwd=ROOT, check=True)
     meta = subprocess.run(
@@ -326,6 +354,19 @@ def per_kind(binary, kinds=None, sizes=(5, 15)):
     return rows
 
 
+def log_groups_toml(name, n, state=None, retention=None):
+    """A stack of n log groups named /bench/<name>/gNNNNN, its state where `state` says."""
+    text = f'[stack]\nname = "{name}"\nregion = "us-east-1"\n'
+    if state:
+        text += f'state = "{state}"\n'
+    text += "\n"
+    keep = f"retention_in_days = {retention}\n" if retention else ""
+    # Names of one length: none is a prefix of another, so a log group's
+    # read (DescribeLogGroups by name prefix) answers one group, not many.
+    text += "".join(f'[log_group.g{i}]\nname = "/bench/{name}/g{i:05d}"\n{keep}\n' for i in range(n))
+    return text
+
+
 def run_rusage(binary, work, args):
     """Runs reconcile under /usr/bin/time; returns (CPU seconds, KiB written to disk, wall s)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time", dir=work) as tf:
@@ -349,10 +390,7 @@ def state_scale(binary, sizes):
     rows = []
     for n in sizes:
         reset_moto()
-        text = '[stack]\nname = "scale"\nregion = "us-east-1"\n\n'
-        # Names of one length: none is a prefix of another, so a log group's
-        # read (DescribeLogGroups by name prefix) answers one group, not many.
-        text += "".join(f'[log_group.g{i}]\nname = "/bench/scale/g{i:05d}"\n\n' for i in range(n))
+        text = log_groups_toml("scale", n)
         work = scratch(f"scale-{n}", {"desired-state/s.toml": text})
         try:
             print(f"state scale: apply of {n} log groups ...", file=sys.stderr)
@@ -363,11 +401,397 @@ def state_scale(binary, sizes):
     return rows
 
 
-def main(argv):
+# Team work on the S3 state backend: leases between applies, and between
+# watch replicas. Every process started here is killed before the function
+# that started it returns, whatever happens.
+STATE_BUCKET = "reconcile-bench-state"
+STATE_PREFIX = "bench"
+
+
+def boto3_clients():
     try:
-        sizes = [int(a) for a in argv] or list(DEFAULT_SIZES)
+        import boto3
+    except ImportError:
+        die("the team tables need boto3: run through scripts/bench.sh (or .venv/bin/python)")
+    return boto3.client("s3"), boto3.client("logs")
+
+
+def state_bucket(s3):
+    """Resets the emulator and makes a versioned bucket for state, as a team would set it up."""
+    reset_moto()
+    s3.create_bucket(Bucket=STATE_BUCKET)
+    s3.put_bucket_versioning(Bucket=STATE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return f"s3://{STATE_BUCKET}/{STATE_PREFIX}"
+
+
+def lease_holder(s3, stack):
+    """The holder written in the stack's lease object, or None when there is none."""
+    try:
+        got = s3.get_object(Bucket=STATE_BUCKET, Key=f"{STATE_PREFIX}/leases/{stack}.lease")
+    except s3.exceptions.NoSuchKey:
+        return None
+    try:
+        return json.loads(got["Body"].read())
     except ValueError:
-        die("usage: bench.py [N ...]  (N = number of subnets)")
+        return {}
+
+
+def count_log_groups(logs, name):
+    n = 0
+    for page in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=f"/bench/{name}/"):
+        n += len(page["logGroups"])
+    return n
+
+
+def wait_for(what, ok, timeout, every=0.05):
+    """Polls ok() until it answers something true; dies after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = ok()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            die(f"{what}: not within {timeout} s")
+        time.sleep(every)
+
+
+class Child:
+    """A reconcile process whose output goes to files in `work`, its exit time noted."""
+
+    def __init__(self, binary, work, args, label, env=None):
+        self.label = label
+        self.out_path = os.path.join(work, f"{label}.out")
+        self.err_path = os.path.join(work, f"{label}.err")
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.started = time.monotonic()
+            self.proc = subprocess.Popen(
+                [binary, *args], cwd=work, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env
+            )
+        self.ended = None
+        self._waiter = threading.Thread(target=self._wait, daemon=True)
+        self._waiter.start()
+
+    def _wait(self):
+        self.proc.wait()
+        self.ended = time.monotonic()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def join(self, timeout):
+        self._waiter.join(timeout)
+        if self.ended is None:
+            die(f"{self.label} (`reconcile` pid {self.pid}) still runs after {timeout} s")
+        return self.proc.returncode
+
+    def out(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+    def err(self):
+        with open(self.err_path) as f:
+            return f.read()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def completed(stdout):
+    """What an apply's "Apply complete: ..." line says, or None."""
+    for line in stdout.splitlines():
+        if line.startswith("Apply complete: "):
+            return line[len("Apply complete: ") :].rstrip(".")
+    return None
+
+
+def kill_all(children):
+    for c in children:
+        try:
+            c.kill()
+        except OSError:
+            pass
+
+
+def two_applies(binary, n=200):
+    """Rows of (what, measured, wanted, met): two applies at once, then an
+    apply SIGKILLed mid-run and the next one taking its lease over."""
+    s3, logs = boto3_clients()
+    stack = "bench-leases"
+    path = "desired-state/leases.toml"
+    rows = []
+    children = []
+    work = None
+    try:
+        # 1. Two applies started at the same moment.
+        location = state_bucket(s3)
+        work = scratch("leases", {path: log_groups_toml(stack, n, state=location)})
+        print(f"team: two applies at once of {n} log groups, state in {location} ...", file=sys.stderr)
+        env = dict(os.environ)
+        env.pop("RECONCILE_LEASE_SECONDS", None)
+        pair = [Child(binary, work, ["apply", path, "--auto-approve"], f"race{i}", env) for i in range(2)]
+        children += pair
+        codes = [c.join(600) for c in pair]
+        ran = [c for c, rc in zip(pair, codes) if rc == 0]
+        refused = [c for c, rc in zip(pair, codes) if rc != 0]
+        if len(ran) != 1 or len(refused) != 1:
+            for c in pair:
+                sys.stderr.write(c.out()[-2000:] + c.err())
+            rows.append(
+                (
+                    f"two applies at once: exit codes {codes[0]} and {codes[1]}",
+                    "both ran" if not refused else "both refused",
+                    "one runs, one is refused",
+                    False,
+                )
+            )
+            return rows
+        winner, loser = ran[0], refused[0]
+        message = next((l for l in loser.err().splitlines() if l.startswith("error:")), loser.err().strip())
+        names = "is held by `reconcile apply`" in message and f"(pid {winner.pid} on " in message
+        refused_after = loser.ended - loser.started
+        done = completed(winner.out()) or "?"
+        rows.append(
+            (
+                f"two applies started at once: the {'first' if winner is pair[0] else 'second'} "
+                f"started ran ({done}), the other was refused after",
+                f"{refused_after:.2f} s",
+                "at once (<= 1 s)",
+                refused_after <= 1.0,
+            )
+        )
+        rows.append(
+            (
+                f"the refusal names the holder (pid {winner.pid}): {message.split(';')[0]}",
+                "yes" if names else "no",
+                "yes",
+                names,
+            )
+        )
+
+        # 2. An apply SIGKILLed mid-run; the next one waits its lease out.
+        location = state_bucket(s3)
+        lease = 5
+        env = dict(os.environ, RECONCILE_LEASE_SECONDS=str(lease))
+        print(f"team: apply SIGKILLed mid-run, then the next one (leases of {lease} s) ...", file=sys.stderr)
+        killed = Child(binary, work, ["apply", path, "--auto-approve"], "killed", env)
+        children.append(killed)
+        wait_for("the first apply's lease object", lambda: lease_holder(s3, stack), 60)
+        at_kill = wait_for(
+            "a quarter of the log groups created",
+            lambda: (lambda k: k if k >= n // 4 else 0)(count_log_groups(logs, stack)),
+            120,
+            every=0.2,
+        )
+        killed.kill()
+        after = Child(binary, work, ["apply", path, "--auto-approve"], "after", env)
+        children.append(after)
+        wait_for(
+            "the next apply taking the lease over",
+            lambda: (lease_holder(s3, stack) or {}).get("pid") == after.pid or after.proc.poll() is not None,
+            60,
+        )
+        waited = time.monotonic() - after.started
+        rc = after.join(600)
+        done = completed(after.out())
+        if rc != 0 or done is None:
+            sys.stderr.write(after.out()[-2000:] + after.err())
+        in_aws = count_log_groups(logs, stack)
+        listed = subprocess.run(
+            [binary, "state", "list", "--stack", stack], cwd=work, capture_output=True, text=True
+        )
+        in_state = len(listed.stdout.splitlines()) if listed.returncode == 0 else None
+        plan = subprocess.run(
+            [binary, "plan", path, "--detailed-exitcode"], cwd=work, capture_output=True, text=True
+        )
+        rows.append(
+            (
+                f"apply SIGKILLed with {at_kill} of {n} log groups created; the next apply "
+                f"waited before taking its {lease} s lease over",
+                f"{waited:.1f} s",
+                f"{lease} s to {lease + 1} s",
+                lease <= waited <= lease + 1,
+            )
+        )
+        rows.append(
+            (
+                f"the next apply finished without `state unlock` ({done or f'exit {rc}'})",
+                "yes" if rc == 0 and done else "no",
+                "yes",
+                rc == 0 and done is not None,
+            )
+        )
+        rows.append(
+            (
+                "log groups in AWS / declared / in state; then a no-op plan exits "
+                f"{plan.returncode}",
+                f"{in_aws} / {n} / {in_state}",
+                "all equal, plan exits 0",
+                in_aws == n == in_state and plan.returncode == 0,
+            )
+        )
+        return rows
+    finally:
+        kill_all(children)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def watch_replicas(binary, interval=3):
+    """Rows of (what, measured, wanted, met): three `watch --remediate`
+    replicas of one stack; the lease holder is SIGKILLed and a drift made."""
+    s3, logs = boto3_clients()
+    stack = "bench-watch"
+    path = "desired-state/watch.toml"
+    replicas = []
+    work = None
+    events = []  # (monotonic time, replica index, event)
+    seen = threading.Condition()
+
+    def read(i, child):
+        with open(child.out_path) as f:
+            while True:
+                line = f.readline()
+                if not line:
+                    if child.proc.poll() is not None:
+                        return
+                    time.sleep(0.02)
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                with seen:
+                    events.append((time.monotonic(), i, event))
+                    seen.notify_all()
+
+    def first(what, timeout, match):
+        deadline = time.monotonic() + timeout
+        with seen:
+            while True:
+                hit = next((e for e in events if match(*e)), None)
+                if hit:
+                    return hit
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    die(f"{what}: not within {timeout} s")
+                seen.wait(left)
+
+    try:
+        location = state_bucket(s3)
+        work = scratch("watch", {path: log_groups_toml(stack, 3, state=location, retention=7)})
+        env = dict(os.environ)
+        env.pop("RECONCILE_LEASE_SECONDS", None)
+        subprocess.run(
+            [binary, "apply", path, "--auto-approve"], cwd=work, check=True, capture_output=True, env=env
+        )
+        print(f"team: three watch replicas, --interval {interval}s, state in {location} ...", file=sys.stderr)
+        args = [
+            "watch", "desired-state", "--remediate", "--interval", f"{interval}s",
+            "--log-format", "json", "--metrics-addr", "none",
+        ]
+        for i in range(3):
+            child = Child(binary, work, args, f"replica{i + 1}", env)
+            replicas.append(child)
+            threading.Thread(target=read, args=(i, child), daemon=True).start()
+
+        _, holder, _ = first("a replica taking the lease", 30, lambda t, i, e: e.get("event") == "lease_taken")
+        # Let it renew once, as a holder in service would have.
+        time.sleep(interval)
+        replicas[holder].kill()
+        killed_at = time.monotonic()
+        group = f"/bench/{stack}/g00000"
+        logs.put_retention_policy(logGroupName=group, retentionInDays=14)
+        drift_at = time.monotonic()
+
+        t_over, by, over = first(
+            "a survivor taking the lease over",
+            10 * interval,
+            lambda t, i, e: t > killed_at and e.get("event") == "lease_taken",
+        )
+        t_fix, fixer, _ = first(
+            "a survivor remediating",
+            10 * interval,
+            lambda t, i, e: t > drift_at and e.get("event") == "remediated",
+        )
+        # Any second repair of the same drift would come within two more cycles.
+        time.sleep(2 * interval + 1)
+        with seen:
+            after = [(t, i, e) for t, i, e in events if t > drift_at]
+        repairs = [(i, e) for t, i, e in after if e.get("event") == "remediated"]
+        skipped = sum(1 for t, i, e in after if e.get("event") == "skipped")
+        retention = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0].get("retentionInDays")
+        lease_s = min(30, interval)
+        takeover = t_over - killed_at
+        repair = t_fix - drift_at
+        # The lease is stale a lease duration after the kill at the latest;
+        # a survivor should repair within two intervals of that.
+        deadline = killed_at + lease_s + 2 * interval - drift_at
+        return [
+            (
+                f"interval {interval} s, replica lease {lease_s} s; replica {holder + 1} took the "
+                f"free lease first and was SIGKILLed {interval} s later; a survivor took it over after",
+                f"{takeover:.1f} s (replica {by + 1})",
+                f"<= {2 * interval} s (two intervals)",
+                takeover <= 2 * interval and by != holder and over.get("took_over_from") is not None,
+            ),
+            (
+                f"retention of {group} changed 7 -> 14 days out of band right after the kill: "
+                f"repaired by replica {fixer + 1} (pid {replicas[fixer].pid}) after",
+                f"{repair:.1f} s",
+                f"<= {deadline:.1f} s (two intervals after the lease lapses)",
+                repair <= deadline,
+            ),
+            (
+                f"`remediated` events for that drift across the two survivors ({skipped} `skipped`: "
+                f"a survivor leaving it to the lease holder); retention now {retention}",
+                str(len(repairs)),
+                "exactly 1, retention 7",
+                len(repairs) == 1 and retention == 7,
+            ),
+        ]
+    finally:
+        kill_all(replicas)
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def print_targets(title, rows):
+    print()
+    print(f"| {title} | measured | wanted | met |")
+    print("|---|---:|---:|:---:|")
+    for what, measured, wanted, met in rows:
+        print(f"| {what} | {measured} | {wanted} | {'yes' if met else 'NO'} |")
+
+
+TEAM = {
+    "applies": ("two applies on S3 state (200 log groups)", two_applies),
+    "watch": ("three watch replicas on S3 state", watch_replicas),
+}
+
+
+def team(binary, parts):
+    for part in parts:
+        title, measure = TEAM[part]
+        print_targets(title, measure(binary))
+
+
+def main(argv):
+    usage = "usage: bench.py [N ...]  (N = number of subnets) | bench.py team [applies] [watch]"
+    if argv[:1] == ["team"]:
+        # Only the team tables (all of them unless named).
+        parts = argv[1:] or list(TEAM)
+        if any(p not in TEAM for p in parts):
+            die(usage)
+        sizes = []
+    else:
+        try:
+            sizes = [int(a) for a in argv] or list(DEFAULT_SIZES)
+        except ValueError:
+            die(usage)
+        parts = list(TEAM) if os.environ.get("RECONCILE_BENCH_TEAM", "1") != "0" else []
     if not os.access(TIME, os.X_OK):
         die(f"{TIME} is missing (GNU time: apt-get install time)")
     os.environ.update(
@@ -383,6 +807,9 @@ def main(argv):
     )
     os.environ.pop("AWS_PROFILE", None)
     binary = build()
+    if not sizes:
+        team(binary, parts)
+        return
     # moto initialises each service lazily on its first call (seconds for EC2):
     # a throwaway run keeps that out of the first measurement.
     bench(binary, 5, label="warm-up (not measured)")
@@ -403,12 +830,7 @@ def main(argv):
     for kind, per, measured, terraform in per_kind(binary):
         print(f"| {kind} | {per} | {measured} | {terraform} |")
     if os.environ.get("RECONCILE_BENCH_TARGETS", "1") != "0":
-        rows = targets(binary)
-        print()
-        print("| target | measured | wanted | met |")
-        print("|---|---:|---:|:---:|")
-        for what, measured, wanted, met in rows:
-            print(f"| {what} | {measured} | {wanted} | {'yes' if met else 'NO'} |")
+        print_targets("target", targets(binary))
     scale = [int(x) for x in os.environ.get("RECONCILE_BENCH_SCALE", "500 2000 8000").split() if x != "0"]
     if scale:
         rows = state_scale(binary, scale)
@@ -426,6 +848,7 @@ def main(argv):
                     f"\n{what} per resource from {first[0]} to {last[0]}: {growth:+.0%} "
                     f"(target: flat within 30%; met: {met})"
                 )
+    team(binary, parts)
 
 
 if __name__ == "__main__":
