@@ -31,22 +31,9 @@ impl Backend {
     }
 
     async fn s3() -> Backend {
-        common::set_fake_credentials();
         let moto = Moto::start();
-        let client = s3(&moto).await;
         let bucket = "team-state".to_string();
-        client.create_bucket().bucket(&bucket).send().await.unwrap();
-        client
-            .put_bucket_versioning()
-            .bucket(&bucket)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        common::versioned_bucket(&moto, &bucket).await;
         Backend {
             at: Where::S3 { moto, bucket },
         }

@@ -6,7 +6,7 @@
 //! to S3, after which the old copy refuses runs.
 
 mod common;
-use common::{s3, Moto, Project};
+use common::{Moto, Project};
 use reconcile::state::lease::{self, acquire, LeaseOptions};
 use reconcile::state::{Reach, S3Store};
 use reconcile_core::state::StateStore;
@@ -28,21 +28,7 @@ fn stack(name: &str, state: Option<&str>, groups: &[&str]) -> String {
 }
 
 async fn bucket(moto: &Moto) -> aws_sdk_s3::Client {
-    common::set_fake_credentials();
-    let client = s3(moto).await;
-    client.create_bucket().bucket(BUCKET).send().await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    client
+    common::versioned_bucket(moto, BUCKET).await
 }
 
 async fn keys(client: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {

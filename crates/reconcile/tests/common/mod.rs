@@ -343,6 +343,26 @@ pub async fn s3(moto: &Moto) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(conf)
 }
 
+/// A new versioned bucket (for state: its versions are the history), and
+/// an independent client to look into it.
+pub async fn versioned_bucket(moto: &Moto, bucket: &str) -> aws_sdk_s3::Client {
+    set_fake_credentials();
+    let client = s3(moto).await;
+    client.create_bucket().bucket(bucket).send().await.unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+}
+
 /// A bucket's versioning status ("" when never set). moto names the answer's
 /// root element in a way the SDK refuses, so its raw body is read then.
 pub async fn versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
