@@ -234,3 +234,38 @@ fn a_state_location_that_is_not_s3_is_refused_by_validate() {
     assert!(r.stderr.contains("bad.toml:4:"), "{}", r.stderr);
     assert!(r.stderr.contains("s3://bucket/prefix"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_that_changes_nothing_writes_no_state_and_keeps_saved_plans_valid() {
+    let moto = Moto::start();
+    let client = bucket(&moto).await;
+    let p = Project::new();
+    p.write(
+        "quiet.toml",
+        &stack("quiet", Some("s3://team-state/q"), &["api"]),
+    );
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let versions = || async {
+        client
+            .list_object_versions()
+            .bucket(BUCKET)
+            .prefix("q/quiet.json")
+            .send()
+            .await
+            .unwrap()
+            .versions()
+            .len()
+    };
+    let before = versions().await;
+    p.run(Some(&moto), &["plan", "--out", "saved.plan"])
+        .expect_code(0);
+    let r = p.run(Some(&moto), &["apply", "--auto-approve"]);
+    assert!(r.stdout.contains("No changes"), "{}", r.all());
+    assert_eq!(versions().await, before, "no new snapshot");
+    let r = p.run(
+        Some(&moto),
+        &["apply", "--plan", "saved.plan", "--auto-approve"],
+    );
+    assert_eq!(r.code, 0, "the saved plan still applies: {}", r.all());
+}

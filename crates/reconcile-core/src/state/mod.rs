@@ -282,6 +282,11 @@ pub trait StateStore: Send + Sync {
         }
         self.save(state)
     }
+    /// Whether every step this store read or recorded is in the snapshot
+    /// already (no journal to fold).
+    fn folded(&self) -> bool {
+        true
+    }
     /// The stack's lease record.
     fn lease(&self) -> std::sync::Arc<dyn lease::LeaseCell>;
     /// The snapshots kept, newest first.

@@ -258,6 +258,7 @@ pub async fn execute(
     if serde_json::to_value(&state).expect("state serialises") != before {
         store.save(&mut state)?;
     }
+    let serial_before = state.serial;
 
     let mut live: HashMap<String, Fields> = state
         .resources
@@ -437,10 +438,16 @@ pub async fn execute(
             .filter(|(_, v)| !v.is_unknown())
             .collect();
     }
-    // The run ends with a snapshot, which folds its journal.
+    // The run ends with a snapshot, which folds its journal. A run that
+    // changed nothing writes none: state keeps its serial, so a plan saved
+    // before it still applies, and S3 keeps no extra version.
     let mut st = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
-    st.apply(&Delta::Outputs(report.outputs.clone()));
-    shared.store.save(&mut st)?;
+    let unchanged =
+        st.serial == serial_before && st.outputs == report.outputs && shared.store.folded();
+    if !unchanged {
+        st.apply(&Delta::Outputs(report.outputs.clone()));
+        shared.store.save(&mut st)?;
+    }
     drop(st);
     Ok(report)
 }

@@ -270,6 +270,13 @@ impl StateStore for LocalStore {
         Ok(())
     }
 
+    fn folded(&self) -> bool {
+        self.base
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|b| b.journal_len == 0)
+    }
+
     fn lease(&self) -> Arc<dyn LeaseCell> {
         Arc::new(LocalLease {
             dir: self.dir.clone(),

@@ -492,6 +492,11 @@ impl StateStore for S3Store {
         Ok(())
     }
 
+    fn folded(&self) -> bool {
+        let head = self.head.lock().unwrap_or_else(PoisonError::into_inner);
+        head.loaded && head.steps == 0 && head.garbage.is_empty()
+    }
+
     fn lease(&self) -> Arc<dyn LeaseCell> {
         Arc::new(S3Lease {
             objects: self.objects.clone(),
