@@ -818,6 +818,7 @@ mod tests {
             ignore_changes: vec![],
             already_gone: false,
             deposed: false,
+            notes: vec![],
         }
     }
 
