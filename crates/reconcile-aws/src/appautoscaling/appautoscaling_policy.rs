@@ -225,7 +225,7 @@ pub fn problems(f: &Fields) -> Vec<(&'static str, String, String)> {
         out.push((
             other,
             format!("`{other}` does not apply to a {kind} policy"),
-            format!("remove it, or set policy_type to match it"),
+            "remove it, or set policy_type to match it".to_string(),
         ));
     }
     if let Some(t) = f.get("target_tracking").and_then(Value::as_map) {
