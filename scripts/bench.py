@@ -326,6 +326,30 @@ PER_KIND = {
         ),
         "4 (DescribeTable, DescribeContinuousBackups, DescribeTimeToLive, ListTagsOfResource)",
     ),
+    # Targets of DynamoDB tables: the emulator refuses an ECS target whose
+    # service does not exist but does not check tables, so the stack holds
+    # nothing else to observe.
+    "appautoscaling_target": (
+        lambda i: (
+            f'[appautoscaling_target.t{i}]\nservice_namespace = "dynamodb"\n'
+            f'resource_id = "table/per-kind-{i}"\n'
+            'scalable_dimension = "dynamodb:table:ReadCapacityUnits"\nmin_capacity = 1\nmax_capacity = 10\n'
+        ),
+        "2 (DescribeScalableTargets, ListTagsForResource)",
+    ),
+    # Each policy with its target: the marginal cost is both kinds'.
+    "appautoscaling_policy": (
+        lambda i: (
+            f'[appautoscaling_target.t{i}]\nservice_namespace = "dynamodb"\n'
+            f'resource_id = "table/per-kind-{i}"\n'
+            'scalable_dimension = "dynamodb:table:ReadCapacityUnits"\nmin_capacity = 1\nmax_capacity = 10\n\n'
+            f'[appautoscaling_policy.p{i}]\nname = "per-kind-{i}"\nservice_namespace = "dynamodb"\n'
+            f'resource_id = "${{appautoscaling_target.t{i}.resource_id}}"\n'
+            f'scalable_dimension = "${{appautoscaling_target.t{i}.scalable_dimension}}"\n'
+            'target_tracking = { target_value = 70, predefined_metric_type = "DynamoDBReadCapacityUtilization" }\n'
+        ),
+        "1 (DescribeScalingPolicies), plus its target's 2",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ pub mod observe;
 pub mod registry;
 
 pub mod acm;
+pub mod appautoscaling;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecr;

@@ -2,9 +2,12 @@
 //! documentation order, and the catalog the pure layers learn them through.
 
 use crate::kit::Provider;
-use crate::{acm, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager, wafv2};
+use crate::{
+    acm, appautoscaling, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager,
+    wafv2,
+};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
-use reconcile_core::plan::{FieldChange, KindCatalog};
+use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
 use std::sync::Arc;
 
 // Services as the SDK names them in its operation metadata (and so in call
@@ -22,6 +25,7 @@ const ACM: &str = "ACM";
 const KMS: &str = "KMS";
 const S3: &str = "S3";
 const DYNAMODB: &str = "DynamoDB";
+const AUTOSCALING: &str = "Application Auto Scaling";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -59,6 +63,14 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (KMS, Arc::new(kms::kms_alias::KmsAlias)),
         (S3, Arc::new(s3::s3_bucket::S3Bucket)),
         (DYNAMODB, Arc::new(dynamodb::dynamodb_table::DynamodbTable)),
+        (
+            AUTOSCALING,
+            Arc::new(appautoscaling::appautoscaling_target::AppautoscalingTarget),
+        ),
+        (
+            AUTOSCALING,
+            Arc::new(appautoscaling::appautoscaling_policy::AppautoscalingPolicy),
+        ),
     ]
 }
 
@@ -131,6 +143,14 @@ impl KindCatalog for Registry {
     }
     fn delete_note(&self, kind: &str, applied: Option<&Fields>) -> Option<String> {
         self.get(kind).and_then(|p| p.delete_note(applied))
+    }
+    fn takes_over(&self, kind: &str, fields: &Fields, uses: &[String]) -> Vec<Takeover> {
+        self.get(kind)
+            .map(|p| p.takes_over(fields, uses))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(address, field)| Takeover { address, field })
+            .collect()
     }
 }
 

@@ -24,6 +24,16 @@ pub struct Observed {
     pub tags: IndexMap<String, String>,
 }
 
+/// A field of another resource that a resource takes over from the stack: an
+/// autoscaler owning a service's task count, say. The planner then no longer
+/// compares that field with AWS (after the create that sets it) and says why.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Takeover {
+    /// The address of the resource whose field is taken over.
+    pub address: String,
+    pub field: String,
+}
+
 /// Everything the pure layers need from the kinds beyond parsing.
 pub trait KindCatalog: Schemas + Send + Sync {
     /// Problems only visible with the whole stack at hand (two resources that
@@ -64,6 +74,16 @@ pub trait KindCatalog: Schemas + Send + Sync {
     /// applied inputs: the plan tells it beside the delete.
     fn delete_note(&self, _kind: &str, _applied: Option<&Fields>) -> Option<String> {
         None
+    }
+
+    /// The fields of other resources that a resource of this kind takes over
+    /// while it exists. `fields` are its fields as declared (references
+    /// unresolved) or as last applied (resolved); `uses` are the addresses it
+    /// depends on. Asked of declared resources, and of resources state still
+    /// holds but the stack no longer declares, so the plan can tell that a
+    /// field is managed again.
+    fn takes_over(&self, _kind: &str, _fields: &Fields, _uses: &[String]) -> Vec<Takeover> {
+        vec![]
     }
 
     /// Every kind's whole-stack checks for every declared resource. A resource

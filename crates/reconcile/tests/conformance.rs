@@ -49,6 +49,8 @@ conformance!(
     kms_alias,
     s3_bucket,
     dynamodb_table,
+    appautoscaling_target,
+    appautoscaling_policy,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -1952,6 +1954,201 @@ local_secondary_indexes = [{ name = "by-sk-status", range_key = "status" }]"#,
             // DescribeTable and DescribeContinuousBackups each table; tags
             // from the stack tag index (one GetResources a 100 tables).
             budget: |n| 2 * n + n.div_ceil(100),
+        }
+    }
+
+    /// Moto refuses an ECS target whose service does not exist, so both
+    /// autoscaling fixtures stand on a real (emulated) service.
+    macro_rules! ecs_services {
+        () => {
+            r#"[vpc.main]
+cidr_block = "10.0.0.0/16"
+
+[subnet.a]
+vpc_id = "${vpc.main.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "us-east-1a"
+
+[security_group.app]
+name = "conf-app"
+vpc_id = "${vpc.main.id}"
+
+[ecs_cluster.main]
+name = "conf-main"
+
+[ecs_task_definition.app]
+family = "conf-app"
+cpu = "256"
+memory = "512"
+containers = [{ name = "app", image = "nginx:1.27" }]
+
+[ecs_service.api]
+name = "api"
+cluster = "${ecs_cluster.main.arn}"
+task_definition = "${ecs_task_definition.app.arn}"
+desired_count = 2
+subnets = ["${subnet.a.id}"]
+security_groups = ["${security_group.app.id}"]
+
+[ecs_service.worker]
+name = "worker"
+cluster = "${ecs_cluster.main.arn}"
+task_definition = "${ecs_task_definition.app.arn}"
+subnets = ["${subnet.a.id}"]
+security_groups = ["${security_group.app.id}"]
+"#
+        };
+    }
+
+    /// The target and policy of an id (`NAMESPACE/RESOURCE_ID/DIMENSION[/NAME]`).
+    fn autoscaling_key(id: &str) -> (String, String, String) {
+        let (ns, rest) = id.split_once('/').unwrap();
+        let at = rest.find("/ecs:").unwrap();
+        let dim = rest[at + 1..].split('/').next().unwrap();
+        (ns.to_string(), rest[..at].to_string(), dim.to_string())
+    }
+
+    pub fn appautoscaling_target() -> Fixture {
+        Fixture {
+            kind: "appautoscaling_target",
+            toml: concat!(
+                ecs_services!(),
+                r#"
+[appautoscaling_target.api]
+resource_id = "service/${ecs_cluster.main.name}/${ecs_service.api.name}"
+min_capacity = 1
+max_capacity = 4
+"#
+            ),
+            address: "appautoscaling_target.api",
+            updates: &[
+                Edit {
+                    from: "min_capacity = 1",
+                    to: "min_capacity = 2",
+                    field: "min_capacity",
+                },
+                Edit {
+                    from: "max_capacity = 4",
+                    to: "max_capacity = 8",
+                    field: "max_capacity",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${ecs_service.api.name}",
+                to: "${ecs_service.worker.name}",
+                field: "resource_id",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "max_capacity",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_applicationautoscaling::types::{
+                            ScalableDimension, ServiceNamespace,
+                        };
+                        let (ns, rid, dim) = autoscaling_key(&id);
+                        aws_sdk_applicationautoscaling::Client::new(&sdk(&url).await)
+                            .register_scalable_target()
+                            .service_namespace(ServiceNamespace::from(ns.as_str()))
+                            .resource_id(rid)
+                            .scalable_dimension(ScalableDimension::from(dim.as_str()))
+                            .max_capacity(9)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            // Each copy needs a key of its own; moto checks that an ECS
+            // service exists but not a DynamoDB table, so the copies scale
+            // tables (still one namespace: one call).
+            vary: |f, i| {
+                set(f, "service_namespace", "dynamodb".into());
+                set(f, "resource_id", format!("table/conf-b{i}"));
+                set(
+                    f,
+                    "scalable_dimension",
+                    "dynamodb:table:ReadCapacityUnits".into(),
+                );
+            },
+            // One DescribeScalableTargets per namespace per 50 targets.
+            budget: |n| n.div_ceil(50),
+        }
+    }
+
+    pub fn appautoscaling_policy() -> Fixture {
+        Fixture {
+            kind: "appautoscaling_policy",
+            toml: concat!(
+                ecs_services!(),
+                r#"
+[appautoscaling_target.api]
+resource_id = "service/${ecs_cluster.main.name}/${ecs_service.api.name}"
+min_capacity = 1
+max_capacity = 4
+
+[appautoscaling_policy.cpu]
+name = "conf-cpu"
+resource_id = "${appautoscaling_target.api.resource_id}"
+target_tracking = { target_value = 70, predefined_metric_type = "ECSServiceAverageCPUUtilization", scale_out_cooldown = 60 }
+"#
+            ),
+            address: "appautoscaling_policy.cpu",
+            updates: &[
+                Edit {
+                    from: "target_value = 70",
+                    to: "target_value = 55.5",
+                    field: "target_tracking",
+                },
+                Edit {
+                    from: "scale_out_cooldown = 60",
+                    to: "scale_out_cooldown = 60, scale_in_cooldown = 300",
+                    field: "target_tracking",
+                },
+            ],
+            replaces: &[Replace {
+                from: "name = \"conf-cpu\"",
+                to: "name = \"conf-cpu-2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "target_tracking",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_applicationautoscaling::types::{
+                            MetricType, PolicyType, PredefinedMetricSpecification,
+                            ScalableDimension, ServiceNamespace,
+                            TargetTrackingScalingPolicyConfiguration,
+                        };
+                        let (ns, rid, dim) = autoscaling_key(&id);
+                        let name = id.rsplit('/').next().unwrap();
+                        let metric = PredefinedMetricSpecification::builder()
+                            .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                            .build()
+                            .unwrap();
+                        let config = TargetTrackingScalingPolicyConfiguration::builder()
+                            .target_value(90.0)
+                            .predefined_metric_specification(metric)
+                            .build()
+                            .unwrap();
+                        aws_sdk_applicationautoscaling::Client::new(&sdk(&url).await)
+                            .put_scaling_policy()
+                            .policy_name(name)
+                            .service_namespace(ServiceNamespace::from(ns.as_str()))
+                            .resource_id(rid)
+                            .scalable_dimension(ScalableDimension::from(dim.as_str()))
+                            .policy_type(PolicyType::TargetTrackingScaling)
+                            .target_tracking_scaling_policy_configuration(config)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-cpu-b{i}")),
+            // One DescribeScalingPolicies per namespace per 50 names.
+            budget: |n| n.div_ceil(50),
         }
     }
 }

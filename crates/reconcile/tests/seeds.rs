@@ -591,3 +591,153 @@ async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
 
     destroy_without_guards(&p, &moto, "vivale").await;
 }
+
+/// The scalable targets and target tracking policies of ECS services, as an
+/// independent client sees them: resource id -> (min, max), and resource id ->
+/// (policy name, target value, metric, scale-in and scale-out cooldowns).
+type Targets = std::collections::BTreeMap<String, (i32, i32)>;
+type Policies = std::collections::BTreeMap<String, (String, f64, String, Option<i32>, Option<i32>)>;
+
+async fn ecs_scaling(aas: &aws_sdk_applicationautoscaling::Client) -> (Targets, Policies) {
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let t = aas
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let targets = t
+        .scalable_targets()
+        .iter()
+        .filter(|t| t.scalable_dimension().as_str() == "ecs:service:DesiredCount")
+        .map(|t| {
+            (
+                t.resource_id().to_string(),
+                (t.min_capacity(), t.max_capacity()),
+            )
+        })
+        .collect();
+    let p = aas
+        .describe_scaling_policies()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .unwrap();
+    let policies = p
+        .scaling_policies()
+        .iter()
+        .map(|p| {
+            let tt = p.target_tracking_scaling_policy_configuration().unwrap();
+            let metric = tt
+                .predefined_metric_specification()
+                .map(|m| m.predefined_metric_type().as_str().to_string())
+                .unwrap_or_default();
+            (
+                p.resource_id().to_string(),
+                (
+                    p.policy_name().to_string(),
+                    tt.target_value(),
+                    metric,
+                    tt.scale_in_cooldown(),
+                    tt.scale_out_cooldown(),
+                ),
+            )
+        })
+        .collect();
+    (targets, policies)
+}
+
+/// Moves a service's task count as the autoscaler would; the seed must still
+/// plan clean, saying who manages the count.
+async fn autoscaler_moves(p: &Project, moto: &Moto, name: &str, cluster: &str, service: &str) {
+    let ecs = aws_sdk_ecs::Client::new(&moto.sdk().await);
+    ecs.update_service()
+        .cluster(cluster)
+        .service(service)
+        .desired_count(3)
+        .send()
+        .await
+        .unwrap();
+    let stack = format!("desired-state/{name}");
+    let r = p.run(Some(moto), &["plan", &stack, "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("desired_count is managed by appautoscaling_target."),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_smart_keycloak_and_backend_scale_between_1_and_4_tasks_on_cpu() {
+    let moto = Moto::start();
+    let p = Project::new();
+    p.copy_seed("proxy-smart");
+    apply_and_replan(&p, &moto, "proxy-smart");
+
+    let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk().await);
+    let (targets, policies) = ecs_scaling(&aas).await;
+    let keycloak = "service/proxy-smart-production/proxy-smart-keycloak";
+    let backend = "service/proxy-smart-production/proxy-smart-backend";
+    assert_eq!(
+        targets.into_iter().collect::<Vec<_>>(),
+        [
+            (backend.to_string(), (1, 4)),
+            (keycloak.to_string(), (1, 4))
+        ]
+    );
+    let cpu = |name: &str| {
+        (
+            name.to_string(),
+            70.0,
+            "ECSServiceAverageCPUUtilization".to_string(),
+            Some(300),
+            Some(60),
+        )
+    };
+    assert_eq!(policies[keycloak], cpu("proxy-smart-keycloak-cpu"));
+    assert_eq!(policies[backend], cpu("proxy-smart-backend-cpu"));
+    assert_eq!(policies.len(), 2);
+
+    autoscaler_moves(
+        &p,
+        &moto,
+        "proxy-smart",
+        "proxy-smart-production",
+        "proxy-smart-keycloak",
+    )
+    .await;
+    destroy_without_guards(&p, &moto, "proxy-smart").await;
+    assert!(
+        ecs_scaling(&aas).await.0.is_empty(),
+        "targets survived destroy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn carebow_api_scales_between_2_and_10_tasks_on_cpu() {
+    let moto = Moto::start();
+    let p = Project::new();
+    p.copy_seed("carebow");
+    apply_and_replan(&p, &moto, "carebow");
+
+    let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk().await);
+    let (targets, policies) = ecs_scaling(&aas).await;
+    let api = "service/carebow/carebow-api";
+    assert_eq!(
+        targets.into_iter().collect::<Vec<_>>(),
+        [(api.to_string(), (2, 10))]
+    );
+    let (name, target, metric, _, _) = &policies[api];
+    assert_eq!(name, "carebow-api-cpu");
+    assert_eq!(*target, 70.0);
+    assert_eq!(metric, "ECSServiceAverageCPUUtilization");
+
+    autoscaler_moves(&p, &moto, "carebow", "carebow", "carebow-api").await;
+    destroy_without_guards(&p, &moto, "carebow").await;
+    assert!(
+        ecs_scaling(&aas).await.0.is_empty(),
+        "targets survived destroy"
+    );
+}

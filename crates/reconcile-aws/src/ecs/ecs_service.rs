@@ -79,9 +79,10 @@ pub static SCHEMA: Schema = Schema {
     kind: "ecs_service",
     doc: "An ECS service keeping `desired_count` tasks of a task definition running, on \
           Fargate in awsvpc mode by default. Most fields change in place (a new deployment); \
-          a new task definition revision is rolled out in place. Leave scaling to an autoscaler \
-          with `ignore_changes = [\"desired_count\"]`. Observed with DescribeServices, 10 \
-          services of one cluster per call, tags included.",
+          a new task definition revision is rolled out in place. While an \
+          `appautoscaling_target` of the stack scales the service, its `desired_count` is the \
+          autoscaler's: set at creation, then not compared (the plan says so). Observed with \
+          DescribeServices, 10 services of one cluster per call, tags included.",
     fields: &[
         Field::new(
             "name",
@@ -111,8 +112,9 @@ pub static SCHEMA: Schema = Schema {
         Field::new(
             "desired_count",
             Ty::Int,
-            "How many tasks to keep running. Changed in place; with an autoscaler, add \
-             `ignore_changes = [\"desired_count\"]`.",
+            "How many tasks to keep running. Changed in place. Scaled by an \
+             `appautoscaling_target` of the stack, it is only set at creation; scaled by \
+             something else, add `ignore_changes = [\"desired_count\"]`.",
         )
         .default(Default::Int(1)),
         Field::new(

@@ -143,6 +143,7 @@ pub struct Cx {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -227,6 +228,7 @@ impl Cx {
             ),
             kms: client!(aws_sdk_kms),
             dynamodb: client!(aws_sdk_dynamodb),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),

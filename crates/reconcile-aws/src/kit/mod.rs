@@ -94,6 +94,16 @@ pub trait Provider: Send + Sync {
         vec![]
     }
 
+    /// Pure: the fields of other resources this resource takes over while it
+    /// exists, as `(address, field)`: an autoscaler owning a service's task
+    /// count. `fields` are as declared (references unresolved) or, for a
+    /// resource only state still holds, as last applied; `uses` are the
+    /// addresses it depends on. The planner stops comparing those fields and
+    /// says so in the plan.
+    fn takes_over(&self, _fields: &Fields, _uses: &[String]) -> Vec<(String, String)> {
+        vec![]
+    }
+
     /// The field through which AWS itself refuses to delete the resource while
     /// it is `true` (deletion protection), if the kind has one. The planner
     /// refuses a delete or replacement up front rather than fail half-way.

@@ -1,8 +1,9 @@
 //! A small fake kind catalog for the planner's tests: three network-like kinds
 //! with the rules the planner must honour (defaults, sets, replace-forcing
-//! fields, delete-first replacements, a deletion guard), and no AWS behind them.
+//! fields, delete-first replacements, a deletion guard, a field taken over by
+//! another resource), and no AWS behind them.
 
-use crate::catalog::KindCatalog;
+use crate::catalog::{KindCatalog, Takeover};
 use crate::diff::FieldChange;
 use crate::model::schema::{Default, Field, Schema, Ty};
 use crate::model::{Fields, Schemas, Value};
@@ -66,6 +67,16 @@ static GROUP: Schema = Schema {
     taggable: true,
 };
 
+/// Takes over the subnet it names: after creation, that subnet's
+/// `map_public_ip_on_launch` is its business, not the stack's.
+static AUTOPILOT: Schema = Schema {
+    kind: "autopilot",
+    doc: "Manages a subnet's public IP setting.",
+    fields: &[Field::new("subnet_id", Ty::Str, "").required()],
+    attributes: &[("id", "")],
+    taggable: false,
+};
+
 /// The guard field of the fake `subnet`: named unlike any real one, so a test
 /// that sees it in a message knows the planner took it from the catalog.
 pub const GUARD: &str = "termination_protection";
@@ -74,10 +85,12 @@ pub struct FakeCatalog;
 
 impl Schemas for FakeCatalog {
     fn kinds(&self) -> Vec<&'static str> {
-        vec!["vpc", "subnet", "security_group"]
+        vec!["vpc", "subnet", "security_group", "autopilot"]
     }
     fn schema(&self, kind: &str) -> Option<&'static Schema> {
-        [&VPC, &SUBNET, &GROUP].into_iter().find(|s| s.kind == kind)
+        [&VPC, &SUBNET, &GROUP, &AUTOPILOT]
+            .into_iter()
+            .find(|s| s.kind == kind)
     }
 }
 
@@ -111,6 +124,34 @@ impl KindCatalog for FakeCatalog {
             }
             _ => true,
         }
+    }
+
+    /// The subnet its `subnet_id` refers to when declared; from state, where
+    /// references are resolved, the subnet it depended on.
+    fn takes_over(&self, kind: &str, fields: &Fields, uses: &[String]) -> Vec<Takeover> {
+        if kind != "autopilot" {
+            return vec![];
+        }
+        let referenced: Vec<String> = fields
+            .get("subnet_id")
+            .map(|v| v.references())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r.address())
+            .collect();
+        let subnets = if referenced.is_empty() {
+            uses.to_vec()
+        } else {
+            referenced
+        };
+        subnets
+            .into_iter()
+            .filter(|a| a.starts_with("subnet."))
+            .map(|address| Takeover {
+                address,
+                field: "map_public_ip_on_launch".into(),
+            })
+            .collect()
     }
 
     fn deletion_guard(&self, kind: &str) -> Option<&'static str> {

@@ -1,6 +1,6 @@
 //! The planner: (desired stack, state, observed AWS) -> a [`Plan`] of steps. Pure: no I/O.
 
-pub use crate::catalog::{KindCatalog, Observed, TAG_ADDRESS, TAG_STACK};
+pub use crate::catalog::{KindCatalog, Observed, Takeover, TAG_ADDRESS, TAG_STACK};
 pub use crate::diff::{diff_fields, FieldChange};
 
 use crate::graph::Graph;
@@ -72,6 +72,10 @@ pub struct Step {
     /// For deletes: the old copy of a replaced resource, not the current one.
     #[serde(default)]
     pub deposed: bool,
+    /// What a person should know about this step even when nothing changes: a
+    /// field another resource manages, or one reconcile manages again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A resource found by its tags that state did not know (an interrupted create).
@@ -222,6 +226,11 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
     };
 
     let selected = select_targets(graph, state, targets);
+    let (owned, released) = if destroy {
+        Default::default()
+    } else {
+        takeovers(stack, graph, state, catalog)
+    };
     let order = if destroy { vec![] } else { graph.order() };
     for addr in &order {
         if !selected.as_ref().is_none_or(|s| s.contains(addr)) {
@@ -260,7 +269,24 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             ignore_changes: r.ignore_changes.clone(),
             already_gone: false,
             deposed: false,
+            notes: vec![],
         };
+        for (field, owner) in owned.get(addr).into_iter().flatten() {
+            // Apply diffs again before an update: it must leave the field alone too.
+            if !step.ignore_changes.contains(field) {
+                step.ignore_changes.push(field.clone());
+            }
+            step.notes.push(if now.is_none() {
+                format!("{field} is set at creation, then managed by {owner}")
+            } else {
+                format!("{field} is managed by {owner}: not compared with AWS")
+            });
+        }
+        for (field, owner) in released.get(addr).into_iter().flatten() {
+            step.notes.push(format!(
+                "{field} is managed again: {owner}, which managed it, is no longer declared"
+            ));
+        }
         match now {
             None => {
                 step.action = Action::Create;
@@ -290,7 +316,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                     want.insert("tags".into(), tags_value(&tags));
                 }
                 let mut changes = catalog.diff(&r.kind, &want, &live_fields);
-                changes.retain(|c| !r.ignore_changes.contains(&c.field));
+                changes.retain(|c| !step.ignore_changes.contains(&c.field));
                 if !changes.is_empty() {
                     // Drift: live differs while the desired value is what we last applied.
                     let last = in_state.map(|s| &s.inputs);
@@ -431,6 +457,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             ignore_changes: vec![],
             already_gone: gone,
             deposed: false,
+            notes: vec![],
         });
     }
     // Adoptions of resources no longer declared are deleted too, so nothing is orphaned.
@@ -457,6 +484,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
                 ignore_changes: vec![],
                 already_gone: false,
                 deposed: false,
+                notes: vec![],
             });
         }
     }
@@ -481,6 +509,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             ignore_changes: vec![],
             already_gone: false,
             deposed: true,
+            notes: vec![],
         });
     }
     for d in state.deposed.iter().filter(|d| in_selection(&d.address)) {
@@ -504,6 +533,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
             ignore_changes: vec![],
             already_gone: false,
             deposed: true,
+            notes: vec![],
         });
     }
     force_destroy_before_create(&mut steps);
@@ -534,6 +564,52 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Vec<PlanError>> {
         targets: targets.to_vec(),
         state_location: stack.state.clone(),
     })
+}
+
+/// Fields taken over, by the address they belong to: `(field, owner)` for
+/// declared owners, and for owners state holds that the stack no longer
+/// declares (the field is managed again, unless a declared owner has it).
+type Owners = HashMap<String, Vec<(String, String)>>;
+
+fn takeovers(
+    stack: &Stack,
+    graph: &Graph,
+    state: &State,
+    catalog: &dyn KindCatalog,
+) -> (Owners, Owners) {
+    let mut owned = Owners::new();
+    for r in stack.resources.values() {
+        let uses = graph.dependencies(&r.address);
+        for t in catalog.takes_over(&r.kind, &r.fields, &uses) {
+            if stack.resources.contains_key(&t.address) && t.address != r.address {
+                owned
+                    .entry(t.address)
+                    .or_default()
+                    .push((t.field, r.address.clone()));
+            }
+        }
+    }
+    let mut released = Owners::new();
+    let mut gone: Vec<&StateResource> = state
+        .resources
+        .values()
+        .filter(|s| !stack.resources.contains_key(&s.address))
+        .collect();
+    gone.sort_by(|a, b| a.address.cmp(&b.address));
+    for s in gone {
+        for t in catalog.takes_over(&s.kind, &s.inputs, &s.dependencies) {
+            let still_owned = owned
+                .get(&t.address)
+                .is_some_and(|o| o.iter().any(|(f, _)| *f == t.field));
+            if stack.resources.contains_key(&t.address) && !still_owned {
+                released
+                    .entry(t.address)
+                    .or_default()
+                    .push((t.field, s.address.clone()));
+            }
+        }
+    }
+    (owned, released)
 }
 
 /// The first copy found for each address, and the others.

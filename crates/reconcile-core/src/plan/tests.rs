@@ -1341,3 +1341,116 @@ fn a_live_deletion_guard_refuses_a_replacement_naming_the_field() {
         .message
         .contains("cidr_block would force its replacement"));
 }
+
+// ---------------------------------------------------------------------------
+// Fields another resource takes over
+// ---------------------------------------------------------------------------
+
+/// `BASE` plus an autopilot that takes over the subnet's public IP setting.
+fn with_autopilot() -> Fixture {
+    fixture(&format!(
+        "{BASE}\n[autopilot.a]\nsubnet_id = \"${{subnet.a.id}}\"\n"
+    ))
+}
+
+/// `World::applied` with the autopilot applied too, and the subnet's public IP
+/// setting moved by it.
+fn autopilot_applied() -> World {
+    let mut w = World::applied();
+    w.state.resources.insert(
+        "autopilot.a".into(),
+        state_resource(
+            "autopilot.a",
+            "autopilot",
+            "ap-1",
+            fields(&[("subnet_id", Value::str("subnet-1"))]),
+            &["subnet.a"],
+        ),
+    );
+    w.observed.insert(
+        "autopilot.a".into(),
+        Some(observed(
+            "ap-1",
+            fields(&[("subnet_id", Value::str("subnet-1"))]),
+            IndexMap::new(),
+        )),
+    );
+    w.live_mut("subnet.a")
+        .fields
+        .insert("map_public_ip_on_launch".into(), Value::Bool(true));
+    w
+}
+
+#[test]
+fn a_field_another_resource_took_over_is_not_compared_and_the_plan_says_so() {
+    let fx = with_autopilot();
+    let plan = autopilot_applied().plan(&fx).unwrap();
+    assert!(!plan.has_changes(), "{:?}", summary(&plan));
+    let s = step(&plan, "subnet.a");
+    assert_eq!(s.action, Action::NoOp);
+    assert_eq!(
+        s.notes,
+        ["map_public_ip_on_launch is managed by autopilot.a: not compared with AWS"]
+    );
+    // Apply diffs again before an update; the step carries the field to leave alone.
+    assert!(s
+        .ignore_changes
+        .contains(&"map_public_ip_on_launch".to_string()));
+    assert!(step(&plan, "autopilot.a").notes.is_empty());
+}
+
+#[test]
+fn other_fields_of_a_taken_over_resource_are_still_compared() {
+    let fx = with_autopilot();
+    let mut w = autopilot_applied();
+    w.live_mut("subnet.a")
+        .tags
+        .insert("Tier".into(), "public".into());
+    let plan = w.plan(&fx).unwrap();
+    let s = step(&plan, "subnet.a");
+    assert_eq!(s.action, Action::Update);
+    assert!(s.drift);
+    assert_eq!(changed_fields(s), ["tags"]);
+}
+
+#[test]
+fn a_taken_over_field_is_still_set_when_the_resource_is_created() {
+    let fx = with_autopilot();
+    let plan = World::empty().plan(&fx).unwrap();
+    let s = step(&plan, "subnet.a");
+    assert_eq!(s.action, Action::Create);
+    // Taken over after creation only: the create still sets the declared value.
+    assert_eq!(
+        change(s, "map_public_ip_on_launch").new,
+        Some(Value::Bool(false))
+    );
+    assert_eq!(
+        s.notes,
+        ["map_public_ip_on_launch is set at creation, then managed by autopilot.a"]
+    );
+}
+
+#[test]
+fn removing_the_owner_makes_the_field_managed_again_and_the_plan_says_so() {
+    // The autopilot is gone from the stack; state still holds it.
+    let fx = fixture(BASE);
+    let plan = autopilot_applied().plan(&fx).unwrap();
+    assert_eq!(step(&plan, "autopilot.a").action, Action::Delete);
+    let s = step(&plan, "subnet.a");
+    assert_eq!(s.action, Action::Update);
+    assert_eq!(changed_fields(s), ["map_public_ip_on_launch"]);
+    assert_eq!(
+        s.notes,
+        ["map_public_ip_on_launch is managed again: autopilot.a, which managed it, is no longer declared"]
+    );
+    assert!(!s
+        .ignore_changes
+        .contains(&"map_public_ip_on_launch".to_string()));
+}
+
+#[test]
+fn destroy_asks_no_owner() {
+    let fx = with_autopilot();
+    let plan = autopilot_applied().plan_with(&fx, true, &[]).unwrap();
+    assert!(plan.steps.iter().all(|s| s.notes.is_empty()));
+}

@@ -825,6 +825,7 @@ mod tests {
             ignore_changes: vec![],
             already_gone: false,
             deposed: false,
+            notes: vec![],
         }
     }
 

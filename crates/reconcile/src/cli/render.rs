@@ -70,9 +70,18 @@ pub fn plan_text(plan: &Plan, observed_count: usize, seconds: f64, calls: u64) -
             a.address, a.observed.id
         );
     }
-    for s in plan.steps.iter().filter(|s| s.action != Action::NoOp) {
+    // Unchanged steps with notes are shown too: a field left to another
+    // resource is a choice the reader should see in every plan.
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.action != Action::NoOp || !s.notes.is_empty())
+    {
         let sym = symbol(s.action);
         let _ = writeln!(out, "  {sym:<3} {:<32} {}", s.address, describe(s));
+        for n in &s.notes {
+            let _ = writeln!(out, "      # {n}");
+        }
         if s.action == Action::Delete {
             if let Some(id) = &s.id {
                 let _ = writeln!(out, "      id = {id:?}");
