@@ -7,6 +7,7 @@ pub mod observe;
 pub mod registry;
 
 pub mod acm;
+pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecr;
@@ -18,6 +19,7 @@ pub mod logs;
 pub mod rds;
 pub mod s3;
 pub mod secretsmanager;
+pub mod sns;
 pub mod wafv2;
 
 pub use kit::{AwsOptions, CallCounter, Cx, Desired, Provider, ProviderError, StatusSink};

@@ -2,7 +2,10 @@
 //! documentation order, and the catalog the pure layers learn them through.
 
 use crate::kit::Provider;
-use crate::{acm, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager, wafv2};
+use crate::{
+    acm, cloudwatch, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager, sns,
+    wafv2,
+};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog};
 use std::sync::Arc;
@@ -22,6 +25,8 @@ const ACM: &str = "ACM";
 const KMS: &str = "KMS";
 const S3: &str = "S3";
 const DYNAMODB: &str = "DynamoDB";
+const SNS: &str = "SNS";
+const CLOUDWATCH: &str = "CloudWatch";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -59,6 +64,11 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (KMS, Arc::new(kms::kms_alias::KmsAlias)),
         (S3, Arc::new(s3::s3_bucket::S3Bucket)),
         (DYNAMODB, Arc::new(dynamodb::dynamodb_table::DynamodbTable)),
+        (SNS, Arc::new(sns::sns_topic::SnsTopic)),
+        (
+            CLOUDWATCH,
+            Arc::new(cloudwatch::cloudwatch_alarm::CloudwatchAlarm),
+        ),
     ]
 }
 
