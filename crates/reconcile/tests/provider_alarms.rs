@@ -151,8 +151,8 @@ async fn an_alarm_notifying_a_topic_is_created_kept_and_repaired() {
     assert_eq!(a.statistic(), None);
     assert_eq!(a.datapoints_to_alarm(), Some(2));
     assert_eq!(a.threshold(), Some(2.0));
-    assert_eq!(a.alarm_actions(), [arn.clone()]);
-    assert_eq!(a.ok_actions(), [arn.clone()]);
+    assert_eq!(a.alarm_actions(), std::slice::from_ref(&arn));
+    assert_eq!(a.ok_actions(), std::slice::from_ref(&arn));
     assert_eq!(a.dimensions()[0].value(), Some("app/web/0123456789abcdef"));
     plan_clean(&p, &moto);
 

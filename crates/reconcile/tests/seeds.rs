@@ -743,7 +743,12 @@ async fn proxy_smart_keycloak_alarms_watch_its_load_balancer_and_page_one_topic(
         ]
     );
     for a in &alarms {
-        assert_eq!(a.alarm_actions(), [topic.clone()], "{:?}", a.alarm_name());
+        assert_eq!(
+            a.alarm_actions(),
+            std::slice::from_ref(&topic),
+            "{:?}",
+            a.alarm_name()
+        );
         assert_eq!(a.namespace(), Some("AWS/ApplicationELB"));
     }
 
@@ -771,8 +776,8 @@ async fn carebow_database_alarms_on_cpu_and_free_storage() {
             dimensions(a),
             [("DBInstanceIdentifier".to_string(), "carebow-db".to_string())]
         );
-        assert_eq!(a.alarm_actions(), [topic.clone()]);
-        assert_eq!(a.ok_actions(), [topic.clone()]);
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic));
+        assert_eq!(a.ok_actions(), std::slice::from_ref(&topic));
     }
     let (cpu, storage) = (&alarms[0], &alarms[1]);
     assert_eq!(cpu.metric_name(), Some("CPUUtilization"));
