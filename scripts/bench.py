@@ -350,6 +350,22 @@ PER_KIND = {
         ),
         "1 (DescribeScalingPolicies), plus its target's 2",
     ),
+    "sns_topic": (
+        lambda i: (
+            f'[sns_topic.t{i}]\nname = "per-kind-topic-{i}"\ndisplay_name = "bench {i}"\n'
+            f'subscriptions = [{{ protocol = "email", endpoint = "ops{i}@example.com" }}]\n'
+        ),
+        "3 (GetTopicAttributes, ListTagsForResource, GetSubscriptionAttributes per subscription: one here)",
+    ),
+    "cloudwatch_alarm": (
+        lambda i: (
+            f'[cloudwatch_alarm.a{i}]\nalarm_name = "per-kind-alarm-{i}"\nnamespace = "AWS/RDS"\n'
+            f'metric_name = "CPUUtilization"\ndimensions = {{ DBInstanceIdentifier = "db{i}" }}\n'
+            'statistic = "Average"\nperiod = 300\nevaluation_periods = 3\nthreshold = 80\n'
+            'comparison_operator = "GreaterThanThreshold"\n'
+        ),
+        "2 (DescribeAlarms, ListTagsForResource)",
+    ),
 }
 
 

@@ -8,6 +8,7 @@ pub mod registry;
 
 pub mod acm;
 pub mod appautoscaling;
+pub mod cloudwatch;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecr;
@@ -19,6 +20,7 @@ pub mod logs;
 pub mod rds;
 pub mod s3;
 pub mod secretsmanager;
+pub mod sns;
 pub mod wafv2;
 
 pub use kit::{AwsOptions, CallCounter, Cx, Desired, Provider, ProviderError, StatusSink};

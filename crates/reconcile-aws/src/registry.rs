@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3, secretsmanager,
-    wafv2,
+    acm, appautoscaling, cloudwatch, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3,
+    secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -26,6 +26,8 @@ const KMS: &str = "KMS";
 const S3: &str = "S3";
 const DYNAMODB: &str = "DynamoDB";
 const AUTOSCALING: &str = "Application Auto Scaling";
+const SNS: &str = "SNS";
+const CLOUDWATCH: &str = "CloudWatch";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -70,6 +72,11 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (
             AUTOSCALING,
             Arc::new(appautoscaling::appautoscaling_policy::AppautoscalingPolicy),
+        ),
+        (SNS, Arc::new(sns::sns_topic::SnsTopic)),
+        (
+            CLOUDWATCH,
+            Arc::new(cloudwatch::cloudwatch_alarm::CloudwatchAlarm),
         ),
     ]
 }

@@ -49,6 +49,8 @@ conformance!(
     kms_alias,
     s3_bucket,
     dynamodb_table,
+    sns_topic,
+    cloudwatch_alarm,
     appautoscaling_target,
     appautoscaling_policy,
 );
@@ -2149,6 +2151,125 @@ target_tracking = { target_value = 70, predefined_metric_type = "ECSServiceAvera
             vary: |f, i| set(f, "name", format!("conf-cpu-b{i}")),
             // One DescribeScalingPolicies per namespace per 50 names.
             budget: |n| n.div_ceil(50),
+        }
+    }
+
+    pub fn sns_topic() -> Fixture {
+        Fixture {
+            kind: "sns_topic",
+            toml: r#"[kms_key.topic]
+description = "conformance topic key"
+deletion_window_in_days = 7
+
+[sns_topic.alerts]
+name = "conf-alerts"
+display_name = "one"
+subscriptions = [{ protocol = "email", endpoint = "ops@example.com" }]
+"#,
+            address: "sns_topic.alerts",
+            updates: &[
+                Edit {
+                    from: "display_name = \"one\"",
+                    to: "display_name = \"two\"",
+                    field: "display_name",
+                },
+                Edit {
+                    from: "subscriptions = [",
+                    to: "subscriptions = [{ protocol = \"sqs\", endpoint = \"arn:aws:sqs:us-east-1:123456789012:conf\" }, ",
+                    field: "subscriptions",
+                },
+                Edit {
+                    from: "display_name = \"two\"",
+                    to: "display_name = \"two\"\nkms_master_key_id = \"${kms_key.topic.arn}\"",
+                    field: "kms_master_key_id",
+                },
+            ],
+            replaces: &[Replace {
+                from: "\"conf-alerts\"",
+                to: "\"conf-alerts-2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "display_name",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_sns::Client::new(&sdk(&url).await)
+                            .set_topic_attributes()
+                            .topic_arn(id)
+                            .attribute_name("DisplayName")
+                            .attribute_value("changed by hand")
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-alerts-b{i}")),
+            // GetTopicAttributes each topic (subscriptions are read only where
+            // declared, beside observe); tags from the stack tag index.
+            budget: |n| n + n.div_ceil(100),
+        }
+    }
+
+    pub fn cloudwatch_alarm() -> Fixture {
+        Fixture {
+            kind: "cloudwatch_alarm",
+            toml: r#"[sns_topic.page]
+name = "conf-alarm-page"
+
+[cloudwatch_alarm.cpu]
+alarm_name = "conf-cpu"
+namespace = "AWS/RDS"
+metric_name = "CPUUtilization"
+dimensions = { DBInstanceIdentifier = "conf-db" }
+statistic = "Average"
+period = 300
+evaluation_periods = 2
+threshold = 80
+comparison_operator = "GreaterThanOrEqualToThreshold"
+alarm_actions = ["${sns_topic.page.arn}"]
+"#,
+            address: "cloudwatch_alarm.cpu",
+            updates: &[
+                Edit {
+                    from: "threshold = 80",
+                    to: "threshold = 90.5",
+                    field: "threshold",
+                },
+                Edit {
+                    from: "statistic = \"Average\"",
+                    to: "extended_statistic = \"p99\"",
+                    field: "extended_statistic",
+                },
+                Edit {
+                    from: "evaluation_periods = 2",
+                    to: "evaluation_periods = 3\ndatapoints_to_alarm = 2",
+                    field: "datapoints_to_alarm",
+                },
+            ],
+            replaces: &[Replace {
+                from: "\"conf-cpu\"",
+                to: "\"conf-cpu-2\"",
+                field: "alarm_name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "actions_enabled",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_cloudwatch::Client::new(&sdk(&url).await)
+                            .disable_alarm_actions()
+                            .alarm_names(id)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "alarm_name", format!("conf-cpu-b{i}")),
+            // One DescribeAlarms per 100 alarms; tags from the stack tag index.
+            budget: |n| n.div_ceil(100) + n.div_ceil(100),
         }
     }
 }

@@ -741,3 +741,235 @@ async fn carebow_api_scales_between_2_and_10_tasks_on_cpu() {
         "targets survived destroy"
     );
 }
+
+/// The alarms whose names begin with `prefix`, in name order.
+async fn alarms_of(
+    cw: &aws_sdk_cloudwatch::Client,
+    prefix: &str,
+) -> Vec<aws_sdk_cloudwatch::types::MetricAlarm> {
+    let out = cw
+        .describe_alarms()
+        .alarm_name_prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut alarms = out.metric_alarms().to_vec();
+    alarms.sort_by(|a, b| a.alarm_name().cmp(&b.alarm_name()));
+    alarms
+}
+
+fn dimensions(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Vec<(String, String)> {
+    let mut d: Vec<(String, String)> = a
+        .dimensions()
+        .iter()
+        .map(|d| (d.name().unwrap().into(), d.value().unwrap().into()))
+        .collect();
+    d.sort();
+    d
+}
+
+/// The email endpoints subscribed to the topic named `name`, and its ARN.
+async fn topic_emails(sns: &aws_sdk_sns::Client, name: &str) -> (String, Vec<String>) {
+    let topics = sns.list_topics().send().await.unwrap();
+    let arn = topics
+        .topics()
+        .iter()
+        .filter_map(|t| t.topic_arn())
+        .find(|a| a.ends_with(&format!(":{name}")))
+        .unwrap_or_else(|| panic!("no topic {name}"))
+        .to_string();
+    let subs = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let emails = subs
+        .subscriptions()
+        .iter()
+        .filter(|s| s.protocol() == Some("email"))
+        .filter_map(|s| s.endpoint().map(str::to_string))
+        .collect();
+    (arn, emails)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_smart_keycloak_alarms_watch_its_load_balancer_and_page_one_topic() {
+    let moto = Moto::start();
+    let p = Project::new();
+    p.copy_seed("proxy-smart");
+    apply_and_replan(&p, &moto, "proxy-smart");
+
+    let c = moto.sdk().await;
+    let elbv2 = aws_sdk_elasticloadbalancingv2::Client::new(&c);
+    let lb = elbv2
+        .describe_load_balancers()
+        .names("proxy-smart-keycloak")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let tg = elbv2
+        .describe_target_groups()
+        .names("proxy-smart-keycloak")
+        .send()
+        .await
+        .unwrap();
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    // CloudWatch's names for them: the ARN after "loadbalancer/", and after the last ":".
+    let lb_dim = lb_arn.split_once(":loadbalancer/").unwrap().1.to_string();
+    let tg_dim = tg_arn.rsplit(':').next().unwrap().to_string();
+    assert!(lb_dim.starts_with("app/proxy-smart-keycloak/"), "{lb_dim}");
+    assert!(
+        tg_dim.starts_with("targetgroup/proxy-smart-keycloak/"),
+        "{tg_dim}"
+    );
+
+    let (topic, emails) = topic_emails(&aws_sdk_sns::Client::new(&c), "proxy-smart-alarms").await;
+    assert_eq!(emails, ["ops@maxhealth.tech"]);
+
+    let cw = aws_sdk_cloudwatch::Client::new(&c);
+    let alarms = alarms_of(&cw, "proxy-smart-keycloak-").await;
+    let seen: Vec<_> = alarms
+        .iter()
+        .map(|a| {
+            (
+                a.alarm_name().unwrap(),
+                a.metric_name().unwrap(),
+                a.statistic().unwrap().as_str(),
+                a.period().unwrap(),
+                a.evaluation_periods().unwrap(),
+                a.threshold().unwrap(),
+                a.comparison_operator().unwrap().as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "proxy-smart-keycloak-5xx",
+                "HTTPCode_ELB_5XX_Count",
+                "Sum",
+                300,
+                2,
+                10.0,
+                "GreaterThanOrEqualToThreshold"
+            ),
+            (
+                "proxy-smart-keycloak-latency",
+                "TargetResponseTime",
+                "Average",
+                300,
+                3,
+                2.0,
+                "GreaterThanThreshold"
+            ),
+            (
+                "proxy-smart-keycloak-unhealthy-hosts",
+                "UnHealthyHostCount",
+                "Average",
+                300,
+                2,
+                1.0,
+                "GreaterThanOrEqualToThreshold"
+            ),
+        ]
+    );
+    let lb_only = vec![("LoadBalancer".to_string(), lb_dim.clone())];
+    assert_eq!(dimensions(&alarms[0]), lb_only);
+    assert_eq!(dimensions(&alarms[1]), lb_only);
+    assert_eq!(
+        dimensions(&alarms[2]),
+        [
+            ("LoadBalancer".to_string(), lb_dim),
+            ("TargetGroup".to_string(), tg_dim)
+        ]
+    );
+    for a in &alarms {
+        assert_eq!(
+            a.alarm_actions(),
+            std::slice::from_ref(&topic),
+            "{:?}",
+            a.alarm_name()
+        );
+        assert_eq!(a.namespace(), Some("AWS/ApplicationELB"));
+    }
+
+    destroy_without_guards(&p, &moto, "proxy-smart").await;
+    assert!(alarms_of(&cw, "proxy-smart-").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn carebow_database_alarms_on_cpu_and_free_storage() {
+    let moto = Moto::start();
+    let p = Project::new();
+    p.copy_seed("carebow");
+    apply_and_replan(&p, &moto, "carebow");
+
+    let c = moto.sdk().await;
+    let (topic, emails) = topic_emails(&aws_sdk_sns::Client::new(&c), "carebow-alarms").await;
+    assert_eq!(emails, ["ops@carebow.com"]);
+    let cw = aws_sdk_cloudwatch::Client::new(&c);
+    let alarms = alarms_of(&cw, "carebow-db-").await;
+    let names: Vec<_> = alarms.iter().filter_map(|a| a.alarm_name()).collect();
+    assert_eq!(names, ["carebow-db-cpu", "carebow-db-free-storage"]);
+    for a in &alarms {
+        assert_eq!(a.namespace(), Some("AWS/RDS"));
+        assert_eq!(
+            dimensions(a),
+            [("DBInstanceIdentifier".to_string(), "carebow-db".to_string())]
+        );
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic));
+        assert_eq!(a.ok_actions(), std::slice::from_ref(&topic));
+    }
+    let (cpu, storage) = (&alarms[0], &alarms[1]);
+    assert_eq!(cpu.metric_name(), Some("CPUUtilization"));
+    assert_eq!(cpu.threshold(), Some(80.0));
+    assert_eq!(storage.metric_name(), Some("FreeStorageSpace"));
+    assert_eq!(storage.statistic().map(|s| s.as_str()), Some("Minimum"));
+    assert_eq!(storage.threshold(), Some(5_368_709_120.0));
+    assert_eq!(
+        storage.comparison_operator().map(|o| o.as_str()),
+        Some("LessThanThreshold")
+    );
+    assert_eq!(storage.treat_missing_data(), Some("breaching"));
+
+    // Lowered by hand to stay quiet: drift on the threshold, put back by apply.
+    cw.put_metric_alarm()
+        .alarm_name("carebow-db-cpu")
+        .alarm_description(cpu.alarm_description().unwrap())
+        .namespace("AWS/RDS")
+        .metric_name("CPUUtilization")
+        .set_dimensions(Some(cpu.dimensions().to_vec()))
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(300)
+        .evaluation_periods(3)
+        .threshold(99.0)
+        .comparison_operator(cpu.comparison_operator().unwrap().clone())
+        .set_alarm_actions(Some(cpu.alarm_actions().to_vec()))
+        .set_ok_actions(Some(cpu.ok_actions().to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let r = p.run(
+        Some(&moto),
+        &["plan", "desired-state/carebow", "--detailed-exitcode"],
+    );
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("cloudwatch_alarm.db_cpu"), "{}", r.stdout);
+    apply_and_replan(&p, &moto, "carebow");
+    assert_eq!(
+        alarms_of(&cw, "carebow-db-cpu").await[0].threshold(),
+        Some(80.0)
+    );
+
+    destroy_without_guards(&p, &moto, "carebow").await;
+    assert!(alarms_of(&cw, "carebow-").await.is_empty());
+}

@@ -144,6 +144,8 @@ pub struct Cx {
     pub kms: aws_sdk_kms::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -229,6 +231,8 @@ impl Cx {
             kms: client!(aws_sdk_kms),
             dynamodb: client!(aws_sdk_dynamodb),
             autoscaling: client!(aws_sdk_applicationautoscaling),
+            sns: client!(aws_sdk_sns),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),

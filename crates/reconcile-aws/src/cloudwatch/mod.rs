@@ -1,0 +1,3 @@
+//! CloudWatch: metric alarms.
+
+pub mod cloudwatch_alarm;

@@ -1,0 +1,3 @@
+//! Amazon SNS: topics, with their subscriptions inline.
+
+pub mod sns_topic;
