@@ -101,6 +101,16 @@ enum Failed {
     Other(String),
 }
 
+impl Failed {
+    fn message(self) -> String {
+        match self {
+            Failed::Other(m) => m,
+            Failed::Missing => "not found".into(),
+            Failed::Precondition => "a condition failed".into(),
+        }
+    }
+}
+
 fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(e: SdkError<E>) -> Failed {
     let status = e.raw_response().map(|r| r.status().as_u16());
     match (status, e.code()) {
@@ -321,22 +331,14 @@ impl S3Store {
     fn read_err(&self, key: &str, f: Failed) -> StateError {
         StateError::Read {
             location: self.url(key),
-            message: match f {
-                Failed::Other(m) => m,
-                Failed::Missing => "not found".into(),
-                Failed::Precondition => "a condition failed".into(),
-            },
+            message: f.message(),
         }
     }
 
     fn write_err(&self, key: &str, f: Failed) -> StateError {
         StateError::Write {
             location: self.url(key),
-            message: match f {
-                Failed::Other(m) => m,
-                Failed::Missing => "not found".into(),
-                Failed::Precondition => "a condition failed".into(),
-            },
+            message: f.message(),
         }
     }
 
@@ -575,11 +577,7 @@ impl S3Lease {
     fn err(&self, f: Failed) -> StateError {
         StateError::Write {
             location: self.location(),
-            message: match f {
-                Failed::Other(m) => m,
-                Failed::Missing => "not found".into(),
-                Failed::Precondition => "a condition failed".into(),
-            },
+            message: f.message(),
         }
     }
 }
