@@ -357,6 +357,17 @@ PER_KIND = {
         ),
         "3 (GetTopicAttributes, ListTagsForResource, GetSubscriptionAttributes per subscription: one here)",
     ),
+    # Each attachment with its secret: the marginal cost is both kinds'.
+    "secret_target_attachment": (
+        lambda i: (
+            f'[secret.s{i}]\nname = "per-kind-att-{i}"\nrecovery_window_in_days = 0\n'
+            'generate = { template = { username = "app" }, key = "password" }\n\n'
+            f'[secret_target_attachment.a{i}]\nsecret_id = "${{secret.s{i}.arn}}"\n'
+            f'host = "db{i}.internal"\nport = 5432\nengine = "postgres"\ndb_instance_identifier = "db{i}"\n'
+        ),
+        "no Terraform resource (CloudFormation's SecretTargetAttachment); the nearest, "
+        "aws_secretsmanager_secret_version, reads 1 GetSecretValue per resource",
+    ),
     "cloudwatch_alarm": (
         lambda i: (
             f'[cloudwatch_alarm.a{i}]\nalarm_name = "per-kind-alarm-{i}"\nnamespace = "AWS/RDS"\n'

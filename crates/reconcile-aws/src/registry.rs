@@ -45,6 +45,10 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (RDS, Arc::new(rds::db_instance::DbInstance)),
         (RDS, Arc::new(rds::db_cluster::DbCluster)),
         (SECRETS, Arc::new(secretsmanager::secret::Secret)),
+        (
+            SECRETS,
+            Arc::new(secretsmanager::secret_target_attachment::SecretTargetAttachment),
+        ),
         (ECS, Arc::new(ecs::ecs_cluster::EcsCluster)),
         (ECS, Arc::new(ecs::ecs_task_definition::EcsTaskDefinition)),
         (ECS, Arc::new(ecs::ecs_service::EcsService)),

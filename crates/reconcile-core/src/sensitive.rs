@@ -56,6 +56,52 @@ impl Sensitive {
             None => Err(format!("the secret has no key `{key}`")),
         }
     }
+
+    /// The values of `keys` in a JSON object secret, for keys that hold no
+    /// secret (a host, a port): the caller names them, so nothing else of the
+    /// object leaves. Keys the object lacks are absent from the answer.
+    pub fn plain_keys(
+        &self,
+        keys: &[&str],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let v = self.object()?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| v.get(*k).map(|x| (k.to_string(), x.clone())))
+            .collect())
+    }
+
+    /// The JSON object secret with `set` written into it and `remove` taken
+    /// out, every other key (the password) carried over untouched; `None` when
+    /// that changes nothing.
+    pub fn with_keys(
+        &self,
+        set: &serde_json::Map<String, serde_json::Value>,
+        remove: &[&str],
+    ) -> Result<Option<Sensitive>, String> {
+        let mut v = self.object()?;
+        let before = v.clone();
+        for k in remove {
+            v.remove(*k);
+        }
+        for (k, x) in set {
+            v.insert(k.clone(), x.clone());
+        }
+        if v == before {
+            return Ok(None);
+        }
+        serde_json::to_string(&v)
+            .map(|s| Some(Sensitive(s)))
+            .map_err(|_| "the secret's value could not be written back as JSON".to_string())
+    }
+
+    fn object(&self) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        // The parse error would quote the secret, so it is replaced by a plain sentence.
+        match serde_json::from_str(&self.0) {
+            Ok(serde_json::Value::Object(m)) => Ok(m),
+            _ => Err("the secret's value is not a JSON object".to_string()),
+        }
+    }
 }
 
 impl Clone for Sensitive {
@@ -106,5 +152,38 @@ mod tests {
             .json_key(Some("password"))
             .unwrap_err();
         assert!(!e.contains("canary"), "{e}");
+    }
+
+    #[test]
+    fn keys_are_merged_around_the_password_which_never_shows_in_errors() {
+        let s = Sensitive::new(r#"{"username":"app","password":"canary-pw"}"#);
+        let plain = s.plain_keys(&["host", "username"]).unwrap();
+        assert_eq!(plain.len(), 1);
+        assert_eq!(plain["username"], "app");
+
+        let mut set = serde_json::Map::new();
+        set.insert("host".into(), "db.example".into());
+        set.insert("port".into(), 5432.into());
+        let merged = s
+            .with_keys(&set, &["dbClusterIdentifier"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            merged.expose(),
+            r#"{"username":"app","password":"canary-pw","host":"db.example","port":5432}"#
+        );
+        // Already there: nothing to write.
+        assert!(merged.with_keys(&set, &[]).unwrap().is_none());
+        let back = merged
+            .with_keys(&Default::default(), &["host", "port"])
+            .unwrap()
+            .unwrap();
+        assert!(back.same_as(&s));
+
+        for bad in ["canary-not-json", r#"["canary"]"#] {
+            let e = Sensitive::new(bad).with_keys(&set, &[]).unwrap_err();
+            assert!(!e.contains("canary"), "{e}");
+            assert!(Sensitive::new(bad).plain_keys(&["x"]).is_err());
+        }
     }
 }

@@ -30,6 +30,7 @@ conformance!(
     ecr_repository,
     iam_role,
     secret,
+    secret_target_attachment,
     db_subnet_group,
     ecs_cluster,
     target_group,
@@ -569,6 +570,113 @@ max_session_duration = 3600
             vary: |f, i| set(f, "name", format!("conf/b{i}")),
             // One ListSecrets per 100 of the stack's secrets.
             budget: |n| n.div_ceil(100),
+        }
+    }
+
+    pub fn secret_target_attachment() -> Fixture {
+        Fixture {
+            kind: "secret_target_attachment",
+            // Ten more secrets for the budget copies, one attachment each.
+            toml: r#"[secret.a]
+name = "conf-att/a"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b]
+name = "conf-att/b"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b0]
+name = "conf-att/b0"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b1]
+name = "conf-att/b1"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b2]
+name = "conf-att/b2"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b3]
+name = "conf-att/b3"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b4]
+name = "conf-att/b4"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b5]
+name = "conf-att/b5"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b6]
+name = "conf-att/b6"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b7]
+name = "conf-att/b7"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b8]
+name = "conf-att/b8"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret.b9]
+name = "conf-att/b9"
+recovery_window_in_days = 0
+generate = { template = { username = "app" }, key = "password" }
+
+[secret_target_attachment.db]
+secret_id = "${secret.a.arn}"
+host = "db1.example"
+port = 5432
+engine = "postgres"
+db_instance_identifier = "db1"
+"#,
+            address: "secret_target_attachment.db",
+            updates: &[Edit {
+                from: "host = \"db1.example\"",
+                to: "host = \"db2.example\"",
+                field: "host",
+            }],
+            replaces: &[Replace {
+                from: "${secret.a.arn}",
+                to: "${secret.b.arn}",
+                field: "secret_id",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "host",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let sm = aws_sdk_secretsmanager::Client::new(&sdk(&url).await);
+                        let v = sm.get_secret_value().secret_id(&id).send().await.unwrap();
+                        let mut j: serde_json::Value =
+                            serde_json::from_str(v.secret_string().unwrap()).unwrap();
+                        j["host"] = "changed.example".into();
+                        sm.put_secret_value()
+                            .secret_id(&id)
+                            .secret_string(j.to_string())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "secret_id", format!("conf-att/b{i}")),
+            // One BatchGetSecretValue per 20.
+            budget: |n| n.div_ceil(20),
         }
     }
 

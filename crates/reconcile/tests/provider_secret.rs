@@ -793,3 +793,76 @@ fn schema_marks_generated_settings_as_local() {
     assert!(SCHEMA.has_attribute("version_id"));
     assert!(SCHEMA.taggable);
 }
+
+/// An attachment merges connection keys around the password and, deleted,
+/// takes them out again: the password is the same bytes throughout.
+#[tokio::test]
+async fn attachment_keys_come_and_go_around_the_password() {
+    use reconcile_aws::secretsmanager::secret_target_attachment::SecretTargetAttachment;
+    let moto = common::Moto::start();
+    let cx = connect(&moto, STACK).await;
+    let sm = sm(&moto).await;
+    let t = tags(&cx, "secret.db", &[]);
+    let secret = create(&cx, "secret.db", &generated_fields("att/db"), &t)
+        .await
+        .expect("create secret");
+    let read = |v: Option<String>| -> serde_json::Value {
+        serde_json::from_str(&v.expect("a value")).unwrap()
+    };
+    let before = read(stored(&sm, &secret.id).await);
+
+    let want = fields(&[
+        ("secret_id", Value::str(&secret.id)),
+        ("host", Value::str("db.internal")),
+        ("port", Value::Int(5432)),
+        ("engine", Value::str("postgres")),
+        ("db_cluster_identifier", Value::str("cluster-1")),
+    ]);
+    let none = IndexMap::new();
+    let made = SecretTargetAttachment
+        .create(
+            &cx,
+            &Desired {
+                address: "secret_target_attachment.db",
+                fields: &want,
+                tags: &none,
+                token: "t",
+                replacing: None,
+            },
+        )
+        .await
+        .expect("attach");
+    assert_eq!(made.id, secret.id);
+    let attached = read(stored(&sm, &secret.id).await);
+    assert_eq!(attached["password"], before["password"]);
+    assert_eq!(attached["username"], "keycloak");
+    assert_eq!(attached["host"], "db.internal");
+    assert_eq!(attached["port"], 5432);
+    assert_eq!(attached["dbClusterIdentifier"], "cluster-1");
+    assert!(attached.get("dbInstanceIdentifier").is_none());
+
+    // Observed: the keys, never the password.
+    let seen = SecretTargetAttachment
+        .observe(&cx, std::slice::from_ref(&secret.id))
+        .await
+        .unwrap();
+    let o = &seen[&secret.id];
+    assert_eq!(o.fields["host"], Value::str("db.internal"));
+    assert!(!format!("{o:?}").contains(before["password"].as_str().unwrap()));
+
+    SecretTargetAttachment
+        .delete(&cx, &secret.id)
+        .await
+        .expect("detach");
+    assert_eq!(read(stored(&sm, &secret.id).await), before);
+    let seen = SecretTargetAttachment
+        .observe(&cx, std::slice::from_ref(&secret.id))
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "nothing attached any more: {seen:?}");
+    // Detaching twice, or from a secret that is gone, is success.
+    SecretTargetAttachment
+        .delete(&cx, &secret.id)
+        .await
+        .unwrap();
+}

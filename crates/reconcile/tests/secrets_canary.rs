@@ -101,6 +101,14 @@ recovery_window_in_days = 7
 [secret.manual]
 name        = "canary/partner-key"
 description = "Set by a person"
+
+# Connection details merged into the generated JSON beside its password.
+[secret_target_attachment.db]
+secret_id              = "${{secret.db.arn}}"
+host                   = "canary-db.internal"
+port                   = 5432
+engine                 = "postgres"
+db_instance_identifier = "canary-db"
 "#
     )
 }
@@ -164,14 +172,14 @@ async fn secret_values_never_leave_secrets_manager() {
         "the plan names the variable:\n{}",
         r.stdout
     );
-    assert!(r.stdout.contains("3 to create"), "{}", r.stdout);
+    assert!(r.stdout.contains("4 to create"), "{}", r.stdout);
 
     let r = bin.run(env, &["plan", "--json"]);
     seen.run("plan --json", r.expect_code(0));
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
     assert_eq!(
         plan["plan"]["steps"].as_array().map(Vec::len),
-        Some(3),
+        Some(4),
         "{plan}"
     );
 
@@ -191,6 +199,8 @@ async fn secret_values_never_leave_secrets_manager() {
     assert_eq!(json["username"], "keycloak");
     let password = json["password"].as_str().unwrap().to_string();
     assert_eq!(password.len(), 40);
+    assert_eq!(json["host"], "canary-db.internal");
+    assert_eq!(json["dbInstanceIdentifier"], "canary-db");
     assert_eq!(
         stored(&sm, "canary/stripe").await.as_deref(),
         Some(canary_env.as_str())
@@ -294,6 +304,18 @@ async fn secret_values_never_leave_secrets_manager() {
     );
     seen.files("after failed apply", &state_dir);
 
+    // The attachment's host moved by hand: repairing it rewrites the whole
+    // JSON, password included, under the trace log below.
+    let mut moved: serde_json::Value =
+        serde_json::from_str(&stored(&sm, "canary/keycloak-db").await.unwrap()).unwrap();
+    moved["host"] = "moved.internal".into();
+    sm.put_secret_value()
+        .secret_id("canary/keycloak-db")
+        .secret_string(moved.to_string())
+        .send()
+        .await
+        .unwrap();
+
     // The SDK's own trace log sees request and response bodies go by: the
     // values it carries (BatchGetSecretValue here) must still not show.
     let r = bin.run_logged(env, Some("trace"), &["plan", "--detailed-exitcode"]);
@@ -311,6 +333,19 @@ async fn secret_values_never_leave_secrets_manager() {
         stored(&sm, "canary/stripe").await.as_deref(),
         Some(canary_env.as_str())
     );
+    assert!(
+        r.stdout.contains("secret_target_attachment.db"),
+        "{}",
+        r.stdout
+    );
+    let repaired: serde_json::Value =
+        serde_json::from_str(&stored(&sm, "canary/keycloak-db").await.unwrap()).unwrap();
+    assert_eq!(repaired["host"], "canary-db.internal");
+    assert_eq!(
+        repaired["password"].as_str(),
+        Some(password.as_str()),
+        "the password is carried over untouched"
+    );
     seen.files("after repair", &state_dir);
     let r = bin.run(env, &["plan", "--detailed-exitcode", "-v"]);
     seen.run("plan -v (repaired)", r.expect_code(0));
@@ -318,7 +353,12 @@ async fn secret_values_never_leave_secrets_manager() {
     seen.run("plan --json -v --log-format json", r.expect_code(0));
     let r = bin.run(env, &["state", "list"]);
     seen.run("state list", r.expect_code(0));
-    for addr in ["secret.db", "secret.stripe", "secret.manual"] {
+    for addr in [
+        "secret.db",
+        "secret.stripe",
+        "secret.manual",
+        "secret_target_attachment.db",
+    ] {
         let r = bin.run(env, &["state", "show", addr]);
         seen.run(&format!("state show {addr}"), r.expect_code(0));
     }

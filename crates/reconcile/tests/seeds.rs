@@ -248,6 +248,13 @@ async fn proxy_smart_network_database_and_secrets() {
         pw.chars().all(|c| c.is_ascii_alphanumeric()),
         "no punctuation"
     );
+    // The instance's connection details sit beside the credentials, as CDK's attach() puts them.
+    let endpoint = db.endpoint().unwrap();
+    assert_eq!(creds["host"].as_str(), endpoint.address());
+    assert_eq!(creds["port"].as_i64(), endpoint.port().map(i64::from));
+    assert_eq!(creds["engine"], "postgres");
+    assert_eq!(creds["dbInstanceIdentifier"], "proxy-smart-keycloak");
+    assert_eq!(creds["dbname"], "keycloak");
     let backend = secret_json(&sm, "proxy-smart/backend-keycloak-admin").await;
     assert_eq!(backend["clientId"], "admin-cli");
     assert_eq!(backend["clientSecret"].as_str().unwrap().len(), 32);

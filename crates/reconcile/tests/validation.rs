@@ -426,3 +426,38 @@ fn a_refused_nested_value_is_reported_once_not_again_as_missing() {
         assert!(!run.stderr.contains(symptom), "{}", run.stderr);
     }
 }
+
+#[test]
+fn secret_attachments_aws_would_undo_or_cannot_hold() {
+    let att = |name: &str, secret: &str, extra: &str| {
+        format!(
+            "[secret_target_attachment.{name}]\nsecret_id = \"${{secret.{secret}.arn}}\"\n\
+             host = \"db.internal\"\nport = 5432\nengine = \"postgres\"\n{extra}"
+        )
+    };
+    let text = format!(
+        "{HEADER}[secret.env]\nname = \"v/env\"\nvalue_from_env = \"DB_JSON\"\n\n\
+         [secret.bare]\nname = \"v/bare\"\ngenerate = {{ length = 20 }}\n\n\
+         [secret.ok]\nname = \"v/ok\"\ngenerate = {{ template = {{ username = \"app\" }}, key = \"password\" }}\n\n\
+         {}\n{}\n{}\n{}",
+        att("env", "env", "db_instance_identifier = \"db\"\n"),
+        att("bare", "bare", "db_instance_identifier = \"db\"\n"),
+        att("both", "ok", "db_instance_identifier = \"db\"\ndb_cluster_identifier = \"c\"\n"),
+        att("again", "ok", "db_instance_identifier = \"db\"\n"),
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "`secret_target_attachment.env`: secret.env takes its whole value from an environment variable");
+    has(
+        &run,
+        "`secret_target_attachment.bare`: secret.bare generates a bare password",
+    );
+    has(&run, "`secret_target_attachment.both`: `db_instance_identifier` and `db_cluster_identifier` are both set");
+    has(&run, "`secret_target_attachment.again`: secret_target_attachment.both already writes connection details into this secret");
+    // Each at its `secret_id` line.
+    for needle in [
+        "s.toml:18:1: `secret_target_attachment.env`",
+        "s.toml:25:1: `secret_target_attachment.bare`",
+    ] {
+        has(&run, needle);
+    }
+}

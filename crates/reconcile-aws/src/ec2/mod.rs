@@ -16,8 +16,7 @@ use async_trait::async_trait;
 use aws_runtime::retries::classifiers::AwsErrorCodeClassifier;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use indexmap::IndexMap;
-use reconcile_core::model::value::{parse_template, TemplatePart};
-use reconcile_core::model::{Fields, Reference, Resource, Stack, Value};
+use reconcile_core::model::{Fields, Value};
 use reconcile_core::plan::{FieldChange, Observed, TAG_ADDRESS, TAG_STACK};
 use std::collections::HashMap;
 
@@ -235,18 +234,7 @@ pub async fn finish_update(
     })
 }
 
-/// The resource of `kind` that `v` refers to as a whole (`${vpc.main.id}`), if
-/// it is declared in the same stack: only then are its fields known before apply.
-pub fn referenced<'s>(stack: &'s Stack, v: Option<&Value>, kind: &str) -> Option<&'s Resource> {
-    let parts = parse_template(v?.as_str()?).ok()?;
-    let [TemplatePart::Ref(Reference::Resource { kind: k, name, .. })] = parts.as_slice() else {
-        return None;
-    };
-    if k != kind {
-        return None;
-    }
-    stack.resources.get(&format!("{k}.{name}"))
-}
+pub use crate::kit::fields::referenced;
 
 /// A string field AWS answered, "" when it left it out.
 pub fn text(v: Option<&str>) -> Value {

@@ -2,7 +2,8 @@
 //! which fields a change touches.
 
 use indexmap::IndexMap;
-use reconcile_core::model::{Diagnostic, Fields, Resource, Value};
+use reconcile_core::model::value::{parse_template, TemplatePart};
+use reconcile_core::model::{Diagnostic, Fields, Reference, Resource, Stack, Value};
 use reconcile_core::plan::FieldChange;
 use reconcile_core::plan::Observed;
 
@@ -99,4 +100,17 @@ pub fn observation<const N: usize>(
         attributes,
         tags,
     })
+}
+
+/// The resource of `kind` that `v` refers to as a whole (`${vpc.main.id}`), if
+/// it is declared in the same stack: only then are its fields known before apply.
+pub fn referenced<'s>(stack: &'s Stack, v: Option<&Value>, kind: &str) -> Option<&'s Resource> {
+    let parts = parse_template(v?.as_str()?).ok()?;
+    let [TemplatePart::Ref(Reference::Resource { kind: k, name, .. })] = parts.as_slice() else {
+        return None;
+    };
+    if k != kind {
+        return None;
+    }
+    stack.resources.get(&format!("{k}.{name}"))
 }

@@ -497,7 +497,7 @@ pub async fn generate(cx: &Cx, address: &str, g: &Generate) -> Result<Sensitive,
 }
 
 /// Writes a new AWSCURRENT value; returns its version id.
-async fn put_value(
+pub(crate) async fn put_value(
     cx: &Cx,
     address: &str,
     arn: &str,
@@ -662,7 +662,7 @@ pub fn verdict(var: &str, live: Option<&Sensitive>, want: &Sensitive) -> Value {
 
 /// Live values of many secrets by ARN: one `BatchGetSecretValue` per 20 ids.
 /// An id whose secret has no value maps to `None`.
-async fn batch_values(
+pub(crate) async fn batch_values(
     cx: &Cx,
     ids: &[String],
 ) -> Result<HashMap<String, Option<Sensitive>>, ProviderError> {
@@ -711,7 +711,7 @@ async fn batch_values(
                         return Err(ProviderError::Aws {
                             code: code.unwrap_or("Unknown").to_string(),
                             message: format!(
-                                "reading the value of {id} to compare it with its variable: {}; \
+                                "reading the value of {id}: {}; \
                                  reconcile needs secretsmanager:GetSecretValue (and kms:Decrypt) on it",
                                 e.message().unwrap_or_default()
                             ),
@@ -728,7 +728,7 @@ async fn batch_values(
     Ok(out)
 }
 
-async fn single_value(cx: &Cx, id: &str) -> Result<Option<Sensitive>, ProviderError> {
+pub(crate) async fn single_value(cx: &Cx, id: &str) -> Result<Option<Sensitive>, ProviderError> {
     let v = unless_gone(cx.secrets.get_secret_value().secret_id(id).send().await)?;
     Ok(v.and_then(|v| v.secret_string().map(Sensitive::new)))
 }
