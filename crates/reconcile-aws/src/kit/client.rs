@@ -146,6 +146,8 @@ pub struct Cx {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub events: aws_sdk_eventbridge::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -233,6 +235,8 @@ impl Cx {
             autoscaling: client!(aws_sdk_applicationautoscaling),
             sns: client!(aws_sdk_sns),
             cloudwatch: client!(aws_sdk_cloudwatch),
+            lambda: client!(aws_sdk_lambda),
+            events: client!(aws_sdk_eventbridge),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),
