@@ -53,6 +53,9 @@ conformance!(
     cloudwatch_alarm,
     appautoscaling_target,
     appautoscaling_policy,
+    lambda_function,
+    lambda_permission,
+    eventbridge_rule,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -2270,6 +2273,179 @@ alarm_actions = ["${sns_topic.page.arn}"]
             vary: |f, i| set(f, "alarm_name", format!("conf-cpu-b{i}")),
             // One DescribeAlarms per 100 alarms; tags from the stack tag index.
             budget: |n| n.div_ceil(100) + n.div_ceil(100),
+        }
+    }
+
+    pub fn lambda_function() -> Fixture {
+        Fixture {
+            kind: "lambda_function",
+            toml: concat!(
+                "[iam_role.fn]\n",
+                "name = \"conf-fn\"\n",
+                "trusted_services = [\"lambda.amazonaws.com\"]\n\n",
+                "[lambda_function.f]\n",
+                "function_name = \"conf-fn\"\n",
+                "runtime = \"nodejs22.x\"\n",
+                "handler = \"index.handler\"\n",
+                "role = \"${iam_role.fn.arn}\"\n",
+                "code = \"",
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/conformance/function\"\n",
+                "memory_size = 128\n",
+            ),
+            address: "lambda_function.f",
+            updates: &[
+                Edit {
+                    from: "memory_size = 128",
+                    to: "memory_size = 256",
+                    field: "memory_size",
+                },
+                Edit {
+                    from: "memory_size = 256",
+                    to: "memory_size = 256\nenvironment = { MODE = \"conformance\" }",
+                    field: "environment",
+                },
+                Edit {
+                    from: "handler = \"index.handler\"",
+                    to: "handler = \"index.handler\"\ntimeout = 30",
+                    field: "timeout",
+                },
+            ],
+            replaces: &[Replace {
+                from: "function_name = \"conf-fn\"",
+                to: "function_name = \"conf-fn-2\"",
+                field: "function_name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "memory_size",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_lambda::Client::new(&sdk(&url).await)
+                            .update_function_configuration()
+                            .function_name(id)
+                            .memory_size(1024)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "function_name", format!("conf-fn-b{i}")),
+            // GetFunction answers configuration and tags in one call.
+            budget: |n| n + 1,
+        }
+    }
+
+    pub fn lambda_permission() -> Fixture {
+        Fixture {
+            kind: "lambda_permission",
+            toml: concat!(
+                "[iam_role.fn]\n",
+                "name = \"conf-perm-fn\"\n",
+                "trusted_services = [\"lambda.amazonaws.com\"]\n\n",
+                "[lambda_function.f]\n",
+                "function_name = \"conf-perm-fn\"\n",
+                "runtime = \"nodejs22.x\"\n",
+                "handler = \"index.handler\"\n",
+                "role = \"${iam_role.fn.arn}\"\n",
+                "code = \"",
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/conformance/function\"\n\n",
+                "[lambda_permission.p]\n",
+                "function = \"${lambda_function.f.function_name}\"\n",
+                "statement_id = \"conf\"\n",
+                "principal = \"events.amazonaws.com\"\n",
+                "source_arn = \"arn:aws:events:us-east-1:123456789012:rule/conf\"\n",
+            ),
+            address: "lambda_permission.p",
+            // Lambda changes no statement in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "statement_id = \"conf\"",
+                    to: "statement_id = \"conf-2\"",
+                    field: "statement_id",
+                    apply: true,
+                },
+                Replace {
+                    from: "principal = \"events.amazonaws.com\"",
+                    to: "principal = \"sns.amazonaws.com\"",
+                    field: "principal",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "principal",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let (function, sid) = id.split_once('/').unwrap();
+                        aws_sdk_lambda::Client::new(&sdk(&url).await)
+                            .remove_permission()
+                            .function_name(function)
+                            .statement_id(sid)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "statement_id", format!("conf-b{i}")),
+            // One GetPolicy for all the statements of one function.
+            budget: |_| 1,
+        }
+    }
+
+    pub fn eventbridge_rule() -> Fixture {
+        Fixture {
+            kind: "eventbridge_rule",
+            toml: r#"[eventbridge_rule.r]
+name = "conf-rule"
+schedule_expression = "rate(5 minutes)"
+targets = [{ id = "t", arn = "arn:aws:sns:us-east-1:123456789012:conf" }]
+"#,
+            address: "eventbridge_rule.r",
+            updates: &[
+                Edit {
+                    from: "rate(5 minutes)",
+                    to: "rate(1 hour)",
+                    field: "schedule_expression",
+                },
+                Edit {
+                    from: "targets = [",
+                    to: "targets = [{ id = \"u\", arn = \"arn:aws:sns:us-east-1:123456789012:other\", input = \"{\\\"a\\\": 1}\" }, ",
+                    field: "targets",
+                },
+                Edit {
+                    from: "name = \"conf-rule\"",
+                    to: "name = \"conf-rule\"\ndescription = \"hourly\"",
+                    field: "description",
+                },
+            ],
+            replaces: &[Replace {
+                from: "\"conf-rule\"",
+                to: "\"conf-rule-2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "enabled",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let name = id.rsplit('/').next().unwrap().to_string();
+                        aws_sdk_eventbridge::Client::new(&sdk(&url).await)
+                            .disable_rule()
+                            .name(name)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-rule-b{i}")),
+            // DescribeRule and ListTargetsByRule per rule, and its tags (the
+            // emulator's Tagging API does not list rules).
+            budget: |n| 3 * n + 1,
         }
     }
 }
