@@ -33,6 +33,9 @@ async fn destroy_without_guards(p: &Project, moto: &Moto, name: &str) {
     let dir = p.path().join("desired-state").join(name);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, guard.replace_all(&text, "${1}false").as_ref()).unwrap();
     }
@@ -271,7 +274,75 @@ async fn proxy_smart_network_database_and_secrets() {
         Some(90)
     );
 
+    // The nightly export: the function, its schedule, and the permission that
+    // lets the schedule (and only it) invoke the function.
+    let c = moto.sdk().await;
+    let lambda = aws_sdk_lambda::Client::new(&c);
+    let f = lambda
+        .get_function()
+        .function_name("proxy-smart-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    let conf = f.configuration().unwrap();
+    assert_eq!(conf.runtime().map(|r| r.as_str()), Some("nodejs22.x"));
+    assert_eq!(conf.handler(), Some("index.handler"));
+    assert!(
+        conf.role()
+            .unwrap()
+            .ends_with(":role/proxy-smart-realm-backup"),
+        "{:?}",
+        conf.role()
+    );
+    assert!(conf.code_size() > 0);
+    let env = conf.environment().unwrap().variables().unwrap();
+    assert_eq!(env["KEYCLOAK_URL"], "https://auth.maxhealth.tech");
+    assert_eq!(env["BACKUP_BUCKET"], "proxy-smart-backups");
+    assert!(
+        env["KEYCLOAK_ADMIN_SECRET_ARN"].starts_with("arn:aws:secretsmanager:"),
+        "the function gets the secret's ARN, never its value"
+    );
+    let events = aws_sdk_eventbridge::Client::new(&c);
+    let rule = events
+        .describe_rule()
+        .name("proxy-smart-daily-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule.schedule_expression(), Some("cron(0 3 * * ? *)"));
+    assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+    let targets = events
+        .list_targets_by_rule()
+        .rule("proxy-smart-daily-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    let target_arns: Vec<&str> = targets.targets().iter().map(|t| t.arn()).collect();
+    assert_eq!(target_arns, [conf.function_arn().unwrap()]);
+    let policy = lambda
+        .get_policy()
+        .function_name("proxy-smart-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let statements = doc["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{doc}");
+    assert_eq!(statements[0]["Sid"], "AllowDailyRealmBackupSchedule");
+    assert_eq!(
+        statements[0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+    assert_eq!(
+        statements[0]["Condition"]["ArnLike"]["AWS:SourceArn"],
+        rule.arn().unwrap()
+    );
+
     destroy_without_guards(&p, &moto, "proxy-smart").await;
+    let rules = events.list_rules().send().await.unwrap();
+    assert!(rules.rules().is_empty(), "{:?}", rules.rules());
+    let functions = lambda.list_functions().send().await.unwrap();
+    assert!(functions.functions().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

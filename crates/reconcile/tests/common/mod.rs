@@ -129,13 +129,22 @@ impl Project {
         let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .join("desired-state")
             .join(name);
-        for entry in std::fs::read_dir(&src).unwrap() {
+        self.copy_tree(&src, name);
+    }
+    /// Copies the files under `src` to `desired-state/<rel>`, sub-directories
+    /// (a function's code, say) included.
+    fn copy_tree(&self, src: &Path, rel: &str) {
+        for entry in std::fs::read_dir(src).unwrap() {
             let path = entry.unwrap().path();
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
-            self.write(
-                &format!("{name}/{file}"),
-                &std::fs::read_to_string(&path).unwrap(),
-            );
+            if path.is_dir() {
+                self.copy_tree(&path, &format!("{rel}/{file}"));
+            } else {
+                self.write(
+                    &format!("{rel}/{file}"),
+                    &std::fs::read_to_string(&path).unwrap(),
+                );
+            }
         }
     }
     pub fn state_dir(&self) -> PathBuf {
