@@ -18,6 +18,7 @@ pub mod iam;
 pub mod kms;
 pub mod logs;
 pub mod rds;
+pub mod route53;
 pub mod s3;
 pub mod secretsmanager;
 pub mod sns;

@@ -204,6 +204,7 @@ async fn proxy_smart_network_database_and_secrets() {
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = moto.sdk().await;
@@ -674,6 +675,7 @@ async fn proxy_smart_keycloak_and_backend_scale_between_1_and_4_tasks_on_cpu() {
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk().await);
@@ -798,6 +800,7 @@ async fn proxy_smart_keycloak_alarms_watch_its_load_balancer_and_page_one_topic(
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = moto.sdk().await;

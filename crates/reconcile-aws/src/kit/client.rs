@@ -146,6 +146,7 @@ pub struct Cx {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub sns: aws_sdk_sns::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub route53: aws_sdk_route53::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -233,6 +234,7 @@ impl Cx {
             autoscaling: client!(aws_sdk_applicationautoscaling),
             sns: client!(aws_sdk_sns),
             cloudwatch: client!(aws_sdk_cloudwatch),
+            route53: client!(aws_sdk_route53),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),
