@@ -366,20 +366,23 @@ records   = ["192.0.2.3"]
     r.expect_code(1);
     sentinel.assert_no_call();
     for needle in [
-        "desired-state/dns.toml:9:",
+        "desired-state/dns.toml:10:",
         "is outside the zone `maxhealth.tech`",
         "desired-state/dns.toml:19:",
         "an alias record takes no `ttl`",
         "desired-state/dns.toml:25:",
         "a CNAME record cannot be at the zone apex",
-        "desired-state/dns.toml:33:",
+        "desired-state/dns.toml:34:",
         "a TXT string of 256 characters",
-        "desired-state/dns.toml:40:",
+        "desired-state/dns.toml:41:",
+        "is -1; AWS takes 0 to 2147483647",
         "desired-state/dns.toml:47:",
         "is outside the zone `example.org`",
     ] {
         assert!(r.stderr.contains(needle), "no `{needle}` in:\n{}", r.stderr);
     }
+    // One problem each, the out-of-range TTL not reported twice.
+    assert!(r.stderr.contains("6 problems found"), "{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -73,8 +73,9 @@ pub static SCHEMA: Schema = Schema {
           as Route 53 does. TXT values are written without their quotes (`\"v=spf1 -all\"`) or, \
           for several strings, quoted (`'\"part one\" \"part two\"'`). The emulator makes \
           changes INSYNC at once, does not check alias targets, accepts a CREATE of a record \
-          that exists (reconcile looks first), and deletes a record only when given the values \
-          of an earlier change exactly.",
+          that exists (reconcile looks first) but refuses one that repeats an earlier CREATE of \
+          a record since deleted (reconcile then UPSERTs what it found absent), and deletes a \
+          record only when given the values of an earlier change exactly.",
     fields: &[
         Field::new(
             "zone_id",
@@ -588,7 +589,12 @@ impl Provider for Route53Record {
 
     fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
         let zone = zone_name_offline(stack, &r.fields);
-        crate::kit::fields::diagnostics(r, problems(&r.fields, zone.as_deref()))
+        let mut found = problems(&r.fields, zone.as_deref());
+        // A `ttl` the schema refused (out of range) is reported there already.
+        if r.field_pos.contains_key("ttl") {
+            found.retain(|(field, _, _)| *field != "ttl" || r.fields.contains_key("ttl"));
+        }
+        crate::kit::fields::diagnostics(r, found)
     }
 
     /// The new name or zone gets its record before the old one goes, so the
@@ -729,7 +735,20 @@ impl Provider for Route53Record {
                 fields.join(", ")
             )));
         }
-        change(cx, a, &zone, ChangeAction::Create, record_set(&fqdn, f)?).await?;
+        // CREATE, not UPSERT: a record someone makes meanwhile is refused, not overwritten.
+        match change(cx, a, &zone, ChangeAction::Create, record_set(&fqdn, f)?).await {
+            Ok(()) => {}
+            // The emulator refuses to CREATE again a record set it once
+            // created and then deleted, whenever records sort after it; when
+            // the record is still not there, nobody's record is overwritten.
+            Err(e) if e.to_string().contains("already exists") => {
+                if read_one(cx, &zone, &fqdn, &ty).await?.is_some() {
+                    return Err(e);
+                }
+                change(cx, a, &zone, ChangeAction::Upsert, record_set(&fqdn, f)?).await?;
+            }
+            Err(e) => return Err(e),
+        }
         Ok(observed(f.clone()))
     }
 
