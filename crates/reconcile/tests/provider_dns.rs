@@ -497,3 +497,41 @@ records   = ["192.0.2.99"]
         .collect();
     assert_eq!(after, before);
 }
+
+#[test]
+fn waiting_for_a_certificate_validated_by_the_stack_s_own_records_is_refused() {
+    let p = Project::new();
+    write(
+        &p,
+        r#"[certificate.auth]
+domain_name         = "auth.maxhealth.tech"
+wait_for_validation = true
+
+[route53_record.auth_validation]
+zone_id   = "Z0123456789ABC"
+zone_name = "maxhealth.tech"
+name      = "${certificate.auth.validation_record_name}"
+type      = "CNAME"
+ttl       = 300
+records   = ["${certificate.auth.validation_record_value}"]
+"#,
+    );
+    let sentinel = Sentinel::new();
+    let r = p.run_at(&sentinel.url, &["validate"]);
+    r.expect_code(1);
+    sentinel.assert_no_call();
+    for needle in [
+        "desired-state/dns.toml:7:",
+        "`route53_record.auth_validation` takes its validation record from this certificate",
+    ] {
+        assert!(r.stderr.contains(needle), "no `{needle}` in:\n{}", r.stderr);
+    }
+    // Without the wait, the same stack is valid.
+    let text = std::fs::read_to_string(p.path().join("desired-state/dns.toml")).unwrap();
+    p.write(
+        "dns.toml",
+        &text.replace("wait_for_validation = true", "wait_for_validation = false"),
+    );
+    p.run_at(&sentinel.url, &["validate"]).expect_code(0);
+    sentinel.assert_no_call();
+}
