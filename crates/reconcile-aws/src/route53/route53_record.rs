@@ -296,7 +296,7 @@ pub fn problems(f: &Fields, zone: Option<&str>) -> Vec<(&'static str, String, St
                 ));
             }
         }
-        if !(ty == "A" || ty == "AAAA") && !ty.is_empty() {
+        if !(ty == "A" || ty == "AAAA" || ty.is_empty()) {
             out.push((
                 "alias",
                 format!(
@@ -312,7 +312,7 @@ pub fn problems(f: &Fields, zone: Option<&str>) -> Vec<(&'static str, String, St
                 "the record has neither `records` nor an `alias`".into(),
                 "declare `ttl` and `records`, or an `alias`".into(),
             )),
-            Some(l) if l.is_empty() => out.push((
+            Some([]) => out.push((
                 "records",
                 "`records` is empty".into(),
                 "declare at least one value".into(),
