@@ -3,8 +3,9 @@
 //! and plans clean for one ListResourceRecordSets per zone page; a value
 //! changed and a record deleted behind reconcile's back are repaired; bad
 //! records are refused by `validate` without an AWS call; in a zone made
-//! outside the stack, destroy removes only the stack's records. What exists
-//! is checked with an independent Route 53 client.
+//! outside the stack, destroy removes only the stack's records; a private
+//! zone moves between VPCs in place and `protect` keeps destroy off it. What
+//! exists is checked with an independent Route 53 client.
 
 mod common;
 use aws_sdk_route53::types::{
@@ -534,4 +535,75 @@ records   = ["${certificate.auth.validation_record_value}"]
     );
     p.run_at(&sentinel.url, &["validate"]).expect_code(0);
     sentinel.assert_no_call();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_zone_follows_its_vpcs_in_place_and_protect_guards_it() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let vpcs = r#"[vpc.a]
+cidr_block = "10.1.0.0/16"
+
+[vpc.b]
+cidr_block = "10.2.0.0/16"
+"#;
+    let zone = |ids: &str| {
+        format!(
+            r#"
+[route53_zone.internal]
+name    = "internal.example"
+vpc_ids = [{ids}]
+protect = true
+"#
+        )
+    };
+    write(&p, &format!("{vpcs}{}", zone("\"${vpc.a.id}\"")));
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let r53 = route53(&moto).await;
+    let id = id_of(&p, "route53_zone.internal");
+    let state = p.state_json(STACK);
+    let vpc = |a: &str| state["resources"][a]["id"].as_str().unwrap().to_string();
+    let (a, b) = (vpc("vpc.a"), vpc("vpc.b"));
+    let associated = |out: aws_sdk_route53::operation::get_hosted_zone::GetHostedZoneOutput| {
+        let mut v: Vec<String> = out
+            .vpcs()
+            .iter()
+            .filter_map(|v| v.vpc_id().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    };
+    let got = r53.get_hosted_zone().id(&id).send().await.unwrap();
+    assert!(got.hosted_zone().unwrap().config().unwrap().private_zone());
+    assert_eq!(associated(got), [a.clone()]);
+    assert_eq!(
+        state["resources"]["route53_zone.internal"]["attributes"]["private_zone"],
+        true
+    );
+
+    // The other VPC instead: associated and disassociated in place.
+    write(&p, &format!("{vpcs}{}", zone("\"${vpc.b.id}\"")));
+    let run = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    run.expect_code(2);
+    let (h, body) = block(&run.stdout, "route53_zone.internal");
+    assert!(h.contains("update in place"), "{h}\n{}", run.stdout);
+    assert!(
+        body.iter().any(|l| l.trim_start().starts_with("vpc_ids")),
+        "{}",
+        run.stdout
+    );
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let got = r53.get_hosted_zone().id(&id).send().await.unwrap();
+    assert_eq!(associated(got), [b]);
+    assert_eq!(id_of(&p, "route53_zone.internal"), id, "not replaced");
+    let run = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "not clean:\n{}", run.all());
+
+    // Protected: destroy refuses and deletes nothing.
+    let run = p.run(Some(&moto), &["destroy", "--auto-approve"]);
+    run.expect_code(1);
+    assert!(run.all().contains("is protected"), "{}", run.all());
+    assert!(r53.get_hosted_zone().id(&id).send().await.is_ok());
 }
