@@ -607,3 +607,73 @@ protect = true
     assert!(run.all().contains("is protected"), "{}", run.all());
     assert!(r53.get_hosted_zone().id(&id).send().await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_made_by_hand_is_adopted_with_import_then_managed() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let r53 = route53(&moto).await;
+    let made = r53
+        .create_hosted_zone()
+        .name("adopt.example.com")
+        .caller_reference("made-by-hand")
+        .send()
+        .await
+        .unwrap();
+    let zone = made
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    change(
+        &r53,
+        &zone,
+        ChangeAction::Create,
+        rrset("legacy.adopt.example.com", RrType::A, 300, &["192.0.2.9"]),
+    )
+    .await;
+    write(
+        &p,
+        &format!(
+            r#"[route53_record.legacy]
+zone_id = "{zone}"
+name    = "legacy"
+type    = "A"
+ttl     = 300
+records = ["192.0.2.99"]
+"#
+        ),
+    );
+    let id = format!("{zone}_legacy.adopt.example.com_A");
+    p.run(Some(&moto), &["import", "route53_record.legacy", &id])
+        .expect_code(0);
+    assert_eq!(id_of(&p, "route53_record.legacy"), id);
+    // Adopted as it is: the declared value is a change to it.
+    let run = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    run.expect_code(2);
+    let (h, body) = block(&run.stdout, "route53_record.legacy");
+    assert!(h.contains("update in place"), "{h}\n{}", run.stdout);
+    assert!(
+        body.iter().any(|l| l.trim_start().starts_with("records")),
+        "{}",
+        run.stdout
+    );
+    p.run(Some(&moto), &["apply", "--auto-approve"])
+        .expect_code(0);
+    let legacy = record(&r53, &zone, "legacy.adopt.example.com", "A")
+        .await
+        .unwrap();
+    assert_eq!(values(&legacy), ["192.0.2.99"]);
+    let run = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "not clean:\n{}", run.all());
+    // Now the stack's: destroy deletes it, and only it.
+    p.run(Some(&moto), &["destroy", "--auto-approve"])
+        .expect_code(0);
+    let left: Vec<String> = records(&r53, &zone)
+        .await
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
+    assert_eq!(left, ["NS", "SOA"]);
+}
