@@ -4,8 +4,10 @@
 //! changed and a record deleted behind reconcile's back are repaired; bad
 //! records are refused by `validate` without an AWS call; in a zone made
 //! outside the stack, destroy removes only the stack's records; a private
-//! zone moves between VPCs in place and `protect` keeps destroy off it. What
-//! exists is checked with an independent Route 53 client.
+//! zone moves between VPCs in place and `protect` keeps destroy off it; a
+//! record made by hand is adopted with `import`; a certificate with
+//! `wait_for_validation` is applied once ACM issues it. What exists is
+//! checked with an independent Route 53 client.
 
 mod common;
 use aws_sdk_route53::types::{
@@ -676,4 +678,34 @@ records = ["192.0.2.99"]
         .map(|(_, t, _)| t)
         .collect();
     assert_eq!(left, ["NS", "SOA"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_with_wait_for_validation_is_applied_once_acm_issues_it() {
+    // The emulator issues a requested certificate once this many seconds have
+    // passed, whatever DNS holds: long enough to be seen pending first.
+    std::env::set_var("MOTO_ACM_VALIDATION_WAIT", "3");
+    let moto = Moto::start();
+    let p = Project::new();
+    write(
+        &p,
+        r#"[certificate.auth]
+domain_name         = "auth.maxhealth.tech"
+wait_for_validation = true
+"#,
+    );
+    let run = p.run(Some(&moto), &["apply", "--auto-approve"]);
+    run.expect_code(0);
+    assert!(run.all().contains("PENDING_VALIDATION"), "{}", run.all());
+    let cert = &p.state_json(STACK)["resources"]["certificate.auth"];
+    assert_eq!(cert["attributes"]["status"], "ISSUED", "{cert}");
+    assert!(
+        cert["attributes"]["validation_record_name"]
+            .as_str()
+            .unwrap()
+            .ends_with(".auth.maxhealth.tech."),
+        "{cert}"
+    );
+    let run = p.run(Some(&moto), &["plan", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "not clean:\n{}", run.all());
 }

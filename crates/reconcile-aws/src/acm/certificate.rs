@@ -81,7 +81,9 @@ pub static SCHEMA: Schema = Schema {
           `wait_for_validation` on a certificate whose validation records are `route53_record`s \
           of the same stack: they can only be made after the certificate, so the wait would \
           never end (let the HTTPS listener's apply come after the records instead). The \
-          emulator issues a certificate at once (so the wait is tested with staged answers). \
+          emulator issues every requested certificate a fixed time after the request \
+          (MOTO_ACM_VALIDATION_WAIT, 60 s by default) whatever DNS holds, and never fails one: \
+          FAILED and the timeout are tested with ACM's answers staged in process. \
           Tags are updated in place; every other field replaces the certificate. Observing costs one ListCertificates per page plus one \
           DescribeCertificate per certificate (ACM describes one certificate per call); tags \
           come from the plan's one Resource Groups Tagging API read of the whole stack \
@@ -897,7 +899,8 @@ mod tests {
             max: Duration::from_millis(4),
         };
 
-        /// The emulator issues at once; ACM takes minutes once the records
+        /// The emulator issues after a fixed delay whatever DNS holds; ACM
+        /// takes minutes once the records
         /// are in DNS, as staged here.
         #[tokio::test]
         async fn waits_through_pending_validation_until_issued() {
