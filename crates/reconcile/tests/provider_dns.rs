@@ -578,7 +578,7 @@ protect = true
     };
     let got = r53.get_hosted_zone().id(&id).send().await.unwrap();
     assert!(got.hosted_zone().unwrap().config().unwrap().private_zone());
-    assert_eq!(associated(got), [a.clone()]);
+    assert_eq!(associated(got), [a]);
     assert_eq!(
         state["resources"]["route53_zone.internal"]["attributes"]["private_zone"],
         true
