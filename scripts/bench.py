@@ -402,6 +402,20 @@ PER_KIND = {
         ),
         "3 (DescribeRule, ListTagsForResource, and ListTargetsByRule for its aws_cloudwatch_event_target)",
     ),
+    "route53_zone": (
+        lambda i: f'[route53_zone.z{i}]\nname = "per-kind-{i}.example.com"\ncomment = "bench {i}"\n',
+        "2 (GetHostedZone, ListTagsForResource; plus ListResourceRecordSets for a private zone's name servers)",
+    ),
+    # Every record in one zone (declared with the first): the marginal cost of
+    # a record is the share of one ListResourceRecordSets page of 300.
+    "route53_record": (
+        lambda i: (
+            ('[route53_zone.z]\nname = "per-kind-records.example.com"\n\n' if i == 0 else "")
+            + f'[route53_record.r{i}]\nzone_id = "${{route53_zone.z.id}}"\nname = "r{i}"\n'
+            f'type = "A"\nttl = 300\nrecords = ["192.0.2.{i + 1}"]\n'
+        ),
+        "2 (GetHostedZone for the zone's name, then ListResourceRecordSets from the record's name, per record)",
+    ),
 }
 
 

@@ -4,7 +4,7 @@
 use crate::kit::Provider;
 use crate::{
     acm, appautoscaling, cloudwatch, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms, lambda,
-    logs, rds, s3, secretsmanager, sns, wafv2,
+    logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -30,6 +30,7 @@ const SNS: &str = "SNS";
 const CLOUDWATCH: &str = "CloudWatch";
 const LAMBDA: &str = "Lambda";
 const EVENTBRIDGE: &str = "EventBridge";
+const ROUTE53: &str = "Route 53";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -89,6 +90,8 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
             EVENTBRIDGE,
             Arc::new(events::eventbridge_rule::EventbridgeRule),
         ),
+        (ROUTE53, Arc::new(route53::route53_zone::Route53Zone)),
+        (ROUTE53, Arc::new(route53::route53_record::Route53Record)),
     ]
 }
 

@@ -56,6 +56,8 @@ conformance!(
     lambda_function,
     lambda_permission,
     eventbridge_rule,
+    route53_zone,
+    route53_record,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -2446,6 +2448,121 @@ targets = [{ id = "t", arn = "arn:aws:sns:us-east-1:123456789012:conf" }]
             // DescribeRule and ListTargetsByRule per rule, and its tags (the
             // emulator's Tagging API does not list rules).
             budget: |n| 3 * n + 1,
+        }
+    }
+
+    pub fn route53_zone() -> Fixture {
+        Fixture {
+            kind: "route53_zone",
+            toml: r#"[route53_zone.main]
+name = "conf-zone.example.com"
+comment = "one"
+"#,
+            address: "route53_zone.main",
+            updates: &[Edit {
+                from: "comment = \"one\"",
+                to: "comment = \"two\"",
+                field: "comment",
+            }],
+            replaces: &[Replace {
+                from: "\"conf-zone.example.com\"",
+                to: "\"conf-zone-2.example.com\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "comment",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_route53::Client::new(&sdk(&url).await)
+                            .update_hosted_zone_comment()
+                            .id(id)
+                            .comment("changed by hand")
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-zone-b{i}.example.com")),
+            // GetHostedZone each zone; ListTagsForResources per 10 zones.
+            budget: |n| n + n.div_ceil(10),
+        }
+    }
+
+    pub fn route53_record() -> Fixture {
+        Fixture {
+            kind: "route53_record",
+            toml: r#"[route53_zone.z]
+name = "conf-records.example.com"
+
+[route53_record.r]
+zone_id = "${route53_zone.z.id}"
+name = "app"
+type = "A"
+ttl = 60
+records = ["192.0.2.1"]
+"#,
+            address: "route53_record.r",
+            updates: &[
+                Edit {
+                    from: "ttl = 60",
+                    to: "ttl = 120",
+                    field: "ttl",
+                },
+                Edit {
+                    from: "records = [\"192.0.2.1\"]",
+                    to: "records = [\"192.0.2.1\", \"192.0.2.2\"]",
+                    field: "records",
+                },
+            ],
+            replaces: &[Replace {
+                from: "name = \"app\"",
+                to: "name = \"app2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "records",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_route53::types::{
+                            Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet,
+                            RrType,
+                        };
+                        // ZONE_NAME_TYPE
+                        let (zone, rest) = id.split_once('_').unwrap();
+                        let (name, _) = rest.rsplit_once('_').unwrap();
+                        let rr = ResourceRecordSet::builder()
+                            .name(name)
+                            .r#type(RrType::A)
+                            .ttl(120)
+                            .resource_records(
+                                ResourceRecord::builder()
+                                    .value("192.0.2.200")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap();
+                        let change = Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(rr)
+                            .build()
+                            .unwrap();
+                        aws_sdk_route53::Client::new(&sdk(&url).await)
+                            .change_resource_record_sets()
+                            .hosted_zone_id(zone)
+                            .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("b{i}")),
+            // The zone's records in one ListResourceRecordSets page, however many.
+            budget: |_| 1,
         }
     }
 }

@@ -207,9 +207,57 @@ async fn proxy_smart_network_database_and_secrets() {
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    let zone = p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = moto.sdk().await;
+    // The two names alias their load balancers, and each certificate's
+    // validation record is in the imported zone.
+    let r53 = aws_sdk_route53::Client::new(&c);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
+    let records = zone_records(&r53, &zone).await;
+    for (name, lb) in [
+        ("auth.maxhealth.tech", "proxy-smart-keycloak"),
+        ("api.auth.maxhealth.tech", "proxy-smart-backend"),
+    ] {
+        let d = elb
+            .describe_load_balancers()
+            .names(lb)
+            .send()
+            .await
+            .unwrap();
+        let lb = &d.load_balancers()[0];
+        let alias = records
+            .iter()
+            .find(|r| r.0 == name && r.1 == "A")
+            .unwrap_or_else(|| panic!("no A record {name}: {records:?}"));
+        assert_eq!(
+            alias.2.to_lowercase(),
+            lb.dns_name().unwrap().to_lowercase(),
+            "{name}"
+        );
+    }
+    let acm = aws_sdk_acm::Client::new(&c);
+    let certs = acm.list_certificates().send().await.unwrap();
+    for cert in certs.certificate_summary_list() {
+        let d = acm
+            .describe_certificate()
+            .certificate_arn(cert.certificate_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        for o in d.certificate().unwrap().domain_validation_options() {
+            let rr = o.resource_record().expect("a DNS validation record");
+            let name = rr.name().trim_end_matches('.').to_lowercase();
+            let value = rr.value().trim_end_matches('.').to_lowercase();
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.0 == name && r.1 == "CNAME" && r.2 == value),
+                "no validation record {name} -> {value}: {records:?}"
+            );
+        }
+    }
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     let db = rds
@@ -343,6 +391,40 @@ async fn proxy_smart_network_database_and_secrets() {
     assert!(rules.rules().is_empty(), "{:?}", rules.rules());
     let functions = lambda.list_functions().send().await.unwrap();
     assert!(functions.functions().is_empty());
+    // The imported zone stays, with only its own NS and SOA.
+    let left = zone_records(&r53, &zone).await;
+    let kinds: Vec<(&str, &str)> = left.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [("maxhealth.tech", "NS"), ("maxhealth.tech", "SOA")],
+        "{left:?}"
+    );
+}
+
+/// A zone's records as (name, type, alias target or first value), names and
+/// values without trailing dots.
+async fn zone_records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, String, String)> {
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    let clean = |s: &str| s.trim_end_matches('.').to_string();
+    out.resource_record_sets()
+        .iter()
+        .map(|r| {
+            let target = match r.alias_target() {
+                Some(t) => clean(t.dns_name()),
+                None => r
+                    .resource_records()
+                    .first()
+                    .map(|v| clean(v.value()))
+                    .unwrap_or_default(),
+            };
+            (clean(r.name()), r.r#type().as_str().to_string(), target)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -745,6 +827,7 @@ async fn proxy_smart_keycloak_and_backend_scale_between_1_and_4_tasks_on_cpu() {
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk().await);
@@ -869,6 +952,7 @@ async fn proxy_smart_keycloak_alarms_watch_its_load_balancer_and_page_one_topic(
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = moto.sdk().await;

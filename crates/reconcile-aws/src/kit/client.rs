@@ -148,6 +148,7 @@ pub struct Cx {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub events: aws_sdk_eventbridge::Client,
+    pub route53: aws_sdk_route53::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -237,6 +238,7 @@ impl Cx {
             cloudwatch: client!(aws_sdk_cloudwatch),
             lambda: client!(aws_sdk_lambda),
             events: client!(aws_sdk_eventbridge),
+            route53: client!(aws_sdk_route53),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),

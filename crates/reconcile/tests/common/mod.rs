@@ -106,13 +106,18 @@ pub fn set_fake_credentials() {
 /// A scratch project directory: `desired-state/` and `state/` inside it.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// Environment every run of the binary gets on top (inputs, say).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Project {
     pub fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("desired-state")).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            env: Default::default(),
+        }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -123,6 +128,33 @@ impl Project {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
         p
+    }
+    /// Sets an environment variable for every later run of the binary.
+    pub fn set_env(&self, key: &str, value: &str) {
+        self.env
+            .borrow_mut()
+            .push((key.to_string(), value.to_string()));
+    }
+    /// Makes the hosted zone maxhealth.tech that the Proxy Smart seed imports
+    /// (it exists outside the stack) with an independent client, and passes
+    /// its id to every later run as the seed's `hosted_zone_id` input.
+    pub async fn maxhealth_zone(&self, moto: &Moto) -> String {
+        let r53 = aws_sdk_route53::Client::new(&moto.sdk().await);
+        let out = r53
+            .create_hosted_zone()
+            .name("maxhealth.tech")
+            .caller_reference(format!("seed-{}", moto.port))
+            .send()
+            .await
+            .expect("create the zone maxhealth.tech");
+        let id = out
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string();
+        self.set_env("RECONCILE_INPUT_HOSTED_ZONE_ID", &id);
+        id
     }
     /// Copies the repository's `desired-state/<name>` seed stack into the project.
     pub fn copy_seed(&self, name: &str) {
@@ -177,6 +209,9 @@ impl Project {
             // A killed run's lease is waited out before the next run goes on.
             .env("RECONCILE_LEASE_SECONDS", "2")
             .stdin(Stdio::null());
+        for (k, v) in self.env.borrow().iter() {
+            c.env(k, v);
+        }
         match moto {
             Some(m) => c.env("AWS_ENDPOINT_URL", &m.url),
             // Nothing listens here: a test that must make no AWS call fails loudly if it does.
