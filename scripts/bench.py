@@ -377,6 +377,56 @@ PER_KIND = {
         ),
         "2 (DescribeAlarms, ListTagsForResource)",
     ),
+    # Each function with its own role: the marginal cost is both kinds'
+    # (the role's is IAM's, the same for Terraform's aws_iam_role).
+    "lambda_function": (
+        lambda i: (
+            f'[iam_role.r{i}]\nname = "per-kind-fn-{i}"\ntrusted_services = ["lambda.amazonaws.com"]\n\n'
+            f'[lambda_function.f{i}]\nfunction_name = "per-kind-fn-{i}"\nruntime = "nodejs22.x"\n'
+            f'handler = "index.handler"\nrole = "${{iam_role.r{i}.arn}}"\nmemory_size = 256\n'
+            f'code = "{os.path.join(ROOT, "crates/reconcile/tests/conformance/function")}"\n'
+            'environment = { MODE = "bench" }\n'
+        ),
+        "3 (GetFunction, ListVersionsByFunction, GetFunctionCodeSigningConfig), plus its role's",
+    ),
+    # Permissions of one function: reconcile reads its policy once for all.
+    "lambda_permission": (
+        lambda i: (
+            (
+                '[iam_role.r]\nname = "per-kind-perm"\ntrusted_services = ["lambda.amazonaws.com"]\n\n'
+                '[lambda_function.f]\nfunction_name = "per-kind-perm"\nruntime = "nodejs22.x"\n'
+                'handler = "index.handler"\nrole = "${iam_role.r.arn}"\n'
+                f'code = "{os.path.join(ROOT, "crates/reconcile/tests/conformance/function")}"\n\n'
+                if i == 0
+                else ""
+            )
+            + f'[lambda_permission.p{i}]\nfunction = "${{lambda_function.f.function_name}}"\n'
+            f'statement_id = "bench-{i}"\nprincipal = "events.amazonaws.com"\n'
+            f'source_arn = "arn:aws:events:us-east-1:123456789012:rule/bench-{i}"\n'
+        ),
+        "1 (GetPolicy per permission)",
+    ),
+    "eventbridge_rule": (
+        lambda i: (
+            f'[eventbridge_rule.r{i}]\nname = "per-kind-rule-{i}"\nschedule_expression = "rate(1 day)"\n'
+            f'targets = [{{ id = "t", arn = "arn:aws:sns:us-east-1:123456789012:bench-{i}" }}]\n'
+        ),
+        "3 (DescribeRule, ListTagsForResource, and ListTargetsByRule for its aws_cloudwatch_event_target)",
+    ),
+    "route53_zone": (
+        lambda i: f'[route53_zone.z{i}]\nname = "per-kind-{i}.example.com"\ncomment = "bench {i}"\n',
+        "2 (GetHostedZone, ListTagsForResource; plus ListResourceRecordSets for a private zone's name servers)",
+    ),
+    # Every record in one zone (declared with the first): the marginal cost of
+    # a record is the share of one ListResourceRecordSets page of 300.
+    "route53_record": (
+        lambda i: (
+            ('[route53_zone.z]\nname = "per-kind-records.example.com"\n\n' if i == 0 else "")
+            + f'[route53_record.r{i}]\nzone_id = "${{route53_zone.z.id}}"\nname = "r{i}"\n'
+            f'type = "A"\nttl = 300\nrecords = ["192.0.2.{i + 1}"]\n'
+        ),
+        "2 (GetHostedZone for the zone's name, then ListResourceRecordSets from the record's name, per record)",
+    ),
 }
 
 

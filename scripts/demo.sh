@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end demo: the Proxy Smart seed (network, database and secrets, Keycloak
-# and the backend on Fargate behind HTTPS load balancers with WAF), planned and applied against a
+# and the backend on Fargate behind HTTPS load balancers with WAF, their names in a
+# Route 53 zone made outside the stack), planned and applied against a
 # local AWS emulator (moto), then changed behind reconcile's back with boto3, the
 # drift caught by `watch --once` and `plan`, and repaired by `apply`.
 #
@@ -98,6 +99,18 @@ section "Reset the emulator: POST /moto-api/reset"
 curl -fsS -X POST "$ENDPOINT/moto-api/reset" >/dev/null
 ok "moto is empty"
 
+section "The zone maxhealth.tech, which exists outside the stack (made with boto3)"
+# The seed imports it as CDK's fromHostedZoneAttributes does: its id is an input.
+ZONE_ID="$("$PY" - <<'PY'
+import boto3
+z = boto3.client("route53").create_hosted_zone(Name="maxhealth.tech", CallerReference="demo-maxhealth")
+print(z["HostedZone"]["Id"].split("/")[-1])
+PY
+)" || die "could not make the hosted zone"
+[ -n "$ZONE_ID" ] || die "no hosted zone id"
+export RECONCILE_INPUT_HOSTED_ZONE_ID="$ZONE_ID"
+ok "zone $ZONE_ID, passed as the input hosted_zone_id (RECONCILE_INPUT_HOSTED_ZONE_ID)"
+
 # Runs reconcile with the demo's state dir, showing the command line.
 rc_of() {
   local rc=0
@@ -154,6 +167,19 @@ for s in sorted(subnets, key=lambda s: s["CidrBlock"]):
 want = (1, 6, 1, 1, 1, 3, 4)
 got = (len(vpcs), len(subnets), len(igws), len(eips), len(nats), len(rts), len(sgs))
 assert got == want, f"expected {want}, found {got}"
+PY
+
+section "The Route 53 records, seen by boto3: two aliases and two validation records"
+if "$PY" - <<'PY'; then ok "auth and api aliases to the load balancers, and both certificates' validation records"; else fail "the records boto3 sees are not what the stack declares"; fi
+import boto3, os
+r53 = boto3.client("route53")
+sets = r53.list_resource_record_sets(HostedZoneId=os.environ["RECONCILE_INPUT_HOSTED_ZONE_ID"])["ResourceRecordSets"]
+for r in sets:
+    target = r.get("AliasTarget", {}).get("DNSName") or ", ".join(v["Value"] for v in r.get("ResourceRecords", []))
+    print(f"  {r['Name']:<45} {r['Type']:<5} {target[:70]}")
+have = {(r["Name"].rstrip("."), r["Type"]) for r in sets}
+assert ("auth.maxhealth.tech", "A") in have and ("api.auth.maxhealth.tech", "A") in have, have
+assert sum(1 for r in sets if r["Type"] == "CNAME") == 2, "expected two validation records"
 PY
 
 section "Out-of-band change with boto3: SSH open to the world on the db group, DNS hostnames off"

@@ -167,6 +167,7 @@ pub async fn observe_stack(
                 None => true,
             },
         );
+        adoptions_against_desired(cx, registry, stack, &mut adoptions).await?;
     }
     Ok(Observation {
         observed,
@@ -252,12 +253,35 @@ async fn observe_against_desired(
     stack: &Stack,
     observed: &mut HashMap<String, Option<Observed>>,
 ) -> Result<(), ObserveError> {
+    let pairs = observed
+        .iter_mut()
+        .filter_map(|(address, live)| Some((stack.resources.get(address)?, live.as_mut()?)));
+    judge_against_desired(cx, registry, pairs).await
+}
+
+/// The same for copies found by their tags: an adoption is compared with its
+/// declaration like any tracked resource, so it plans no change it does not need.
+async fn adoptions_against_desired(
+    cx: &Cx,
+    registry: &Registry,
+    stack: &Stack,
+    adoptions: &mut [Adoption],
+) -> Result<(), ObserveError> {
+    let pairs = adoptions
+        .iter_mut()
+        .filter_map(|a| Some((stack.resources.get(&a.address)?, &mut a.observed)));
+    judge_against_desired(cx, registry, pairs).await
+}
+
+async fn judge_against_desired<'a>(
+    cx: &Cx,
+    registry: &Registry,
+    pairs: impl Iterator<Item = (&'a reconcile_core::model::Resource, &'a mut Observed)>,
+) -> Result<(), ObserveError> {
     type Pairs<'a> = Vec<(&'a reconcile_core::model::Resource, &'a mut Observed)>;
     let mut by_kind: BTreeMap<&str, Pairs> = BTreeMap::new();
-    for (address, live) in observed.iter_mut() {
-        if let (Some(r), Some(live)) = (stack.resources.get(address), live.as_mut()) {
-            by_kind.entry(r.kind.as_str()).or_default().push((r, live));
-        }
+    for (r, live) in pairs {
+        by_kind.entry(r.kind.as_str()).or_default().push((r, live));
     }
     let runs = by_kind.into_iter().filter_map(|(kind, mut items)| {
         let p = registry.get(kind)?;

@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, cloudwatch, dynamodb, ec2, ecr, ecs, elbv2, iam, kms, logs, rds, s3,
-    secretsmanager, sns, wafv2,
+    acm, appautoscaling, cloudwatch, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms, lambda,
+    logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -28,6 +28,9 @@ const DYNAMODB: &str = "DynamoDB";
 const AUTOSCALING: &str = "Application Auto Scaling";
 const SNS: &str = "SNS";
 const CLOUDWATCH: &str = "CloudWatch";
+const LAMBDA: &str = "Lambda";
+const EVENTBRIDGE: &str = "EventBridge";
+const ROUTE53: &str = "Route 53";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -82,6 +85,17 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
             CLOUDWATCH,
             Arc::new(cloudwatch::cloudwatch_alarm::CloudwatchAlarm),
         ),
+        (LAMBDA, Arc::new(lambda::lambda_function::LambdaFunction)),
+        (
+            LAMBDA,
+            Arc::new(lambda::lambda_permission::LambdaPermission),
+        ),
+        (
+            EVENTBRIDGE,
+            Arc::new(events::eventbridge_rule::EventbridgeRule),
+        ),
+        (ROUTE53, Arc::new(route53::route53_zone::Route53Zone)),
+        (ROUTE53, Arc::new(route53::route53_record::Route53Record)),
     ]
 }
 

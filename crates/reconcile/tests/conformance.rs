@@ -54,6 +54,11 @@ conformance!(
     cloudwatch_alarm,
     appautoscaling_target,
     appautoscaling_policy,
+    lambda_function,
+    lambda_permission,
+    eventbridge_rule,
+    route53_zone,
+    route53_record,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -2378,6 +2383,294 @@ alarm_actions = ["${sns_topic.page.arn}"]
             vary: |f, i| set(f, "alarm_name", format!("conf-cpu-b{i}")),
             // One DescribeAlarms per 100 alarms; tags from the stack tag index.
             budget: |n| n.div_ceil(100) + n.div_ceil(100),
+        }
+    }
+
+    pub fn lambda_function() -> Fixture {
+        Fixture {
+            kind: "lambda_function",
+            toml: concat!(
+                "[iam_role.fn]\n",
+                "name = \"conf-fn\"\n",
+                "trusted_services = [\"lambda.amazonaws.com\"]\n\n",
+                "[lambda_function.f]\n",
+                "function_name = \"conf-fn\"\n",
+                "runtime = \"nodejs22.x\"\n",
+                "handler = \"index.handler\"\n",
+                "role = \"${iam_role.fn.arn}\"\n",
+                "code = \"",
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/conformance/function\"\n",
+                "memory_size = 128\n",
+            ),
+            address: "lambda_function.f",
+            updates: &[
+                Edit {
+                    from: "memory_size = 128",
+                    to: "memory_size = 256",
+                    field: "memory_size",
+                },
+                Edit {
+                    from: "memory_size = 256",
+                    to: "memory_size = 256\nenvironment = { MODE = \"conformance\" }",
+                    field: "environment",
+                },
+                Edit {
+                    from: "handler = \"index.handler\"",
+                    to: "handler = \"index.handler\"\ntimeout = 30",
+                    field: "timeout",
+                },
+            ],
+            replaces: &[Replace {
+                from: "function_name = \"conf-fn\"",
+                to: "function_name = \"conf-fn-2\"",
+                field: "function_name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "memory_size",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_lambda::Client::new(&sdk(&url).await)
+                            .update_function_configuration()
+                            .function_name(id)
+                            .memory_size(1024)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "function_name", format!("conf-fn-b{i}")),
+            // GetFunction answers configuration and tags in one call.
+            budget: |n| n + 1,
+        }
+    }
+
+    pub fn lambda_permission() -> Fixture {
+        Fixture {
+            kind: "lambda_permission",
+            toml: concat!(
+                "[iam_role.fn]\n",
+                "name = \"conf-perm-fn\"\n",
+                "trusted_services = [\"lambda.amazonaws.com\"]\n\n",
+                "[lambda_function.f]\n",
+                "function_name = \"conf-perm-fn\"\n",
+                "runtime = \"nodejs22.x\"\n",
+                "handler = \"index.handler\"\n",
+                "role = \"${iam_role.fn.arn}\"\n",
+                "code = \"",
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/conformance/function\"\n\n",
+                "[lambda_permission.p]\n",
+                "function = \"${lambda_function.f.function_name}\"\n",
+                "statement_id = \"conf\"\n",
+                "principal = \"events.amazonaws.com\"\n",
+                "source_arn = \"arn:aws:events:us-east-1:123456789012:rule/conf\"\n",
+            ),
+            address: "lambda_permission.p",
+            // Lambda changes no statement in place.
+            updates: &[],
+            replaces: &[
+                Replace {
+                    from: "statement_id = \"conf\"",
+                    to: "statement_id = \"conf-2\"",
+                    field: "statement_id",
+                    apply: true,
+                },
+                Replace {
+                    from: "principal = \"events.amazonaws.com\"",
+                    to: "principal = \"sns.amazonaws.com\"",
+                    field: "principal",
+                    apply: false,
+                },
+            ],
+            drift: Drift {
+                field: "principal",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let (function, sid) = id.split_once('/').unwrap();
+                        aws_sdk_lambda::Client::new(&sdk(&url).await)
+                            .remove_permission()
+                            .function_name(function)
+                            .statement_id(sid)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "statement_id", format!("conf-b{i}")),
+            // One GetPolicy for all the statements of one function.
+            budget: |_| 1,
+        }
+    }
+
+    pub fn eventbridge_rule() -> Fixture {
+        Fixture {
+            kind: "eventbridge_rule",
+            toml: r#"[eventbridge_rule.r]
+name = "conf-rule"
+schedule_expression = "rate(5 minutes)"
+targets = [{ id = "t", arn = "arn:aws:sns:us-east-1:123456789012:conf" }]
+"#,
+            address: "eventbridge_rule.r",
+            updates: &[
+                Edit {
+                    from: "rate(5 minutes)",
+                    to: "rate(1 hour)",
+                    field: "schedule_expression",
+                },
+                Edit {
+                    from: "targets = [",
+                    to: "targets = [{ id = \"u\", arn = \"arn:aws:sns:us-east-1:123456789012:other\", input = \"{\\\"a\\\": 1}\" }, ",
+                    field: "targets",
+                },
+                Edit {
+                    from: "name = \"conf-rule\"",
+                    to: "name = \"conf-rule\"\ndescription = \"hourly\"",
+                    field: "description",
+                },
+            ],
+            replaces: &[Replace {
+                from: "\"conf-rule\"",
+                to: "\"conf-rule-2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "enabled",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let name = id.rsplit('/').next().unwrap().to_string();
+                        aws_sdk_eventbridge::Client::new(&sdk(&url).await)
+                            .disable_rule()
+                            .name(name)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-rule-b{i}")),
+            // DescribeRule and ListTargetsByRule per rule, and its tags (the
+            // emulator's Tagging API does not list rules).
+            budget: |n| 3 * n + 1,
+        }
+    }
+
+    pub fn route53_zone() -> Fixture {
+        Fixture {
+            kind: "route53_zone",
+            toml: r#"[route53_zone.main]
+name = "conf-zone.example.com"
+comment = "one"
+"#,
+            address: "route53_zone.main",
+            updates: &[Edit {
+                from: "comment = \"one\"",
+                to: "comment = \"two\"",
+                field: "comment",
+            }],
+            replaces: &[Replace {
+                from: "\"conf-zone.example.com\"",
+                to: "\"conf-zone-2.example.com\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "comment",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_route53::Client::new(&sdk(&url).await)
+                            .update_hosted_zone_comment()
+                            .id(id)
+                            .comment("changed by hand")
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-zone-b{i}.example.com")),
+            // GetHostedZone each zone; ListTagsForResources per 10 zones.
+            budget: |n| n + n.div_ceil(10),
+        }
+    }
+
+    pub fn route53_record() -> Fixture {
+        Fixture {
+            kind: "route53_record",
+            toml: r#"[route53_zone.z]
+name = "conf-records.example.com"
+
+[route53_record.r]
+zone_id = "${route53_zone.z.id}"
+name = "app"
+type = "A"
+ttl = 60
+records = ["192.0.2.1"]
+"#,
+            address: "route53_record.r",
+            updates: &[
+                Edit {
+                    from: "ttl = 60",
+                    to: "ttl = 120",
+                    field: "ttl",
+                },
+                Edit {
+                    from: "records = [\"192.0.2.1\"]",
+                    to: "records = [\"192.0.2.1\", \"192.0.2.2\"]",
+                    field: "records",
+                },
+            ],
+            replaces: &[Replace {
+                from: "name = \"app\"",
+                to: "name = \"app2\"",
+                field: "name",
+                apply: true,
+            }],
+            drift: Drift {
+                field: "records",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_route53::types::{
+                            Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet,
+                            RrType,
+                        };
+                        // ZONE_NAME_TYPE
+                        let (zone, rest) = id.split_once('_').unwrap();
+                        let (name, _) = rest.rsplit_once('_').unwrap();
+                        let rr = ResourceRecordSet::builder()
+                            .name(name)
+                            .r#type(RrType::A)
+                            .ttl(120)
+                            .resource_records(
+                                ResourceRecord::builder()
+                                    .value("192.0.2.200")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap();
+                        let change = Change::builder()
+                            .action(ChangeAction::Upsert)
+                            .resource_record_set(rr)
+                            .build()
+                            .unwrap();
+                        aws_sdk_route53::Client::new(&sdk(&url).await)
+                            .change_resource_record_sets()
+                            .hosted_zone_id(zone)
+                            .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("b{i}")),
+            // The zone's records in one ListResourceRecordSets page, however many.
+            budget: |_| 1,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The canary test: secret values never leave Secrets Manager. The real binary
 //! plans, applies, detects and repairs drift of, and destroys a stack holding a
 //! generated secret, an environment-fed one and an unmanaged one, while known
-//! canary strings sit in the environment and in moto. Every stdout and stderr,
+//! canary strings sit in the environment and in moto, beside a Lambda function
+//! that is given the secrets' ARNs (and refused by `validate` when its
+//! environment would hold a secret's value). Every stdout and stderr,
 //! every plan file and every file ever written under `state/` is then searched
 //! for the canaries and for the generated value read back from moto.
 
@@ -109,6 +111,18 @@ host                   = "canary-db.internal"
 port                   = 5432
 engine                 = "postgres"
 db_instance_identifier = "canary-db"
+
+[iam_role.worker]
+name             = "canary-worker"
+trusted_services = ["lambda.amazonaws.com"]
+
+[lambda_function.worker]
+function_name = "canary-worker"
+runtime       = "nodejs22.x"
+handler       = "index.handler"
+role          = "${{iam_role.worker.arn}}"
+code          = "worker"
+environment   = {{ STRIPE_SECRET_ARN = "${{secret.stripe.arn}}", DB_SECRET_ARN = "${{secret.db.arn}}" }}
 "#
     )
 }
@@ -150,6 +164,10 @@ async fn secret_values_never_leave_secrets_manager() {
     let canary_oob = format!("sk_live_CANARY_OUT_OF_BAND_{unique}");
     let canary_manual = format!("CANARY_SET_BY_A_PERSON_{unique}");
     p.write("canary.toml", &stack_toml(&var));
+    p.write(
+        "worker/index.mjs",
+        "export const handler = async () => process.env.STRIPE_SECRET_ARN;\n",
+    );
     let bin = Bin {
         p: &p,
         moto: &moto,
@@ -162,6 +180,27 @@ async fn secret_values_never_leave_secrets_manager() {
     let r = bin.run(env, &["validate"]);
     seen.run("validate", r.expect_code(0));
 
+    // A function environment holding the environment-fed secret's value is
+    // refused by name, the value never shown.
+    let leaky = stack_toml(&var).replace(
+        "STRIPE_SECRET_ARN = \"${secret.stripe.arn}\"",
+        &format!("STRIPE_KEY = \"{canary_env}\""),
+    );
+    assert!(leaky.contains(&canary_env));
+    p.write("canary.toml", &leaky);
+    let r = bin.run(env, &["validate"]);
+    seen.run(
+        "validate (secret in a function's environment)",
+        r.expect_code(1),
+    );
+    assert!(
+        r.stderr
+            .contains("holds the value of the declared secret `secret.stripe`"),
+        "{}",
+        r.stderr
+    );
+    p.write("canary.toml", &stack_toml(&var));
+
     // The first plan names the variable and the generate settings, nothing else.
     let r = bin.run(env, &["plan", "--detailed-exitcode"]);
     seen.run("plan", r.expect_code(2));
@@ -172,14 +211,14 @@ async fn secret_values_never_leave_secrets_manager() {
         "the plan names the variable:\n{}",
         r.stdout
     );
-    assert!(r.stdout.contains("4 to create"), "{}", r.stdout);
+    assert!(r.stdout.contains("6 to create"), "{}", r.stdout);
 
     let r = bin.run(env, &["plan", "--json"]);
     seen.run("plan --json", r.expect_code(0));
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
     assert_eq!(
         plan["plan"]["steps"].as_array().map(Vec::len),
-        Some(4),
+        Some(6),
         "{plan}"
     );
 
@@ -206,6 +245,30 @@ async fn secret_values_never_leave_secrets_manager() {
         Some(canary_env.as_str())
     );
     assert_eq!(stored(&sm, "canary/partner-key").await, None);
+    // The function has the secrets' ARNs, not their values.
+    let lambda = aws_sdk_lambda::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(common::REGION))
+            .endpoint_url(&moto.url)
+            .load()
+            .await,
+    );
+    let f = lambda
+        .get_function()
+        .function_name("canary-worker")
+        .send()
+        .await
+        .unwrap();
+    let vars = f
+        .configuration()
+        .and_then(|c| c.environment())
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    assert!(vars["STRIPE_SECRET_ARN"].starts_with("arn:aws:secretsmanager:"));
+    assert!(vars["DB_SECRET_ARN"].starts_with("arn:aws:secretsmanager:"));
+    seen.texts
+        .push(("the function's environment".into(), format!("{vars:?}")));
     let state = p.state_json(STACK);
     let arn = state["resources"]["secret.db"]["attributes"]["arn"]
         .as_str()
@@ -358,6 +421,7 @@ async fn secret_values_never_leave_secrets_manager() {
         "secret.stripe",
         "secret.manual",
         "secret_target_attachment.db",
+        "lambda_function.worker",
     ] {
         let r = bin.run(env, &["state", "show", addr]);
         seen.run(&format!("state show {addr}"), r.expect_code(0));

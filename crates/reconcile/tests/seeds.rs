@@ -33,6 +33,9 @@ async fn destroy_without_guards(p: &Project, moto: &Moto, name: &str) {
     let dir = p.path().join("desired-state").join(name);
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, guard.replace_all(&text, "${1}false").as_ref()).unwrap();
     }
@@ -204,9 +207,57 @@ async fn proxy_smart_network_database_and_secrets() {
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    let zone = p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = moto.sdk().await;
+    // The two names alias their load balancers, and each certificate's
+    // validation record is in the imported zone.
+    let r53 = aws_sdk_route53::Client::new(&c);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&c);
+    let records = zone_records(&r53, &zone).await;
+    for (name, lb) in [
+        ("auth.maxhealth.tech", "proxy-smart-keycloak"),
+        ("api.auth.maxhealth.tech", "proxy-smart-backend"),
+    ] {
+        let d = elb
+            .describe_load_balancers()
+            .names(lb)
+            .send()
+            .await
+            .unwrap();
+        let lb = &d.load_balancers()[0];
+        let alias = records
+            .iter()
+            .find(|r| r.0 == name && r.1 == "A")
+            .unwrap_or_else(|| panic!("no A record {name}: {records:?}"));
+        assert_eq!(
+            alias.2.to_lowercase(),
+            lb.dns_name().unwrap().to_lowercase(),
+            "{name}"
+        );
+    }
+    let acm = aws_sdk_acm::Client::new(&c);
+    let certs = acm.list_certificates().send().await.unwrap();
+    for cert in certs.certificate_summary_list() {
+        let d = acm
+            .describe_certificate()
+            .certificate_arn(cert.certificate_arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+        for o in d.certificate().unwrap().domain_validation_options() {
+            let rr = o.resource_record().expect("a DNS validation record");
+            let name = rr.name().trim_end_matches('.').to_lowercase();
+            let value = rr.value().trim_end_matches('.').to_lowercase();
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.0 == name && r.1 == "CNAME" && r.2 == value),
+                "no validation record {name} -> {value}: {records:?}"
+            );
+        }
+    }
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     let db = rds
@@ -278,7 +329,109 @@ async fn proxy_smart_network_database_and_secrets() {
         Some(90)
     );
 
+    // The nightly export: the function, its schedule, and the permission that
+    // lets the schedule (and only it) invoke the function.
+    let c = moto.sdk().await;
+    let lambda = aws_sdk_lambda::Client::new(&c);
+    let f = lambda
+        .get_function()
+        .function_name("proxy-smart-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    let conf = f.configuration().unwrap();
+    assert_eq!(conf.runtime().map(|r| r.as_str()), Some("nodejs22.x"));
+    assert_eq!(conf.handler(), Some("index.handler"));
+    assert!(
+        conf.role()
+            .unwrap()
+            .ends_with(":role/proxy-smart-realm-backup"),
+        "{:?}",
+        conf.role()
+    );
+    assert!(conf.code_size() > 0);
+    let env = conf.environment().unwrap().variables().unwrap();
+    assert_eq!(env["KEYCLOAK_URL"], "https://auth.maxhealth.tech");
+    assert_eq!(env["BACKUP_BUCKET"], "proxy-smart-backups");
+    assert!(
+        env["KEYCLOAK_ADMIN_SECRET_ARN"].starts_with("arn:aws:secretsmanager:"),
+        "the function gets the secret's ARN, never its value"
+    );
+    let events = aws_sdk_eventbridge::Client::new(&c);
+    let rule = events
+        .describe_rule()
+        .name("proxy-smart-daily-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule.schedule_expression(), Some("cron(0 3 * * ? *)"));
+    assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+    let targets = events
+        .list_targets_by_rule()
+        .rule("proxy-smart-daily-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    let target_arns: Vec<&str> = targets.targets().iter().map(|t| t.arn()).collect();
+    assert_eq!(target_arns, [conf.function_arn().unwrap()]);
+    let policy = lambda
+        .get_policy()
+        .function_name("proxy-smart-realm-backup")
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let statements = doc["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{doc}");
+    assert_eq!(statements[0]["Sid"], "AllowDailyRealmBackupSchedule");
+    assert_eq!(
+        statements[0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+    assert_eq!(
+        statements[0]["Condition"]["ArnLike"]["AWS:SourceArn"],
+        rule.arn().unwrap()
+    );
+
     destroy_without_guards(&p, &moto, "proxy-smart").await;
+    let rules = events.list_rules().send().await.unwrap();
+    assert!(rules.rules().is_empty(), "{:?}", rules.rules());
+    let functions = lambda.list_functions().send().await.unwrap();
+    assert!(functions.functions().is_empty());
+    // The imported zone stays, with only its own NS and SOA.
+    let left = zone_records(&r53, &zone).await;
+    let kinds: Vec<(&str, &str)> = left.iter().map(|r| (r.0.as_str(), r.1.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [("maxhealth.tech", "NS"), ("maxhealth.tech", "SOA")],
+        "{left:?}"
+    );
+}
+
+/// A zone's records as (name, type, alias target or first value), names and
+/// values without trailing dots.
+async fn zone_records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String, String, String)> {
+    let out = r53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    let clean = |s: &str| s.trim_end_matches('.').to_string();
+    out.resource_record_sets()
+        .iter()
+        .map(|r| {
+            let target = match r.alias_target() {
+                Some(t) => clean(t.dns_name()),
+                None => r
+                    .resource_records()
+                    .first()
+                    .map(|v| clean(v.value()))
+                    .unwrap_or_default(),
+            };
+            (clean(r.name()), r.r#type().as_str().to_string(), target)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -681,6 +834,7 @@ async fn proxy_smart_keycloak_and_backend_scale_between_1_and_4_tasks_on_cpu() {
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk().await);
@@ -805,6 +959,7 @@ async fn proxy_smart_keycloak_alarms_watch_its_load_balancer_and_page_one_topic(
     let moto = Moto::start();
     let p = Project::new();
     p.copy_seed("proxy-smart");
+    p.maxhealth_zone(&moto).await;
     apply_and_replan(&p, &moto, "proxy-smart");
 
     let c = moto.sdk().await;

@@ -1,8 +1,10 @@
 //! `certificate`: an ACM certificate requested with DNS (or email) validation.
 //!
 //! Reconcile requests the certificate and exports its validation records
-//! (`domain_validation_options`) as attributes; putting them into DNS is a
-//! person's (or a DNS kind's) job, so creates do not wait for ISSUED. ACM
+//! (`domain_validation_options`, and the domain name's own record as flat
+//! `validation_record_*` attributes that `route53_record`s reference);
+//! putting them into DNS is a person's or a `route53_record`'s job, so a
+//! create waits for ISSUED only with `wait_for_validation`. ACM
 //! describes one certificate per call: observing costs one `ListCertificates`
 //! per page (which tells which certificates still exist) plus one
 //! `DescribeCertificate` per certificate; tags come from the observe pass's
@@ -16,9 +18,12 @@ use crate::kit::error::at;
 use crate::kit::error::unless_gone as found;
 use crate::kit::fields::str_of;
 use crate::kit::tags::stack_address;
-use crate::kit::{Cx, Desired, Provider, ProviderError};
+use crate::kit::wait::{wait, Backoff, Progress, Timeouts, Wait};
+use crate::kit::{Cx, Desired, Provider, ProviderError, StatusSink};
 use async_trait::async_trait;
-use aws_sdk_acm::types::{CertificateDetail, Filters, KeyAlgorithm, Tag, ValidationMethod};
+use aws_sdk_acm::types::{
+    CertificateDetail, CertificateStatus, Filters, KeyAlgorithm, Tag, ValidationMethod,
+};
 use aws_smithy_types::date_time::Format::DateTime;
 use indexmap::IndexMap;
 use reconcile_core::diff::normal_form;
@@ -42,12 +47,44 @@ pub const KEY_ALGORITHMS: &[&str] = &[
 /// How long a create waits for ACM to publish the DNS validation records.
 const RECORDS_WAIT: Duration = Duration::from_secs(60);
 
+/// How long `wait_for_validation` waits for ISSUED by default: Terraform's
+/// `aws_acm_certificate_validation` default.
+const DEFAULTS: Timeouts = Timeouts {
+    create: Duration::from_secs(75 * 60),
+    update: Duration::from_secs(75 * 60),
+    delete: Duration::from_secs(75 * 60),
+};
+
+/// How often the wait for ISSUED asks ACM.
+const ISSUED_POLL: Backoff = Backoff {
+    first: Duration::from_secs(5),
+    max: Duration::from_secs(30),
+};
+
+const TIMEOUT_FIELDS: &[Field] = &[Field::new(
+    "create",
+    Ty::Pattern(crate::kit::duration::check_duration),
+    "How long `wait_for_validation` waits for ISSUED (default \"75m\").",
+)];
+
 pub static SCHEMA: Schema = Schema {
     kind: "certificate",
     doc: "A public ACM certificate. Reconcile requests it and exports the DNS records that \
-          validate it (`domain_validation_options`); it does not wait for ISSUED, since \
-          validation needs those records put into DNS. Tags are updated in place; every other \
-          field replaces the certificate. Observing costs one ListCertificates per page plus one \
+          validate it: `domain_validation_options` lists them all, and `validation_record_name`, \
+          `validation_record_type` and `validation_record_value` hold the domain name's own, \
+          for a `route53_record` to reference (`name = \"${certificate.NAME.validation_record_name}\"`; \
+          references name one attribute, not an element of a list). A create does not wait for \
+          ISSUED unless `wait_for_validation = true`, since validation needs those records in \
+          DNS: with it, the apply waits (reporting ACM's status) until ACM issues the \
+          certificate, fails at once when ACM reports FAILED (or another status it will not \
+          leave) and after `timeouts.create` (75m by default) otherwise. `validate` refuses \
+          `wait_for_validation` on a certificate whose validation records are `route53_record`s \
+          of the same stack: they can only be made after the certificate, so the wait would \
+          never end (let the HTTPS listener's apply come after the records instead). The \
+          emulator issues every requested certificate a fixed time after the request \
+          (MOTO_ACM_VALIDATION_WAIT, 60 s by default) whatever DNS holds, and never fails one: \
+          FAILED and the timeout are tested with ACM's answers staged in process. \
+          Tags are updated in place; every other field replaces the certificate. Observing costs one ListCertificates per page plus one \
           DescribeCertificate per certificate (ACM describes one certificate per call); tags \
           come from the plan's one Resource Groups Tagging API read of the whole stack \
           (GetResources, 100 resources a page, shared by every kind), or cost one \
@@ -85,6 +122,20 @@ pub static SCHEMA: Schema = Schema {
         )
         .default(Default::Str("RSA_2048"))
         .force_new(),
+        Field::new(
+            "wait_for_validation",
+            Ty::Bool,
+            "Reconcile setting: a create waits until ACM has issued the certificate (its \
+             validation records in DNS), so that what uses it comes after.",
+        )
+        .default(Default::Bool(false))
+        .local(),
+        Field::new(
+            "timeouts",
+            Ty::Object(TIMEOUT_FIELDS),
+            "Reconcile setting: how long `wait_for_validation` waits, like `{ create = \"75m\" }`.",
+        )
+        .local(),
     ],
     attributes: &[
         ("id", "The certificate's ARN."),
@@ -101,6 +152,18 @@ pub static SCHEMA: Schema = Schema {
         (
             "not_after",
             "When the certificate expires (RFC 3339); empty until it is issued.",
+        ),
+        (
+            "validation_record_name",
+            "The name of the DNS record that validates `domain_name` (empty for EMAIL validation).",
+        ),
+        (
+            "validation_record_type",
+            "The type of that record (CNAME).",
+        ),
+        (
+            "validation_record_value",
+            "The value of that record.",
         ),
     ],
     taggable: true,
@@ -221,7 +284,16 @@ fn observed(d: &CertificateDetail, tags: IndexMap<String, String>) -> Option<Obs
         .collect();
     records.sort_by(|a, b| a.0.cmp(&b.0));
     let not_after = d.not_after().and_then(|t| t.fmt(DateTime).ok());
+    let own = records
+        .iter()
+        .find(|(name, _)| name == domain)
+        .and_then(|(_, v)| v.as_map().cloned())
+        .unwrap_or_default();
+    let flat = |k: &str| own.get(k).cloned().unwrap_or(Value::str(""));
     let more = [
+        ("validation_record_name", flat("resource_record_name")),
+        ("validation_record_type", flat("resource_record_type")),
+        ("validation_record_value", flat("resource_record_value")),
         ("status", Value::str(d.status().map_or("", |s| s.as_str()))),
         (
             "domain_validation_options",
@@ -383,8 +455,21 @@ impl Provider for Certificate {
         &SCHEMA
     }
 
-    fn validate(&self, _stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
-        diagnostics(r, problems(&r.fields))
+    fn validate(&self, stack: &Stack, r: &Resource) -> Vec<Diagnostic> {
+        let mut out = problems(&r.fields);
+        if let Some(record) = waits_for_own_records(stack, r) {
+            out.push((
+                "wait_for_validation",
+                format!(
+                    "`{record}` takes its validation record from this certificate, so it is \
+                     made after it: waiting here for ISSUED would never end"
+                ),
+                "remove `wait_for_validation` (the listener using the certificate then waits \
+                 for nothing), or put the validation records into DNS outside this stack"
+                    .into(),
+            ));
+        }
+        diagnostics(r, out)
     }
 
     /// ACM holds any number of certificates for one name: the new one is always
@@ -486,7 +571,7 @@ impl Provider for Certificate {
                 if &tags != want.tags {
                     sync_tags(cx, &arn, &tags, want.tags, addr).await?;
                 }
-                return self.read_back(cx, &arn, addr, want.tags).await;
+                return self.settle(cx, &arn, want).await;
             }
         }
 
@@ -523,7 +608,7 @@ impl Provider for Certificate {
                 ))
             })?
             .to_string();
-        self.read_back(cx, &arn, addr, want.tags).await
+        self.settle(cx, &arn, want).await
     }
 
     /// Only tags change in place; every other field replaces the certificate.
@@ -565,7 +650,88 @@ impl Provider for Certificate {
     }
 }
 
+/// Waits until ACM reports the certificate ISSUED, reporting each new status;
+/// fails at once on a status ACM will not leave by itself, and after `timeout`.
+pub async fn wait_issued(
+    acm: &aws_sdk_acm::Client,
+    status: &StatusSink,
+    address: &str,
+    arn: &str,
+    timeout: Duration,
+    backoff: Backoff,
+) -> Result<(), ProviderError> {
+    let w = Wait {
+        address,
+        phase: "create",
+        timeout,
+        backoff,
+        status,
+        when_failed: "request a new certificate (change a replace-forcing field, or `reconcile \
+                      state rm` it and apply) after fixing what ACM names",
+        when_timed_out: "the certificate stays requested: put its validation records \
+                         (`validation_record_*`) into the domain's DNS",
+    };
+    wait(&w, || async {
+        let req = acm.describe_certificate().certificate_arn(arn);
+        let d = req
+            .send()
+            .await
+            .map_err(|e| at(address, "DescribeCertificate", ProviderError::from_sdk(e)))?;
+        let d = d.certificate().ok_or_else(|| {
+            ProviderError::NotFound(format!("{address}: certificate {arn} is gone"))
+        })?;
+        let s = d.status().map_or("", |s| s.as_str()).to_string();
+        Ok(match d.status() {
+            Some(CertificateStatus::Issued) => Progress::Done(s),
+            Some(CertificateStatus::PendingValidation) | None => Progress::Pending(format!(
+                "{s}: waiting for ACM to see the validation records"
+            )),
+            Some(_) => Progress::Failed(match d.failure_reason() {
+                Some(r) => format!("ACM reports the certificate {s} ({})", r.as_str()),
+                None => format!("ACM reports the certificate {s}"),
+            }),
+        })
+    })
+    .await
+}
+
+/// Whether a declared certificate waits for its validation while
+/// `route53_record`s of the same stack reference it: they come after it, so
+/// nothing would ever put its records into DNS.
+fn waits_for_own_records(stack: &Stack, r: &Resource) -> Option<String> {
+    if r.fields.get("wait_for_validation") != Some(&Value::Bool(true)) {
+        return None;
+    }
+    let needle = format!("${{{}.", r.address);
+    stack
+        .resources
+        .values()
+        .filter(|o| o.kind == "route53_record")
+        .find(|o| o.fields.values().any(|v| v.mentions(&needle)))
+        .map(|o| o.address.clone())
+}
+
 impl Certificate {
+    /// Reads a new certificate back and, with `wait_for_validation`, waits
+    /// until ACM has issued it.
+    async fn settle(
+        &self,
+        cx: &Cx,
+        arn: &str,
+        want: &Desired<'_>,
+    ) -> Result<Observed, ProviderError> {
+        let addr = want.address;
+        let o = self.read_back(cx, arn, addr, want.tags).await?;
+        if want.fields.get("wait_for_validation") != Some(&Value::Bool(true))
+            || o.attributes.get("status") == Some(&Value::str("ISSUED"))
+        {
+            return Ok(o);
+        }
+        let t = Timeouts::of(addr, Some(want.fields), DEFAULTS)?;
+        wait_issued(&cx.acm, &cx.status, addr, arn, t.create, ISSUED_POLL).await?;
+        self.read_back(cx, arn, addr, want.tags).await
+    }
+
     /// Reads a new certificate back, giving ACM a short while to publish its DNS
     /// validation records (they are what a person needs next). ISSUED is not
     /// awaited: it needs those records in DNS first.
@@ -676,6 +842,163 @@ mod tests {
         );
         assert!(records_ready(&d));
         assert_eq!(o.attributes["not_after"], Value::str(""));
+        // The domain name's own record, flat, for references.
+        assert_eq!(
+            o.attributes["validation_record_name"],
+            Value::str("_x.auth.example.com.")
+        );
+        assert_eq!(o.attributes["validation_record_type"], Value::str("CNAME"));
+        assert_eq!(
+            o.attributes["validation_record_value"],
+            Value::str("_y.acm-validations.aws.")
+        );
+    }
+
+    mod waiting {
+        use super::super::*;
+        use aws_sdk_acm::operation::describe_certificate::DescribeCertificateOutput;
+        use aws_sdk_acm::types::FailureReason;
+        use aws_sdk_acm::Client;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        use std::sync::{Arc, Mutex};
+
+        const ARN: &str = "arn:aws:acm:us-east-1:123456789012:certificate/c";
+
+        fn described(s: CertificateStatus) -> DescribeCertificateOutput {
+            DescribeCertificateOutput::builder()
+                .certificate(
+                    CertificateDetail::builder()
+                        .certificate_arn(ARN)
+                        .status(s)
+                        .build(),
+                )
+                .build()
+        }
+
+        fn failed() -> DescribeCertificateOutput {
+            DescribeCertificateOutput::builder()
+                .certificate(
+                    CertificateDetail::builder()
+                        .certificate_arn(ARN)
+                        .status(CertificateStatus::Failed)
+                        .failure_reason(FailureReason::CaaError)
+                        .build(),
+                )
+                .build()
+        }
+
+        fn recorder() -> (StatusSink, Arc<Mutex<Vec<String>>>) {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let s = seen.clone();
+            let sink = StatusSink::new(move |_, st| s.lock().unwrap().push(st.to_string()));
+            (sink, seen)
+        }
+
+        const FAST: Backoff = Backoff {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(4),
+        };
+
+        /// The emulator issues after a fixed delay whatever DNS holds; ACM
+        /// takes minutes once the records
+        /// are in DNS, as staged here.
+        #[tokio::test]
+        async fn waits_through_pending_validation_until_issued() {
+            let describe = mock!(Client::describe_certificate)
+                .sequence()
+                .output(|| described(CertificateStatus::PendingValidation))
+                .times(2)
+                .output(|| described(CertificateStatus::Issued))
+                .build();
+            let acm = mock_client!(aws_sdk_acm, RuleMode::Sequential, [&describe]);
+            let (sink, seen) = recorder();
+            let a = "certificate.keycloak";
+            wait_issued(&acm, &sink, a, ARN, Duration::from_secs(10), FAST)
+                .await
+                .unwrap();
+            assert_eq!(describe.num_calls(), 3);
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), 2, "each new status once: {seen:?}");
+            assert!(seen[0].starts_with("PENDING_VALIDATION"));
+            assert_eq!(seen[1], "ISSUED");
+        }
+
+        #[tokio::test]
+        async fn a_failed_certificate_ends_the_wait_at_once_saying_why() {
+            let describe = mock!(Client::describe_certificate)
+                .sequence()
+                .output(|| described(CertificateStatus::PendingValidation))
+                .output(failed)
+                .build();
+            let acm = mock_client!(aws_sdk_acm, RuleMode::Sequential, [&describe]);
+            let (sink, _) = recorder();
+            let e = wait_issued(
+                &acm,
+                &sink,
+                "certificate.api",
+                ARN,
+                Duration::from_secs(10),
+                FAST,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            assert_eq!(describe.num_calls(), 2);
+            assert!(
+                e.contains("certificate.api: ACM reports the certificate FAILED (CAA_ERROR)"),
+                "{e}"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_certificate_never_validated_times_out_naming_the_setting() {
+            let describe = mock!(Client::describe_certificate)
+                .then_output(|| described(CertificateStatus::PendingValidation));
+            let acm = mock_client!(aws_sdk_acm, RuleMode::MatchAny, [&describe]);
+            let (sink, _) = recorder();
+            let e = wait_issued(
+                &acm,
+                &sink,
+                "certificate.api",
+                ARN,
+                Duration::from_millis(20),
+                FAST,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            assert!(describe.num_calls() >= 2);
+            assert!(
+                e.contains("timed out") && e.contains("timeouts.create"),
+                "{e}"
+            );
+            assert!(e.contains("validation_record_"), "{e}");
+        }
+
+        #[test]
+        fn waiting_on_records_of_the_same_stack_is_refused() {
+            use crate::kit::testing::{resource, stack};
+            let cert = resource(
+                "certificate.auth",
+                &[
+                    ("domain_name", Value::str("auth.example.com")),
+                    ("wait_for_validation", Value::Bool(true)),
+                ],
+            );
+            let rec = resource(
+                "route53_record.auth_validation",
+                &[(
+                    "name",
+                    Value::str("${certificate.auth.validation_record_name}"),
+                )],
+            );
+            let s = stack(vec![cert.clone(), rec]);
+            let d = Certificate.validate(&s, &cert);
+            assert_eq!(d.len(), 1, "{d:?}");
+            assert!(d[0].to_string().contains("s.toml:3:1"), "{}", d[0]);
+            let alone = stack(vec![cert.clone()]);
+            assert!(Certificate.validate(&alone, &cert).is_empty());
+        }
     }
 
     #[test]

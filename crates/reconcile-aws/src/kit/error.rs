@@ -50,6 +50,7 @@ impl ProviderError {
             || code.ends_with("NotFound")
             || code == "ResourceNotFoundException"
             || code == "NoSuchEntity"
+            || code == "NoSuchHostedZone"
         {
             ProviderError::NotFound(text)
         } else if code.contains("Throttl") || code == "RequestLimitExceeded" {

@@ -58,7 +58,8 @@ pub trait Provider: Send + Sync {
     ) -> Result<Vec<(String, Observed)>, ProviderError>;
 
     /// Fills in live fields that can only be judged against the desired
-    /// configuration, for resources that state tracks and the stack declares:
+    /// configuration, for resources that state tracks (or that were found by
+    /// their tags) and the stack declares:
     /// whether a secret's value still matches its environment variable, say.
     /// Compared in memory; only the verdict lands in `Observed`. Batched per kind.
     async fn observe_against_desired(

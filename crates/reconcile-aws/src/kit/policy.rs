@@ -177,6 +177,19 @@ pub fn policy_norm(v: &Value, _: &Fields) -> Value {
     }
 }
 
+/// Any other JSON document (an event pattern, a target's input) in canonical
+/// form: keys sorted and spacing dropped, list order kept, since it counts there.
+pub fn json_norm(v: &Value, _: &Fields) -> Value {
+    match v {
+        Value::Str(s) => Value::Str(
+            serde_json::from_str::<Json>(s)
+                .map(|j| sort_keys(&j).to_string())
+                .unwrap_or_else(|_| s.clone()),
+        ),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,10 @@ impl LineIndex {
             starts,
         }
     }
+    /// The file this index reads.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
     pub fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset);

@@ -178,6 +178,19 @@ fn read_files(path: &Path) -> Result<Vec<(PathBuf, String)>, Vec<Diagnostic>> {
     Ok(texts)
 }
 
+/// `written` resolved against the directory of the TOML file `file`, made
+/// absolute; an error when nothing is there.
+fn local_path(file: &Path, written: &str) -> Result<String, String> {
+    let base = file.parent().unwrap_or(Path::new(""));
+    let joined = base.join(written);
+    let found = std::fs::canonicalize(&joined)
+        .map_err(|e| format!("\"{written}\" ({}): {e}", joined.display()))?;
+    found
+        .to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("\"{written}\" is not a UTF-8 path"))
+}
+
 struct StackHeader {
     name: Option<String>,
     region: Option<String>,
@@ -1159,6 +1172,17 @@ impl<'c> Loader<'c> {
                     None
                 }
             }
+            (Ty::Path, DeValue::String(s)) => match local_path(idx.file(), s) {
+                Ok(p) => Some(Value::str(p)),
+                Err(e) => {
+                    self.err(
+                        pos,
+                        format!("`{address}`.{key}: {e}"),
+                        "write a path relative to this TOML file",
+                    );
+                    None
+                }
+            },
             (Ty::Pattern(check), DeValue::String(s)) => match check(s) {
                 Ok(()) => Some(Value::str(s.to_string())),
                 Err(e) => {

@@ -22,6 +22,10 @@ pub enum Ty {
     Enum(&'static [&'static str]),
     /// A string checked by a function that explains what is wrong.
     Pattern(fn(&str) -> Result<(), String>),
+    /// A local file or directory, written relative to the TOML file that
+    /// declares it; the loader checks that it exists and makes it absolute,
+    /// so that apply, which never reads the TOML again, finds it from anywhere.
+    Path,
     List(&'static Ty),
     /// A table of string keys to values of one type (tags, say).
     Map(&'static Ty),
@@ -33,6 +37,7 @@ impl Ty {
     pub fn describe(&self) -> String {
         match self {
             Ty::Str | Ty::Pattern(_) => "a string".into(),
+            Ty::Path => "a path relative to the TOML file".into(),
             Ty::Bool => "true or false".into(),
             Ty::Int => "an integer".into(),
             Ty::Float => "a number".into(),

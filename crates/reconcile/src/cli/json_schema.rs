@@ -218,7 +218,7 @@ fn field(f: &Field, top: bool) -> Value {
 
 fn ty(t: &Ty) -> Value {
     match t {
-        Ty::Str | Ty::Pattern(_) => json!({ "type": "string" }),
+        Ty::Str | Ty::Pattern(_) | Ty::Path => json!({ "type": "string" }),
         Ty::Cidr => json!({
             "type": "string",
             "pattern": format!(r"^([0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}/[0-9]{{1,2}}$|{ANY_REF}"),

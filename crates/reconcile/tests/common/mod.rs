@@ -106,13 +106,18 @@ pub fn set_fake_credentials() {
 /// A scratch project directory: `desired-state/` and `state/` inside it.
 pub struct Project {
     pub dir: tempfile::TempDir,
+    /// Environment every run of the binary gets on top (inputs, say).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Project {
     pub fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("desired-state")).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            env: Default::default(),
+        }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -124,18 +129,54 @@ impl Project {
         std::fs::write(&p, text).unwrap();
         p
     }
+    /// Sets an environment variable for every later run of the binary.
+    pub fn set_env(&self, key: &str, value: &str) {
+        self.env
+            .borrow_mut()
+            .push((key.to_string(), value.to_string()));
+    }
+    /// Makes the hosted zone maxhealth.tech that the Proxy Smart seed imports
+    /// (it exists outside the stack) with an independent client, and passes
+    /// its id to every later run as the seed's `hosted_zone_id` input.
+    pub async fn maxhealth_zone(&self, moto: &Moto) -> String {
+        let r53 = aws_sdk_route53::Client::new(&moto.sdk().await);
+        let out = r53
+            .create_hosted_zone()
+            .name("maxhealth.tech")
+            .caller_reference(format!("seed-{}", moto.port))
+            .send()
+            .await
+            .expect("create the zone maxhealth.tech");
+        let id = out
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string();
+        self.set_env("RECONCILE_INPUT_HOSTED_ZONE_ID", &id);
+        id
+    }
     /// Copies the repository's `desired-state/<name>` seed stack into the project.
     pub fn copy_seed(&self, name: &str) {
         let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .join("desired-state")
             .join(name);
-        for entry in std::fs::read_dir(&src).unwrap() {
+        self.copy_tree(&src, name);
+    }
+    /// Copies the files under `src` to `desired-state/<rel>`, sub-directories
+    /// (a function's code, say) included.
+    fn copy_tree(&self, src: &Path, rel: &str) {
+        for entry in std::fs::read_dir(src).unwrap() {
             let path = entry.unwrap().path();
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
-            self.write(
-                &format!("{name}/{file}"),
-                &std::fs::read_to_string(&path).unwrap(),
-            );
+            if path.is_dir() {
+                self.copy_tree(&path, &format!("{rel}/{file}"));
+            } else {
+                self.write(
+                    &format!("{rel}/{file}"),
+                    &std::fs::read_to_string(&path).unwrap(),
+                );
+            }
         }
     }
     pub fn state_dir(&self) -> PathBuf {
@@ -168,6 +209,9 @@ impl Project {
             // A killed run's lease is waited out before the next run goes on.
             .env("RECONCILE_LEASE_SECONDS", "2")
             .stdin(Stdio::null());
+        for (k, v) in self.env.borrow().iter() {
+            c.env(k, v);
+        }
         match moto {
             Some(m) => c.env("AWS_ENDPOINT_URL", &m.url),
             // Nothing listens here: a test that must make no AWS call fails loudly if it does.
