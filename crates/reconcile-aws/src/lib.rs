@@ -9,6 +9,7 @@ pub mod registry;
 pub mod acm;
 pub mod appautoscaling;
 pub mod cloudwatch;
+pub mod cognito;
 pub mod dynamodb;
 pub mod ec2;
 pub mod ecr;

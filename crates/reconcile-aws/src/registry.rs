@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, cloudwatch, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms, lambda,
-    logs, rds, route53, s3, secretsmanager, sns, wafv2,
+    acm, appautoscaling, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms,
+    lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -31,6 +31,7 @@ const CLOUDWATCH: &str = "CloudWatch";
 const LAMBDA: &str = "Lambda";
 const EVENTBRIDGE: &str = "EventBridge";
 const ROUTE53: &str = "Route 53";
+const COGNITO: &str = "Cognito Identity Provider";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -96,6 +97,8 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         ),
         (ROUTE53, Arc::new(route53::route53_zone::Route53Zone)),
         (ROUTE53, Arc::new(route53::route53_record::Route53Record)),
+        (COGNITO, Arc::new(cognito::user_pool::UserPool)),
+        (COGNITO, Arc::new(cognito::user_pool_client::UserPoolClient)),
     ]
 }
 

@@ -44,6 +44,10 @@ pub fn diff_fields(schema: &Schema, desired: &Fields, live: &Fields) -> Vec<Fiel
             _ => false,
         };
         if !same {
+            let force = force
+                && !(field.is_some_and(|f| f.grows_in_place)
+                    && have
+                        .is_some_and(|h| only_adds(&canonical(field, h, live, false), &want_nf)));
             out.push(FieldChange::new(k, have.cloned(), Some(want_nf), force));
         }
     }
@@ -65,6 +69,15 @@ pub fn normal_form(schema: &Schema, fields: &Fields) -> Fields {
         .iter()
         .map(|(k, v)| (k.clone(), canonical(schema.field(k), v, fields, false)))
         .collect()
+}
+
+/// Whether `want` is `have` with items added: every item of `have` is still
+/// in `want`, unchanged.
+fn only_adds(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::List(h), Value::List(w)) => h.iter().all(|x| w.contains(x)),
+        _ => false,
+    }
 }
 
 /// An empty list, table or string: what AWS reports for a setting that is not set.
@@ -220,10 +233,28 @@ mod tests {
             Field::new("cidr", Ty::Cidr, "").force_new(),
             Field::new("flag", Ty::Bool, ""),
             Field::new("ids", Ty::List(&Ty::Str), "").set(),
+            Field::new("attrs", Ty::List(&Ty::Str), "").grows_in_place(),
         ],
         attributes: &[],
         taggable: false,
     };
+
+    #[test]
+    fn a_list_that_grows_in_place_replaces_only_when_an_item_changes_or_goes() {
+        let l = |xs: &[&str]| {
+            f(&[(
+                "attrs",
+                Value::List(xs.iter().map(|x| Value::str(*x)).collect()),
+            )])
+        };
+        let added = diff_fields(&S, &l(&["a", "b", "c"]), &l(&["a", "b"]));
+        assert_eq!(added.len(), 1);
+        assert!(!added[0].forces_replace);
+        let changed = diff_fields(&S, &l(&["a", "x"]), &l(&["a", "b"]));
+        assert!(changed[0].forces_replace);
+        let removed = diff_fields(&S, &l(&["a"]), &l(&["a", "b"]));
+        assert!(removed[0].forces_replace);
+    }
 
     fn f(pairs: &[(&str, Value)]) -> Fields {
         pairs

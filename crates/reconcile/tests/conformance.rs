@@ -59,6 +59,8 @@ conformance!(
     eventbridge_rule,
     route53_zone,
     route53_record,
+    cognito_user_pool,
+    cognito_user_pool_client,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -2671,6 +2673,156 @@ records = ["192.0.2.1"]
             vary: |f, i| set(f, "name", format!("b{i}")),
             // The zone's records in one ListResourceRecordSets page, however many.
             budget: |_| 1,
+        }
+    }
+
+    pub fn cognito_user_pool() -> Fixture {
+        Fixture {
+            kind: "cognito_user_pool",
+            toml: r#"[cognito_user_pool.p]
+name = "conf-pool"
+username_attributes = ["email"]
+auto_verified_attributes = ["email"]
+mfa_configuration = "OFF"
+password_policy = { minimum_length = 8 }
+custom_attributes = [{ name = "role", max_length = 50 }]
+"#,
+            address: "cognito_user_pool.p",
+            updates: &[
+                Edit {
+                    from: "minimum_length = 8",
+                    to: "minimum_length = 12",
+                    field: "password_policy",
+                },
+                Edit {
+                    from: "mfa_configuration = \"OFF\"",
+                    to: "mfa_configuration = \"OPTIONAL\"\nsoftware_token_mfa = true",
+                    field: "mfa_configuration",
+                },
+                // Adding a custom attribute is done in place.
+                Edit {
+                    from: "{ name = \"role\", max_length = 50 }]",
+                    to: "{ name = \"role\", max_length = 50 }, { name = \"org\" }]",
+                    field: "custom_attributes",
+                },
+            ],
+            replaces: &[
+                Replace {
+                    from: "[\"email\"]\nauto",
+                    to: "[\"phone_number\"]\nauto",
+                    field: "username_attributes",
+                    apply: true,
+                },
+                // Changing one AWS cannot do: only a new pool has it.
+                Replace {
+                    from: "max_length = 50",
+                    to: "max_length = 60",
+                    field: "custom_attributes",
+                    apply: false,
+                },
+            ],
+            // MFA switched off by hand.
+            drift: Drift {
+                field: "mfa_configuration",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        aws_sdk_cognitoidentityprovider::Client::new(&sdk(&url).await)
+                            .set_user_pool_mfa_config()
+                            .user_pool_id(id)
+                            .mfa_configuration(
+                                aws_sdk_cognitoidentityprovider::types::UserPoolMfaType::Off,
+                            )
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-pool-b{i}")),
+            // DescribeUserPool and GetUserPoolMfaConfig per pool: Cognito reads one at a time.
+            budget: |n| 2 * n,
+        }
+    }
+
+    pub fn cognito_user_pool_client() -> Fixture {
+        Fixture {
+            kind: "cognito_user_pool_client",
+            toml: r#"[cognito_user_pool.p]
+name = "conf-client-pool"
+
+[cognito_user_pool.q]
+name = "conf-client-pool-2"
+
+[cognito_user_pool_client.c]
+user_pool_id = "${cognito_user_pool.p.id}"
+name = "web"
+explicit_auth_flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+allowed_oauth_flows = ["code"]
+allowed_oauth_scopes = ["openid", "email"]
+callback_urls = ["https://app.example.com/callback"]
+access_token_validity = "1h"
+"#,
+            address: "cognito_user_pool_client.c",
+            updates: &[
+                Edit {
+                    from: "[\"https://app.example.com/callback\"]",
+                    to:
+                        "[\"https://app.example.com/callback\", \"http://localhost:3000/callback\"]",
+                    field: "callback_urls",
+                },
+                Edit {
+                    from: "access_token_validity = \"1h\"",
+                    to: "access_token_validity = \"30m\"",
+                    field: "access_token_validity",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${cognito_user_pool.p.id}",
+                to: "${cognito_user_pool.q.id}",
+                field: "user_pool_id",
+                apply: true,
+            }],
+            // A callback URL added by hand.
+            drift: Drift {
+                field: "callback_urls",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let c = aws_sdk_cognitoidentityprovider::Client::new(&sdk(&url).await);
+                        let (pool, client) = id.split_once('/').unwrap();
+                        let now = c
+                            .describe_user_pool_client()
+                            .user_pool_id(pool)
+                            .client_id(client)
+                            .send()
+                            .await
+                            .unwrap();
+                        let now = now.user_pool_client().unwrap();
+                        let mut urls = now.callback_urls().to_vec();
+                        urls.push("https://evil.example.com/steal".into());
+                        c.update_user_pool_client()
+                            .user_pool_id(pool)
+                            .client_id(client)
+                            .set_client_name(now.client_name().map(str::to_string))
+                            .set_explicit_auth_flows(Some(now.explicit_auth_flows().to_vec()))
+                            .set_allowed_o_auth_flows(Some(now.allowed_o_auth_flows().to_vec()))
+                            .set_allowed_o_auth_scopes(Some(now.allowed_o_auth_scopes().to_vec()))
+                            .set_callback_urls(Some(urls))
+                            .set_access_token_validity(now.access_token_validity())
+                            .set_id_token_validity(now.id_token_validity())
+                            .refresh_token_validity(now.refresh_token_validity())
+                            .set_token_validity_units(now.token_validity_units().cloned())
+                            .set_prevent_user_existence_errors(
+                                now.prevent_user_existence_errors().cloned(),
+                            )
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("web-b{i}")),
+            // One DescribeUserPoolClient per client.
+            budget: |n| n,
         }
     }
 }

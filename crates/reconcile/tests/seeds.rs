@@ -633,7 +633,11 @@ async fn vivale_secrets_and_a_secret_deleted_outside_is_restored() {
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     assert_eq!(
         secret_names(&sm).await,
-        ["vivale/database-encryption-key", "vivale/jwt-secret"]
+        [
+            "vivale/database-encryption-key",
+            "vivale/jwt-secret",
+            "vivale/web-client-secret"
+        ]
     );
     let key = secret_json(&sm, "vivale/database-encryption-key").await;
     assert_eq!(key["keyType"], "AES256");
@@ -1134,4 +1138,112 @@ async fn carebow_database_alarms_on_cpu_and_free_storage() {
 
     destroy_without_guards(&p, &moto, "carebow").await;
     assert!(alarms_of(&cw, "carebow-").await.is_empty());
+}
+
+/// Vivale's sign-in: the pool as the CDK stack makes it, the confidential web
+/// client whose secret lands in Secrets Manager and nowhere else, and a change
+/// that would replace the protected pool refused with the field named.
+#[tokio::test(flavor = "multi_thread")]
+async fn vivale_user_pool_and_web_client() {
+    use aws_sdk_cognitoidentityprovider::types::UserPoolMfaType;
+    let moto = Moto::start();
+    let p = Project::new();
+    p.copy_seed("vivale");
+    apply_and_replan(&p, &moto, "vivale");
+
+    let c = moto.sdk().await;
+    let idp = aws_sdk_cognitoidentityprovider::Client::new(&c);
+    let pools = idp.list_user_pools().max_results(60).send().await.unwrap();
+    let pool = pools
+        .user_pools()
+        .iter()
+        .find(|p| p.name() == Some("vivale-healthcare-users"))
+        .expect("the user pool");
+    let id = pool.id().unwrap();
+    let d = idp
+        .describe_user_pool()
+        .user_pool_id(id)
+        .send()
+        .await
+        .unwrap();
+    let up = d.user_pool().unwrap();
+    assert_eq!(up.username_attributes()[0].as_str(), "email");
+    let policy = up.policies().unwrap().password_policy().unwrap();
+    assert_eq!(policy.minimum_length(), Some(8));
+    assert!(policy.require_symbols());
+    let custom: Vec<&str> = up
+        .schema_attributes()
+        .iter()
+        .filter_map(|a| a.name())
+        .filter(|n| n.starts_with("custom:"))
+        .collect();
+    assert_eq!(
+        custom,
+        ["custom:role", "custom:patientId", "custom:providerId"]
+    );
+    let mfa = idp
+        .get_user_pool_mfa_config()
+        .user_pool_id(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mfa.mfa_configuration(), Some(&UserPoolMfaType::Optional));
+    assert!(mfa.software_token_mfa_configuration().unwrap().enabled());
+    assert!(mfa.sms_mfa_configuration().is_some());
+
+    let clients = idp
+        .list_user_pool_clients()
+        .user_pool_id(id)
+        .send()
+        .await
+        .unwrap();
+    let client_id = clients.user_pool_clients()[0].client_id().unwrap();
+    let client = idp
+        .describe_user_pool_client()
+        .user_pool_id(id)
+        .client_id(client_id)
+        .send()
+        .await
+        .unwrap();
+    let client = client.user_pool_client().unwrap();
+    assert_eq!(client.client_name(), Some("vivale-web-client"));
+    assert_eq!(client.callback_urls().len(), 2);
+    let client_secret = client.client_secret().expect("a client secret").to_string();
+    let sm = aws_sdk_secretsmanager::Client::new(&c);
+    let stored = sm
+        .get_secret_value()
+        .secret_id("vivale/web-client-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.secret_string(), Some(client_secret.as_str()));
+    for entry in std::fs::read_dir(p.state_dir()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        assert!(
+            !text.contains(&client_secret),
+            "the client secret is in state"
+        );
+    }
+
+    // Signing in with a phone number instead needs a new pool: refused while protected.
+    let auth = p.path().join("desired-state/vivale/auth.toml");
+    let text = std::fs::read_to_string(&auth).unwrap();
+    std::fs::write(
+        &auth,
+        text.replace(
+            "username_attributes      = [\"email\"]",
+            "username_attributes      = [\"phone_number\"]",
+        ),
+    )
+    .unwrap();
+    let r = p.run(Some(&moto), &["plan", "desired-state/vivale"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("cognito_user_pool.users"), "{}", r.all());
+    assert!(r.all().contains("username_attributes"), "{}", r.all());
+    assert!(r.all().contains("protect"), "{}", r.all());
+    std::fs::write(&auth, text).unwrap();
+
+    destroy_without_guards(&p, &moto, "vivale").await;
+    let pools = idp.list_user_pools().max_results(60).send().await.unwrap();
+    assert!(pools.user_pools().is_empty(), "{:?}", pools.user_pools());
 }

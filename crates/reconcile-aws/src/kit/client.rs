@@ -149,6 +149,7 @@ pub struct Cx {
     pub lambda: aws_sdk_lambda::Client,
     pub events: aws_sdk_eventbridge::Client,
     pub route53: aws_sdk_route53::Client,
+    pub cognito_idp: aws_sdk_cognitoidentityprovider::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -239,6 +240,7 @@ impl Cx {
             lambda: client!(aws_sdk_lambda),
             events: client!(aws_sdk_eventbridge),
             route53: client!(aws_sdk_route53),
+            cognito_idp: client!(aws_sdk_cognitoidentityprovider),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),

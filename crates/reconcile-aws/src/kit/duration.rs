@@ -1,8 +1,8 @@
-//! Durations as users write them for timeouts and waits ("40m", "2h", "1h30m").
+//! Durations as users write them for timeouts, waits and token lifetimes ("40m", "2h", "1h30m", "30d").
 
 use std::time::Duration;
 
-/// Parses "90s", "40m", "2h", "1h30m". A bare number is refused: the unit matters.
+/// Parses "90s", "40m", "2h", "1h30m", "30d". A bare number is refused: the unit matters.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("\"{s}\" is not a duration; write it like \"40m\", \"2h\" or \"90s\"");
     let t = s.trim();
@@ -20,6 +20,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             's' => 1,
             'm' => 60,
             'h' => 3600,
+            'd' => 86400,
             _ => return Err(bad()),
         };
         let n: u64 = digits.parse().map_err(|_| bad())?;
@@ -40,6 +41,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub fn check_duration(s: &str) -> Result<(), String> {
     parse_duration(s).map(|_| ())
+}
+
+/// A schema normal form ([`reconcile_core::model::schema::Norm::With`]) for
+/// duration fields: "1h", "60m" and "3600s" compare equal. A value that is no
+/// duration is left as written, for `validate` to refuse.
+pub fn duration_norm(
+    v: &reconcile_core::model::Value,
+    _: &indexmap::IndexMap<String, reconcile_core::model::Value>,
+) -> reconcile_core::model::Value {
+    match v.as_str().map(parse_duration) {
+        Some(Ok(d)) => reconcile_core::model::Value::str(fmt_duration(d)),
+        _ => v.clone(),
+    }
 }
 
 /// Writes a duration the way it is declared ("40m", "1h30m", "90s").
@@ -69,6 +83,10 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86400)
+        );
         for bad in [
             "",
             "40",

@@ -109,6 +109,10 @@ pub struct Field {
     pub absent_clears: bool,
     /// Changing this field cannot be done in place: the resource is replaced.
     pub force_new: bool,
+    /// With `force_new`, a list AWS can add items to in place but never change
+    /// or remove one from (a user pool's custom attributes): a change that only
+    /// adds is an update; any other change replaces.
+    pub grows_in_place: bool,
     /// A list whose order does not matter (compared as a set).
     pub set: bool,
     /// Not an AWS property but how reconcile acts on the resource
@@ -130,6 +134,7 @@ impl Field {
             norm: None,
             absent_clears: false,
             force_new: false,
+            grows_in_place: false,
             set: false,
             local: false,
             doc,
@@ -157,6 +162,12 @@ impl Field {
     }
     pub const fn force_new(mut self) -> Self {
         self.force_new = true;
+        self
+    }
+    /// See [`Field::grows_in_place`]; implies `force_new`.
+    pub const fn grows_in_place(mut self) -> Self {
+        self.force_new = true;
+        self.grows_in_place = true;
         self
     }
     pub const fn local(mut self) -> Self {

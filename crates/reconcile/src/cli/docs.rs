@@ -239,8 +239,12 @@ fn field_table(out: &mut String, fields: &[Field], top: bool) {
         };
         let _ = write!(out, "| `{}` | {} | {} |", f.name, cell(&ty), presence);
         if top {
-            let replaces = if f.local {
+            let replaces = if f.local && f.force_new {
+                "yes (compared with the last apply: AWS never changes it)"
+            } else if f.local {
                 "no (a reconcile setting, compared with the last apply, not with AWS)"
+            } else if f.grows_in_place {
+                "adding items: no; changing or removing one: yes"
             } else if f.force_new {
                 "yes"
             } else {

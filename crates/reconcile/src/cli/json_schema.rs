@@ -181,8 +181,14 @@ fn resource(s: &Schema) -> Value {
 /// fields, the only ones whose change can force a replacement.
 fn field(f: &Field, top: bool) -> Value {
     let mut doc = one_line(f.doc);
-    if top && f.local {
+    if top && f.local && f.force_new {
+        doc.push_str(" Compared with the last apply, since AWS never changes it; changing it forces replacement.");
+    } else if top && f.local {
         doc.push_str(" A reconcile setting, compared with the last apply, not with AWS.");
+    } else if top && f.grows_in_place {
+        doc.push_str(
+            " Adding items is done in place; changing or removing one forces replacement.",
+        );
     } else if top && f.force_new {
         doc.push_str(" Changing it forces replacement.");
     }
@@ -510,7 +516,7 @@ mod tests {
                 let p = &res["properties"][f.name];
                 let doc = p["description"].as_str().unwrap_or_default();
                 assert!(!doc.is_empty(), "{}.{} has no description", k.kind, f.name);
-                if f.force_new && !f.local {
+                if f.force_new {
                     assert!(doc.contains("forces replacement"), "{}.{}", k.kind, f.name);
                 }
                 assert_eq!(
