@@ -427,6 +427,23 @@ PER_KIND = {
         ),
         "2 (GetHostedZone for the zone's name, then ListResourceRecordSets from the record's name, per record)",
     ),
+    "cognito_user_pool": (
+        lambda i: (
+            f'[cognito_user_pool.p{i}]\nname = "per-kind-pool-{i}"\nusername_attributes = ["email"]\n'
+            'mfa_configuration = "OPTIONAL"\nsoftware_token_mfa = true\n'
+            'password_policy = { minimum_length = 12 }\n'
+        ),
+        "2 (DescribeUserPool, GetUserPoolMfaConfig)",
+    ),
+    # Each client with its own pool: the marginal cost is both kinds'.
+    "cognito_user_pool_client": (
+        lambda i: (
+            f'[cognito_user_pool.p{i}]\nname = "per-kind-client-pool-{i}"\n\n'
+            f'[cognito_user_pool_client.c{i}]\nuser_pool_id = "${{cognito_user_pool.p{i}.id}}"\n'
+            f'name = "web-{i}"\nexplicit_auth_flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]\n'
+        ),
+        "1 (DescribeUserPoolClient), plus its pool's 2",
+    ),
 }
 
 

@@ -123,6 +123,20 @@ handler       = "index.handler"
 role          = "${{iam_role.worker.arn}}"
 code          = "worker"
 environment   = {{ STRIPE_SECRET_ARN = "${{secret.stripe.arn}}", DB_SECRET_ARN = "${{secret.db.arn}}" }}
+
+# A confidential app client: Cognito makes its secret, reconcile writes it here.
+[cognito_user_pool.users]
+name = "canary-users"
+
+[secret.web_client]
+name = "canary/web-client"
+recovery_window_in_days = 0
+
+[cognito_user_pool_client.web]
+user_pool_id     = "${{cognito_user_pool.users.id}}"
+name             = "canary-web"
+generate_secret  = true
+client_secret_to = "${{secret.web_client.arn}}"
 "#
     )
 }
@@ -211,14 +225,14 @@ async fn secret_values_never_leave_secrets_manager() {
         "the plan names the variable:\n{}",
         r.stdout
     );
-    assert!(r.stdout.contains("6 to create"), "{}", r.stdout);
+    assert!(r.stdout.contains("9 to create"), "{}", r.stdout);
 
     let r = bin.run(env, &["plan", "--json"]);
     seen.run("plan --json", r.expect_code(0));
     let plan: serde_json::Value = serde_json::from_str(&r.stdout).expect("plan JSON");
     assert_eq!(
         plan["plan"]["steps"].as_array().map(Vec::len),
-        Some(6),
+        Some(9),
         "{plan}"
     );
 
@@ -276,6 +290,36 @@ async fn secret_values_never_leave_secrets_manager() {
         .to_string();
     assert!(arn.starts_with("arn:aws:secretsmanager:"), "{arn}");
     assert_eq!(state["resources"]["secret.db"]["id"], arn.as_str());
+
+    // Cognito's client secret went into its secret, from memory.
+    let idp = aws_sdk_cognitoidentityprovider::Client::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(common::REGION))
+            .endpoint_url(&moto.url)
+            .load()
+            .await,
+    );
+    let client_id = state["resources"]["cognito_user_pool_client.web"]["id"]
+        .as_str()
+        .expect("the client in state")
+        .to_string();
+    let (pool_id, app_id) = client_id.split_once('/').unwrap();
+    let client = idp
+        .describe_user_pool_client()
+        .user_pool_id(pool_id)
+        .client_id(app_id)
+        .send()
+        .await
+        .unwrap();
+    let client_secret = client
+        .user_pool_client()
+        .and_then(|c| c.client_secret())
+        .expect("a client secret")
+        .to_string();
+    assert_eq!(
+        stored(&sm, "canary/web-client").await.as_deref(),
+        Some(client_secret.as_str())
+    );
 
     // No change: the generated value, the variable and the unset value all agree.
     let r = bin.run(env, &["plan", "--detailed-exitcode"]);
@@ -422,6 +466,7 @@ async fn secret_values_never_leave_secrets_manager() {
         "secret.manual",
         "secret_target_attachment.db",
         "lambda_function.worker",
+        "cognito_user_pool_client.web",
     ] {
         let r = bin.run(env, &["state", "show", addr]);
         seen.run(&format!("state show {addr}"), r.expect_code(0));
@@ -467,6 +512,7 @@ async fn secret_values_never_leave_secrets_manager() {
     seen.assert_absent("the environment canary", &canary_env);
     seen.assert_absent("the out-of-band canary", &canary_oob);
     seen.assert_absent("the value a person set", &canary_manual);
+    seen.assert_absent("the Cognito client secret", &client_secret);
     // The distinctive middle of each canary too, should something shorten or escape them.
     seen.assert_absent(
         "a part of the environment canary",

@@ -442,6 +442,48 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
     apply_and_replan(&p, &moto, "mentalspace-ehr");
 
     let c = moto.sdk().await;
+    // Sign-in: MFA required with either factor, 12-character passwords, no self sign-up.
+    let idp = aws_sdk_cognitoidentityprovider::Client::new(&c);
+    let pools = idp.list_user_pools().max_results(60).send().await.unwrap();
+    let pool_id = pools.user_pools()[0].id().unwrap();
+    let up = idp
+        .describe_user_pool()
+        .user_pool_id(pool_id)
+        .send()
+        .await
+        .unwrap();
+    let up = up.user_pool().unwrap();
+    assert_eq!(up.name(), Some("mentalspace-ehr-users"));
+    let policy = up.policies().unwrap().password_policy().unwrap();
+    assert_eq!(policy.minimum_length(), Some(12));
+    assert!(up
+        .admin_create_user_config()
+        .unwrap()
+        .allow_admin_create_user_only());
+    let mfa = idp
+        .get_user_pool_mfa_config()
+        .user_pool_id(pool_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mfa.mfa_configuration().map(|m| m.as_str()), Some("ON"));
+    let clients = idp
+        .list_user_pool_clients()
+        .user_pool_id(pool_id)
+        .send()
+        .await
+        .unwrap();
+    let client = idp
+        .describe_user_pool_client()
+        .user_pool_id(pool_id)
+        .client_id(clients.user_pool_clients()[0].client_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let client = client.user_pool_client().unwrap();
+    assert_eq!(client.refresh_token_validity(), 30 * 24 * 60, "minutes");
+    assert!(client.client_secret().is_none());
+
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);
     let out = rds

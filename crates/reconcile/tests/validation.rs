@@ -461,3 +461,31 @@ fn secret_attachments_aws_would_undo_or_cannot_hold() {
         has(&run, needle);
     }
 }
+
+#[test]
+fn sign_in_settings_cognito_would_refuse() {
+    let text = format!(
+        "{HEADER}[cognito_user_pool.p]\nname = \"v\"\npassword_policy = {{ minimum_length = 5 }}\n\
+         mfa_configuration = \"ON\"\n\n\
+         [cognito_user_pool_client.c]\nuser_pool_id = \"${{cognito_user_pool.p.id}}\"\nname = \"web\"\n\
+         allowed_oauth_flows = [\"code\"]\nallowed_oauth_scopes = [\"openid\"]\n\
+         callback_urls = [\"http://app.example.com/cb\", \"http://localhost:3000/cb\"]\n\
+         refresh_token_validity = \"20m\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "s.toml:7:");
+    has(&run, "password_policy.minimum_length is 5");
+    has(
+        &run,
+        "s.toml:8:1: `cognito_user_pool.p`: MFA is ON but no second factor is on",
+    );
+    has(
+        &run,
+        "s.toml:15:1: `cognito_user_pool_client.c`: \"http://app.example.com/cb\" is not https",
+    );
+    has(
+        &run,
+        "`refresh_token_validity` is outside what Cognito takes (1h to 3650d)",
+    );
+    assert!(!run.stderr.contains("localhost:3000"), "{}", run.stderr);
+}
