@@ -647,6 +647,31 @@ fn tag_map(t: &IndexMap<String, String>) -> HashMap<String, String> {
     t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
+/// The declared settings Create- and UpdateUserPool share (two builder types
+/// with the same setters); an update must send them all, as AWS resets the rest.
+macro_rules! settings {
+    ($req:expr, $f:expr, $tags:expr) => {{
+        let f = $f;
+        $req.set_policies(password_policy(f))
+            .deletion_protection(protection(f))
+            .set_auto_verified_attributes(list_of::<VerifiedAttributeType>(
+                f,
+                "auto_verified_attributes",
+                SIGN_IN,
+            ))
+            .set_sms_configuration(sms_configuration(f))
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder()
+                    .allow_admin_create_user_only(
+                        bool_of(f, "allow_admin_create_user_only") == Some(true),
+                    )
+                    .build(),
+            )
+            .set_account_recovery_setting(recovery(f)?)
+            .set_user_pool_tags(Some(tag_map($tags)))
+    }};
+}
+
 /// Sets the MFA mode and its factors as declared.
 async fn set_mfa(cx: &Cx, a: &str, id: &str, f: &Fields) -> Result<(), ProviderError> {
     let mode = str_of(f, "mfa_configuration").unwrap_or("OFF");
@@ -689,27 +714,12 @@ impl UserPool {
         f: &Fields,
         tags: &IndexMap<String, String>,
     ) -> Result<(), ProviderError> {
-        cx.cognito_idp
+        let req = cx
+            .cognito_idp
             .update_user_pool()
             .user_pool_id(id)
-            .set_pool_name(str_of(f, "name").map(str::to_string))
-            .set_policies(password_policy(f))
-            .deletion_protection(protection(f))
-            .set_auto_verified_attributes(list_of::<VerifiedAttributeType>(
-                f,
-                "auto_verified_attributes",
-                SIGN_IN,
-            ))
-            .set_sms_configuration(sms_configuration(f))
-            .admin_create_user_config(
-                AdminCreateUserConfigType::builder()
-                    .allow_admin_create_user_only(
-                        bool_of(f, "allow_admin_create_user_only") == Some(true),
-                    )
-                    .build(),
-            )
-            .set_account_recovery_setting(recovery(f)?)
-            .set_user_pool_tags(Some(tag_map(tags)))
+            .set_pool_name(str_of(f, "name").map(str::to_string));
+        settings!(req, f, tags)
             .send()
             .await
             .map(drop)
@@ -785,12 +795,10 @@ impl Provider for UserPool {
                 }
             }
         }
-        let out = cx
+        let req = cx
             .cognito_idp
             .create_user_pool()
             .pool_name(name)
-            .set_policies(password_policy(f))
-            .deletion_protection(protection(f))
             .set_username_attributes(list_of::<UsernameAttributeType>(
                 f,
                 "username_attributes",
@@ -801,23 +809,9 @@ impl Provider for UserPool {
                 "alias_attributes",
                 ALIASES,
             ))
-            .set_auto_verified_attributes(list_of::<VerifiedAttributeType>(
-                f,
-                "auto_verified_attributes",
-                SIGN_IN,
-            ))
-            .set_sms_configuration(sms_configuration(f))
-            .admin_create_user_config(
-                AdminCreateUserConfigType::builder()
-                    .allow_admin_create_user_only(
-                        bool_of(f, "allow_admin_create_user_only") == Some(true),
-                    )
-                    .build(),
-            )
-            .set_account_recovery_setting(recovery(f)?)
-            .set_schema(Some(attributes(f)).filter(|s| !s.is_empty()))
-            // Tagged in the same call, so an interrupted create is found again by its tags.
-            .set_user_pool_tags(Some(tag_map(want.tags)))
+            .set_schema(Some(attributes(f)).filter(|s| !s.is_empty()));
+        // Tagged in the same call, so an interrupted create is found again by its tags.
+        let out = settings!(req, f, want.tags)
             .send()
             .await
             .map_err(|e| at(a, "CreateUserPool", ProviderError::from_sdk(e)))?;

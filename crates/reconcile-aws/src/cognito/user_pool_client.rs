@@ -421,6 +421,38 @@ fn prevent(f: &Fields) -> PreventUserExistenceErrorTypes {
     }
 }
 
+/// The declared settings on a Create- or UpdateUserPoolClient request: two
+/// builder types with the same setters, and an update must send them all.
+macro_rules! settings {
+    ($req:expr, $f:expr) => {{
+        let f = $f;
+        $req.set_explicit_auth_flows(enums::<ExplicitAuthFlowsType>(
+            f,
+            "explicit_auth_flows",
+            FLOWS,
+        ))
+        .set_allowed_o_auth_flows(enums::<OAuthFlowType>(
+            f,
+            "allowed_oauth_flows",
+            OAUTH_FLOWS,
+        ))
+        .set_allowed_o_auth_scopes(strs_of(f, "allowed_oauth_scopes"))
+        .allowed_o_auth_flows_user_pool_client(
+            !strs_of(f, "allowed_oauth_flows")
+                .unwrap_or_default()
+                .is_empty(),
+        )
+        .set_callback_urls(strs_of(f, "callback_urls"))
+        .set_logout_urls(strs_of(f, "logout_urls"))
+        .set_supported_identity_providers(strs_of(f, "supported_identity_providers"))
+        .set_access_token_validity(minutes(f, "access_token_validity"))
+        .set_id_token_validity(minutes(f, "id_token_validity"))
+        .set_refresh_token_validity(minutes(f, "refresh_token_validity"))
+        .token_validity_units(units())
+        .prevent_user_existence_errors(prevent(f))
+    }};
+}
+
 /// Writes the client secret into the declared secret, from memory to Secrets Manager.
 async fn write_secret(
     cx: &Cx,
@@ -519,36 +551,13 @@ impl Provider for UserPoolClient {
                 }
             }
         }
-        let out = cx
+        let req = cx
             .cognito_idp
             .create_user_pool_client()
             .user_pool_id(pool)
             .client_name(name)
-            .generate_secret(bool_of(f, "generate_secret") == Some(true))
-            .set_explicit_auth_flows(enums::<ExplicitAuthFlowsType>(
-                f,
-                "explicit_auth_flows",
-                FLOWS,
-            ))
-            .set_allowed_o_auth_flows(enums::<OAuthFlowType>(
-                f,
-                "allowed_oauth_flows",
-                OAUTH_FLOWS,
-            ))
-            .set_allowed_o_auth_scopes(strs_of(f, "allowed_oauth_scopes"))
-            .allowed_o_auth_flows_user_pool_client(
-                !strs_of(f, "allowed_oauth_flows")
-                    .unwrap_or_default()
-                    .is_empty(),
-            )
-            .set_callback_urls(strs_of(f, "callback_urls"))
-            .set_logout_urls(strs_of(f, "logout_urls"))
-            .set_supported_identity_providers(strs_of(f, "supported_identity_providers"))
-            .set_access_token_validity(minutes(f, "access_token_validity"))
-            .set_id_token_validity(minutes(f, "id_token_validity"))
-            .set_refresh_token_validity(minutes(f, "refresh_token_validity"))
-            .token_validity_units(units())
-            .prevent_user_existence_errors(prevent(f))
+            .generate_secret(bool_of(f, "generate_secret") == Some(true));
+        let out = settings!(req, f)
             .send()
             .await
             .map_err(|e| at(a, "CreateUserPoolClient", ProviderError::from_sdk(e)))?;
@@ -580,35 +589,13 @@ impl Provider for UserPoolClient {
         let only_secret = changes.iter().all(|c| c.field == "client_secret_to");
         if !only_secret {
             // UpdateUserPoolClient resets what it is not given: send everything.
-            cx.cognito_idp
+            let req = cx
+                .cognito_idp
                 .update_user_pool_client()
                 .user_pool_id(pool)
                 .client_id(client)
-                .client_name(str_of(f, "name").unwrap_or_default())
-                .set_explicit_auth_flows(enums::<ExplicitAuthFlowsType>(
-                    f,
-                    "explicit_auth_flows",
-                    FLOWS,
-                ))
-                .set_allowed_o_auth_flows(enums::<OAuthFlowType>(
-                    f,
-                    "allowed_oauth_flows",
-                    OAUTH_FLOWS,
-                ))
-                .set_allowed_o_auth_scopes(strs_of(f, "allowed_oauth_scopes"))
-                .allowed_o_auth_flows_user_pool_client(
-                    !strs_of(f, "allowed_oauth_flows")
-                        .unwrap_or_default()
-                        .is_empty(),
-                )
-                .set_callback_urls(strs_of(f, "callback_urls"))
-                .set_logout_urls(strs_of(f, "logout_urls"))
-                .set_supported_identity_providers(strs_of(f, "supported_identity_providers"))
-                .set_access_token_validity(minutes(f, "access_token_validity"))
-                .set_id_token_validity(minutes(f, "id_token_validity"))
-                .set_refresh_token_validity(minutes(f, "refresh_token_validity"))
-                .token_validity_units(units())
-                .prevent_user_existence_errors(prevent(f))
+                .client_name(str_of(f, "name").unwrap_or_default());
+            settings!(req, f)
                 .send()
                 .await
                 .map_err(|e| at(a, "UpdateUserPoolClient", ProviderError::from_sdk(e)))?;
