@@ -11,7 +11,7 @@
 use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, i32_of, str_list, str_of, strs_of};
-use crate::kit::tags::{own_tags, read_each, stack_resources_of_type, sync as sync_tags};
+use crate::kit::tags::{own_tags, read_each, stack_resources_of_type};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
@@ -576,27 +576,15 @@ impl CloudwatchAlarm {
     ) -> Result<(), ProviderError> {
         let a = want.address;
         let arn = str_of(&live.attributes, "arn").unwrap_or_default();
-        let untag = |stale| async move {
-            cx.cloudwatch
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(stale))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| at(a, "UntagResource", e.into()))
-        };
-        let tag = |set| async move {
-            cx.cloudwatch
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(aws_tags(&set)))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| at(a, "TagResource", e.into()))
-        };
-        sync_tags(&live.tags, want.tags, untag, tag).await
+        crate::sync_tags_by!(
+            &live.tags,
+            want.tags,
+            a,
+            untag: cx.cloudwatch.untag_resource().resource_arn(arn),
+            tag: cx.cloudwatch.tag_resource().resource_arn(arn),
+            tags: |s: &IndexMap<String, String>| Ok::<_, ProviderError>(aws_tags(s)),
+        )
+        .await
     }
 }
 

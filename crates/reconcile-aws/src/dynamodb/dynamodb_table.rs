@@ -14,7 +14,7 @@ use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::duration::check_duration;
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, str_of, Problem};
-use crate::kit::tags::{own_tags, read_each, stack_resources_of_type, sync as sync_tags};
+use crate::kit::tags::{own_tags, read_each, stack_resources_of_type};
 use crate::kit::wait::{Backoff, Progress, Timeouts};
 use crate::kit::{by_id, each, observe_declared, Cx, Desired, Provider, ProviderError, StatusSink};
 use async_trait::async_trait;
@@ -1515,27 +1515,15 @@ impl DynamodbTable {
                 .get("arn")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let untag = |stale| async move {
-                cx.dynamodb
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(stale))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "UntagResource", e.into()))
-            };
-            let tag = |set| async move {
-                cx.dynamodb
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(aws_tags(&set)?))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "TagResource", e.into()))
-            };
-            sync_tags(&live.tags, want.tags, untag, tag).await?;
+            crate::sync_tags_by!(
+                &live.tags,
+                want.tags,
+                a,
+                untag: cx.dynamodb.untag_resource().resource_arn(arn),
+                tag: cx.dynamodb.tag_resource().resource_arn(arn),
+                tags: aws_tags,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, str_of};
 use crate::kit::policy::json_norm;
-use crate::kit::tags::{own_tags, read_each, sync as sync_tags};
+use crate::kit::tags::{own_tags, read_each};
 use crate::kit::{by_id, each, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_eventbridge::types::{RuleState, Tag, Target};
@@ -625,27 +625,15 @@ impl EventbridgeRule {
         }
         if changes_field(changes, "tags") {
             let arn = live.id.as_str();
-            let untag = |stale| async move {
-                cx.events
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(stale))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "UntagResource", e.into()))
-            };
-            let tag = |set| async move {
-                cx.events
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(aws_tags(&set)?))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "TagResource", e.into()))
-            };
-            sync_tags(&live.tags, want.tags, untag, tag).await?;
+            crate::sync_tags_by!(
+                &live.tags,
+                want.tags,
+                a,
+                untag: cx.events.untag_resource().resource_arn(arn),
+                tag: cx.events.tag_resource().resource_arn(arn),
+                tags: aws_tags,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -74,6 +74,35 @@ where
     Ok(())
 }
 
+/// [`sync`] with a service's UntagResource and TagResource, the shape most
+/// services share: `untag` and `tag` are the two requests with the resource
+/// already set, `tags` turns the pairs to set into what TagResource takes
+/// (answering a `Result`, for services that refuse some tags up front).
+#[macro_export]
+macro_rules! sync_tags_by {
+    ($have:expr, $want:expr, $address:expr, untag: $untag:expr, tag: $tag:expr, tags: $tags:expr $(,)?) => {
+        $crate::kit::tags::sync(
+            $have,
+            $want,
+            |stale: Vec<String>| async move {
+                $untag
+                    .set_tag_keys(Some(stale))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| $crate::kit::error::at($address, "UntagResource", e.into()))
+            },
+            |set: indexmap::IndexMap<String, String>| async move {
+                $tag.set_tags(Some(($tags)(&set)?))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| $crate::kit::error::at($address, "TagResource", e.into()))
+            },
+        )
+    };
+}
+
 /// The `reconcile:address` of a resource tagged with this stack, if any.
 pub fn stack_address(cx: &Cx, tags: &IndexMap<String, String>) -> Option<String> {
     (tags.get(TAG_STACK) == Some(&cx.stack))

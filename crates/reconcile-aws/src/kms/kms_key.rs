@@ -12,7 +12,7 @@ use crate::kit::adopt::changes_to;
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{bool_of, changes_field, fields_of, i32_of, str_of};
 use crate::kit::policy::{document_problem, policy_norm};
-use crate::kit::tags::{own_tags, read_each, stack_resources_of_type, sync as sync_tags};
+use crate::kit::tags::{own_tags, read_each, stack_resources_of_type};
 use crate::kit::{by_id, each, observe_declared, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_kms::types::{KeyMetadata, KeySpec, KeyState, KeyUsageType, Tag};
@@ -505,27 +505,15 @@ impl KmsKey {
             }
         }
         if changes_field(changes, "tags") {
-            let untag = |stale| async move {
-                cx.kms
-                    .untag_resource()
-                    .key_id(key)
-                    .set_tag_keys(Some(stale))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "UntagResource", e.into()))
-            };
-            let tag = |set| async move {
-                cx.kms
-                    .tag_resource()
-                    .key_id(key)
-                    .set_tags(Some(aws_tags(&set)?))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "TagResource", e.into()))
-            };
-            sync_tags(&live.tags, want.tags, untag, tag).await?;
+            crate::sync_tags_by!(
+                &live.tags,
+                want.tags,
+                a,
+                untag: cx.kms.untag_resource().key_id(key),
+                tag: cx.kms.tag_resource().key_id(key),
+                tags: aws_tags,
+            )
+            .await?;
         }
         Ok(())
     }

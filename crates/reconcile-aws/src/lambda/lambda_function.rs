@@ -12,7 +12,7 @@ use super::package::package;
 use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{changes_field, fields_of, i32_of, str_of};
-use crate::kit::tags::{own_tags, stack_resources_of_type, sync as sync_tags};
+use crate::kit::tags::{own_tags, stack_resources_of_type};
 use crate::kit::wait::{wait, Backoff, Progress, Wait};
 use crate::kit::{by_id, each, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
@@ -518,27 +518,15 @@ impl LambdaFunction {
         }
         if changes_field(changes, "tags") {
             let arn = str_of(&live.attributes, "arn").unwrap_or_default();
-            let untag = |stale| async move {
-                cx.lambda
-                    .untag_resource()
-                    .resource(arn)
-                    .set_tag_keys(Some(stale))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "UntagResource", e.into()))
-            };
-            let tag = |set: IndexMap<String, String>| async move {
-                cx.lambda
-                    .tag_resource()
-                    .resource(arn)
-                    .set_tags(Some(tag_map(&set)))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "TagResource", e.into()))
-            };
-            sync_tags(&live.tags, want.tags, untag, tag).await?;
+            crate::sync_tags_by!(
+                &live.tags,
+                want.tags,
+                a,
+                untag: cx.lambda.untag_resource().resource(arn),
+                tag: cx.lambda.tag_resource().resource(arn),
+                tags: |s: &IndexMap<String, String>| Ok::<_, ProviderError>(tag_map(s)),
+            )
+            .await?;
         }
         Ok(())
     }

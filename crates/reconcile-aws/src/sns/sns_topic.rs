@@ -12,7 +12,7 @@
 use crate::kit::adopt::{changes_to, take_over};
 use crate::kit::error::{at, gone_is_done, unless_gone};
 use crate::kit::fields::{changes_field, fields_of, str_of};
-use crate::kit::tags::{own_tags, read_each, stack_resources_of_type, sync as sync_tags};
+use crate::kit::tags::{own_tags, read_each, stack_resources_of_type};
 use crate::kit::{by_id, each, observe_declared, Cx, Desired, Provider, ProviderError};
 use async_trait::async_trait;
 use aws_sdk_sns::types::Tag;
@@ -384,27 +384,15 @@ impl SnsTopic {
             }
         }
         if changes_field(changes, "tags") {
-            let untag = |stale| async move {
-                cx.sns
-                    .untag_resource()
-                    .resource_arn(arn)
-                    .set_tag_keys(Some(stale))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "UntagResource", e.into()))
-            };
-            let tag = |set| async move {
-                cx.sns
-                    .tag_resource()
-                    .resource_arn(arn)
-                    .set_tags(Some(aws_tags(&set)?))
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| at(a, "TagResource", e.into()))
-            };
-            sync_tags(&live.tags, want.tags, untag, tag).await?;
+            crate::sync_tags_by!(
+                &live.tags,
+                want.tags,
+                a,
+                untag: cx.sns.untag_resource().resource_arn(arn),
+                tag: cx.sns.tag_resource().resource_arn(arn),
+                tags: aws_tags,
+            )
+            .await?;
         }
         Ok(())
     }
