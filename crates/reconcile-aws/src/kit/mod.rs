@@ -190,6 +190,24 @@ pub async fn each<T>(
     Ok(found.into_iter().flatten().collect())
 }
 
+/// What an update that made `want` true leaves live: the live fields with the
+/// declared ones over them, and without those the schema clears when left out
+/// (the update just cleared them); the declared tags. For kinds whose update
+/// does not read the resource back.
+pub fn updated(schema: &Schema, live: &Observed, want: &Desired<'_>) -> Observed {
+    let mut fields = live.fields.clone();
+    for f in schema.fields.iter().filter(|f| f.absent_clears) {
+        fields.shift_remove(f.name);
+    }
+    fields.extend(want.fields.clone());
+    Observed {
+        id: live.id.clone(),
+        fields,
+        attributes: live.attributes.clone(),
+        tags: want.tags.clone(),
+    }
+}
+
 /// Observations keyed by id, as `observe` answers them.
 pub fn by_id(found: Vec<Observed>) -> HashMap<String, Observed> {
     found.into_iter().map(|o| (o.id.clone(), o)).collect()

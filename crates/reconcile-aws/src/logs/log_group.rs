@@ -465,18 +465,7 @@ impl Provider for LogGroup {
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
         self.sync(cx, live, want, changes).await?;
-        let mut fields = live.fields.clone();
-        // Left out means not set: the sync just cleared them.
-        for f in SCHEMA.fields.iter().filter(|f| f.absent_clears) {
-            fields.shift_remove(f.name);
-        }
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        Ok(crate::kit::updated(&SCHEMA, live, want))
     }
 
     async fn delete(&self, cx: &Cx, id: &str) -> Result<(), ProviderError> {

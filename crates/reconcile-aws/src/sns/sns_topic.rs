@@ -584,17 +584,7 @@ impl Provider for SnsTopic {
         changes: &[FieldChange],
     ) -> Result<Observed, ProviderError> {
         self.sync(cx, live, want, changes).await?;
-        let mut fields = live.fields.clone();
-        for f in SCHEMA.fields.iter().filter(|f| f.absent_clears) {
-            fields.shift_remove(f.name);
-        }
-        fields.extend(want.fields.clone());
-        Ok(Observed {
-            id: live.id.clone(),
-            fields,
-            attributes: live.attributes.clone(),
-            tags: want.tags.clone(),
-        })
+        Ok(crate::kit::updated(&SCHEMA, live, want))
     }
 
     /// DeleteTopic; AWS removes the topic's subscriptions with it.
