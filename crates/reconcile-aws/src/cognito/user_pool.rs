@@ -22,7 +22,7 @@ use aws_sdk_cognitoidentityprovider::types::{
 use indexmap::IndexMap;
 use reconcile_core::model::schema::{Default, Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
-use reconcile_core::plan::{FieldChange, Observed, TAG_STACK};
+use reconcile_core::plan::{FieldChange, Observed};
 use std::collections::HashMap;
 
 pub struct UserPool;
@@ -302,7 +302,7 @@ fn map<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Value {
 }
 
 /// The declared fields as AWS reports them, for one pool.
-fn fields_from(up: &UserPoolType, mfa: Option<&MfaRead>) -> Fields {
+fn fields_from(up: &UserPoolType) -> Fields {
     let mut f = Fields::new();
     f.insert("name".into(), Value::str(up.name().unwrap_or_default()));
     if !up.username_attributes().is_empty() {
@@ -413,47 +413,44 @@ fn fields_from(up: &UserPoolType, mfa: Option<&MfaRead>) -> Fields {
             ]),
         );
     }
-    if let Some(m) = mfa {
-        f.insert("mfa_configuration".into(), Value::str(&m.mode));
-        f.insert("software_token_mfa".into(), Value::Bool(m.totp));
-        f.insert("sms_mfa".into(), Value::Bool(m.sms));
-    }
     f
 }
 
-struct MfaRead {
-    mode: String,
-    totp: bool,
-    sms: bool,
-}
-
-async fn read_mfa(cx: &Cx, id: &str) -> Result<Option<MfaRead>, ProviderError> {
-    let out = unless_gone(
+/// Adds the MFA fields to a pool's observation (GetUserPoolMfaConfig); `None`
+/// when the pool is gone.
+async fn with_mfa(cx: &Cx, mut o: Observed) -> Result<Option<Observed>, ProviderError> {
+    let Some(m) = unless_gone(
         cx.cognito_idp
             .get_user_pool_mfa_config()
-            .user_pool_id(id)
+            .user_pool_id(&o.id)
             .send()
             .await,
-    )?;
-    Ok(out.map(|o| MfaRead {
-        mode: o
-            .mfa_configuration()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_else(|| "OFF".into()),
-        totp: o
-            .software_token_mfa_configuration()
-            .is_some_and(|t| t.enabled()),
-        sms: o.sms_mfa_configuration().is_some(),
-    }))
+    )?
+    else {
+        return Ok(None);
+    };
+    let mode = m.mfa_configuration().map(|m| m.as_str()).unwrap_or("OFF");
+    let totp = m
+        .software_token_mfa_configuration()
+        .is_some_and(|t| t.enabled());
+    o.fields
+        .insert("mfa_configuration".into(), Value::str(mode));
+    o.fields
+        .insert("software_token_mfa".into(), Value::Bool(totp));
+    o.fields.insert(
+        "sms_mfa".into(),
+        Value::Bool(m.sms_mfa_configuration().is_some()),
+    );
+    Ok(Some(o))
 }
 
-fn observed(up: &UserPoolType, mfa: Option<&MfaRead>, region: &str) -> Option<Observed> {
+/// A pool as DescribeUserPool answers it, without its MFA fields.
+fn observed(up: &UserPoolType, region: &str) -> Option<Observed> {
     let id = up.id()?;
     let tags: IndexMap<String, String> = crate::kit::tags::own_tags(
         up.user_pool_tags()
-            .map(|t| t.iter().collect::<Vec<_>>())
-            .unwrap_or_default()
             .into_iter()
+            .flatten()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     let mut attributes = Fields::new();
@@ -465,14 +462,14 @@ fn observed(up: &UserPoolType, mfa: Option<&MfaRead>, region: &str) -> Option<Ob
     );
     Some(Observed {
         id: id.to_string(),
-        fields: fields_from(up, mfa),
+        fields: fields_from(up),
         attributes,
         tags,
     })
 }
 
-/// One pool with its MFA settings; `None` when it is gone.
-async fn read(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
+/// One pool without its MFA settings; `None` when it is gone.
+async fn describe(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
     let Some(d) = unless_gone(
         cx.cognito_idp
             .describe_user_pool()
@@ -486,8 +483,15 @@ async fn read(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
     let Some(up) = d.user_pool() else {
         return Ok(None);
     };
-    let mfa = read_mfa(cx, id).await?;
-    Ok(observed(up, mfa.as_ref(), &cx.region))
+    Ok(observed(up, &cx.region))
+}
+
+/// One pool with its MFA settings; `None` when it is gone.
+async fn read(cx: &Cx, id: &str) -> Result<Option<Observed>, ProviderError> {
+    match describe(cx, id).await? {
+        Some(o) => with_mfa(cx, o).await,
+        None => Ok(None),
+    }
 }
 
 /// Ids of every pool named `name`, or of every pool when `None`: ListUserPools, 60 a page.
@@ -741,12 +745,6 @@ impl Provider for UserPool {
         Some("deletion_protection")
     }
 
-    /// A new pool is a new set of users; the old one goes first only after the
-    /// guard allowed it, and both may live side by side meanwhile.
-    fn create_before_destroy(&self, _changes: &[FieldChange]) -> bool {
-        true
-    }
-
     /// A DescribeUserPool and a GetUserPoolMfaConfig per pool: Cognito has no batch read.
     async fn observe(
         &self,
@@ -758,7 +756,8 @@ impl Provider for UserPool {
     }
 
     /// ListUserPools answers without tags: every pool is described to find
-    /// this stack's (only when a create may have been interrupted).
+    /// this stack's (only when a create may have been interrupted), and only
+    /// those have their MFA settings read.
     async fn find_tagged(
         &self,
         cx: &Cx,
@@ -767,15 +766,19 @@ impl Provider for UserPool {
         let reads = pool_ids(cx, None)
             .await?
             .into_iter()
-            .map(|id| async move { read(cx, &id).await })
+            .map(|id| async move { describe(cx, &id).await })
             .collect();
-        Ok(each(reads)
+        let ours: Vec<(String, Observed)> = each(reads)
             .await?
             .into_iter()
-            .filter(|o| o.tags.get(TAG_STACK) == Some(&cx.stack))
             .filter_map(|o| crate::kit::tags::stack_address(cx, &o.tags).map(|a| (a, o)))
             .filter(|(a, _)| addresses.is_empty() || addresses.contains(a))
-            .collect())
+            .collect();
+        let reads = ours
+            .into_iter()
+            .map(|(a, o)| async move { Ok(with_mfa(cx, o).await?.map(|o| (a, o))) })
+            .collect();
+        each(reads).await
     }
 
     async fn create(&self, cx: &Cx, want: &Desired<'_>) -> Result<Observed, ProviderError> {
@@ -787,9 +790,10 @@ impl Provider for UserPool {
         })?;
         // Pool names are not unique: a copy an interrupted apply left is found by its tags.
         for id in pool_ids(cx, Some(name)).await? {
-            let found = read(cx, &id).await?;
-            if let Some(live) = found.filter(|o| adopt::is_ours(cx, &o.tags, a)) {
-                if want.replacing != Some(live.id.as_str()) {
+            let found = describe(cx, &id).await?;
+            let ours = found.filter(|o| adopt::is_ours(cx, &o.tags, a));
+            if let Some(live) = ours.filter(|o| want.replacing != Some(o.id.as_str())) {
+                if let Some(live) = with_mfa(cx, live).await? {
                     let changes = adopt::changes_to(self, want, &live);
                     return self.update(cx, &live, want, &changes).await;
                 }

@@ -540,8 +540,7 @@ impl Provider for UserPoolClient {
         if let Some(id) = find_by_name(cx, pool, name).await? {
             if want.replacing != Some(id.as_str()) {
                 if let Some((live, _)) = describe(cx, &id).await? {
-                    let changes = crate::kit::adopt::changes_to(self, want, &live);
-                    let mut changes = changes;
+                    let mut changes = crate::kit::adopt::changes_to(self, want, &live);
                     if f.contains_key("client_secret_to")
                         && !changes_field(&changes, "client_secret_to")
                     {

@@ -455,6 +455,11 @@ async fn list_stack_secrets(cx: &Cx) -> Result<Vec<Live>, ProviderError> {
     Ok(out)
 }
 
+/// Whether the secret is gone or scheduled for deletion, and so takes no new value.
+pub(crate) async fn is_gone(cx: &Cx, id: &str) -> Result<bool, ProviderError> {
+    Ok(describe(cx, id).await?.is_none())
+}
+
 /// One secret by ARN or name; `None` when gone or scheduled for deletion.
 async fn describe(cx: &Cx, id: &str) -> Result<Option<Live>, ProviderError> {
     let d = unless_gone(cx.secrets.describe_secret().secret_id(id).send().await)?;

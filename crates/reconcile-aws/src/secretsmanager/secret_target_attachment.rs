@@ -11,7 +11,7 @@
 use crate::kit::error::at;
 use crate::kit::fields::{diagnostics, referenced, refuse, str_of};
 use crate::kit::{Cx, Desired, Provider, ProviderError};
-use crate::secretsmanager::secret::{batch_values, put_value, single_value};
+use crate::secretsmanager::secret::{batch_values, is_gone, put_value, single_value};
 use reconcile_core::model::schema::{Field, Schema, Ty};
 use reconcile_core::model::{Diagnostic, Fields, Resource, Stack, Value};
 use reconcile_core::plan::{FieldChange, Observed};
@@ -342,7 +342,9 @@ impl Provider for SecretTargetAttachment {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             // A secret scheduled for deletion refuses new versions: its keys go with it.
-            Err(e) if e.code() == Some("InvalidRequestException") => Ok(()),
+            Err(e) if e.code() == Some("InvalidRequestException") && is_gone(cx, id).await? => {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
