@@ -25,7 +25,8 @@ start() {
   fi
   # AWS-managed IAM policies (AmazonECSTaskExecutionRolePolicy, ...) exist in
   # every real account; moto only knows them when asked to load them.
-  MOTO_IAM_LOAD_MANAGED_POLICIES=true nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/reconcile-moto-$port.log" 2>&1 &
+  # scripts/moto_server.py is moto_server with the identity pool role calls moto lacks.
+  MOTO_IAM_LOAD_MANAGED_POLICIES=true nohup "$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/reconcile-moto-$port.log" 2>&1 &
   echo $! >"${TMPDIR:-/tmp}/reconcile-moto-$port.pid"
   for _ in $(seq 1 100); do
     if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then

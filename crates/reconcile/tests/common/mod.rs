@@ -43,12 +43,15 @@ impl Moto {
             "{} is missing: run `scripts/emulator.sh install` first",
             bin.display()
         );
+        // moto_server with the identity pool role calls moto lacks, as scripts/emulator.sh runs it.
+        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/moto_server.py");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(venv().join("bin/python"))
+            .arg(&server)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // AWS-managed IAM policies exist in every real account; moto loads them on request.
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
