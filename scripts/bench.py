@@ -444,6 +444,22 @@ PER_KIND = {
         ),
         "1 (DescribeUserPoolClient), plus its pool's 2",
     ),
+    "cognito_identity_pool": (
+        lambda i: (
+            f'[cognito_identity_pool.i{i}]\nname = "per kind identities {i}"\n'
+            f"allow_unauthenticated_identities = true\n"
+        ),
+        "1 (DescribeIdentityPool)",
+    ),
+    # Each pool's roles with their own pool: the marginal cost is both kinds'.
+    "cognito_identity_pool_roles": (
+        lambda i: (
+            f'[cognito_identity_pool.r{i}]\nname = "per kind roles {i}"\n\n'
+            f'[cognito_identity_pool_roles.r{i}]\nidentity_pool_id = "${{cognito_identity_pool.r{i}.id}}"\n'
+            f'authenticated_role = "arn:aws:iam::123456789012:role/per-kind-signed-in"\n'
+        ),
+        "1 (GetIdentityPoolRoles), plus its pool's 1",
+    ),
 }
 
 

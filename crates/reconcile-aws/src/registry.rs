@@ -32,6 +32,7 @@ const LAMBDA: &str = "Lambda";
 const EVENTBRIDGE: &str = "EventBridge";
 const ROUTE53: &str = "Route 53";
 const COGNITO: &str = "Cognito Identity Provider";
+const COGNITO_IDENTITY: &str = "Cognito Identity";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -99,6 +100,14 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (ROUTE53, Arc::new(route53::route53_record::Route53Record)),
         (COGNITO, Arc::new(cognito::user_pool::UserPool)),
         (COGNITO, Arc::new(cognito::user_pool_client::UserPoolClient)),
+        (
+            COGNITO_IDENTITY,
+            Arc::new(cognito::identity_pool::IdentityPool),
+        ),
+        (
+            COGNITO_IDENTITY,
+            Arc::new(cognito::identity_pool_roles::IdentityPoolRoles),
+        ),
     ]
 }
 

@@ -61,6 +61,8 @@ conformance!(
     route53_record,
     cognito_user_pool,
     cognito_user_pool_client,
+    cognito_identity_pool,
+    cognito_identity_pool_roles,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -2822,6 +2824,156 @@ access_token_validity = "1h"
             },
             vary: |f, i| set(f, "name", format!("web-b{i}")),
             // One DescribeUserPoolClient per client.
+            budget: |n| n,
+        }
+    }
+
+    async fn identity(url: &str) -> aws_sdk_cognitoidentity::Client {
+        aws_sdk_cognitoidentity::Client::new(&sdk(url).await)
+    }
+
+    pub fn cognito_identity_pool() -> Fixture {
+        Fixture {
+            kind: "cognito_identity_pool",
+            toml: r#"[cognito_user_pool.p]
+name = "conf-identities-users"
+
+[cognito_user_pool_client.web]
+user_pool_id = "${cognito_user_pool.p.id}"
+name = "web"
+
+[cognito_user_pool_client.mobile]
+user_pool_id = "${cognito_user_pool.p.id}"
+name = "mobile"
+
+[cognito_identity_pool.i]
+name = "conf identities"
+cognito_identity_providers = [
+  { provider_name = "${cognito_user_pool.p.endpoint}", client_id = "${cognito_user_pool_client.web.client_id}" },
+]
+"#,
+            address: "cognito_identity_pool.i",
+            updates: &[
+                Edit {
+                    from: "name = \"conf identities\"",
+                    to: "name = \"conf identities\"\nallow_unauthenticated_identities = true",
+                    field: "allow_unauthenticated_identities",
+                },
+                Edit {
+                    from: "web.client_id}\" },",
+                    to: "web.client_id}\" },\n  { provider_name = \"${cognito_user_pool.p.endpoint}\", client_id = \"${cognito_user_pool_client.mobile.client_id}\", server_side_token_check = true },",
+                    field: "cognito_identity_providers",
+                },
+            ],
+            // Nothing of a pool forces a new one: AWS updates every field in place.
+            replaces: &[],
+            // Guests let in by hand.
+            drift: Drift {
+                field: "allow_unauthenticated_identities",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let c = identity(&url).await;
+                        let now = c
+                            .describe_identity_pool()
+                            .identity_pool_id(&id)
+                            .send()
+                            .await
+                            .unwrap();
+                        c.update_identity_pool()
+                            .identity_pool_id(&id)
+                            .identity_pool_name(now.identity_pool_name())
+                            .allow_unauthenticated_identities(!now.allow_unauthenticated_identities())
+                            .set_cognito_identity_providers(Some(
+                                now.cognito_identity_providers().to_vec(),
+                            ))
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf identities b{i}")),
+            // One DescribeIdentityPool per pool.
+            budget: |n| n,
+        }
+    }
+
+    /// The pools the roles' budget copies attach to: AWS chooses pool ids, so
+    /// the drift step, which has the emulator at hand, makes them.
+    static ROLE_POOLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    pub fn cognito_identity_pool_roles() -> Fixture {
+        Fixture {
+            kind: "cognito_identity_pool_roles",
+            toml: r#"[cognito_identity_pool.a]
+name = "conf roles a"
+allow_unauthenticated_identities = true
+
+[cognito_identity_pool.b]
+name = "conf roles b"
+allow_unauthenticated_identities = true
+
+[iam_role.signed_in]
+name = "conf-roles-signed-in"
+trusted_services = ["cognito-identity.amazonaws.com"]
+
+[iam_role.guest]
+name = "conf-roles-guest"
+trusted_services = ["cognito-identity.amazonaws.com"]
+
+[cognito_identity_pool_roles.r]
+identity_pool_id = "${cognito_identity_pool.a.id}"
+authenticated_role = "${iam_role.signed_in.arn}"
+"#,
+            address: "cognito_identity_pool_roles.r",
+            updates: &[
+                Edit {
+                    from: "authenticated_role = \"${iam_role.signed_in.arn}\"",
+                    to: "authenticated_role = \"${iam_role.signed_in.arn}\"\nunauthenticated_role = \"${iam_role.guest.arn}\"",
+                    field: "unauthenticated_role",
+                },
+                Edit {
+                    from: "authenticated_role = \"${iam_role.signed_in.arn}\"",
+                    to: "authenticated_role = \"${iam_role.guest.arn}\"",
+                    field: "authenticated_role",
+                },
+            ],
+            replaces: &[Replace {
+                from: "${cognito_identity_pool.a.id}",
+                to: "${cognito_identity_pool.b.id}",
+                field: "identity_pool_id",
+                apply: false,
+            }],
+            // The signed-in role swapped by hand.
+            drift: Drift {
+                field: "authenticated_role",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let c = identity(&url).await;
+                        let role = "arn:aws:iam::123456789012:role/someone-elses";
+                        c.set_identity_pool_roles()
+                            .identity_pool_id(&id)
+                            .roles("authenticated", role)
+                            .send()
+                            .await
+                            .unwrap();
+                        let mut pools = Vec::new();
+                        for i in 0..10 {
+                            let p = c
+                                .create_identity_pool()
+                                .identity_pool_name(format!("conf roles budget {i}"))
+                                .allow_unauthenticated_identities(false)
+                                .send()
+                                .await
+                                .unwrap();
+                            pools.push(p.identity_pool_id().to_string());
+                        }
+                        *ROLE_POOLS.lock().unwrap() = pools;
+                    })
+                },
+            },
+            vary: |f, i| set(f, "identity_pool_id", ROLE_POOLS.lock().unwrap()[i].clone()),
+            // One GetIdentityPoolRoles per pool.
             budget: |n| n,
         }
     }

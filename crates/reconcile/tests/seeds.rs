@@ -434,6 +434,71 @@ async fn zone_records(r53: &aws_sdk_route53::Client, zone: &str) -> Vec<(String,
         .collect()
 }
 
+/// MentalSpace's identity pool: the web client's sign-ins only, no guests,
+/// and a signed-in role that only this pool's authenticated identities may
+/// assume, reading and writing the two buckets.
+async fn mentalspace_identity_pool(c: &aws_config::SdkConfig, user_pool: &str, client: &str) {
+    let ci = aws_sdk_cognitoidentity::Client::new(c);
+    let pools = ci
+        .list_identity_pools()
+        .max_results(60)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pools.identity_pools().len(), 1);
+    let id = pools.identity_pools()[0].identity_pool_id().unwrap();
+    let pool = ci
+        .describe_identity_pool()
+        .identity_pool_id(id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pool.identity_pool_name(), "mentalspace-ehr-identities");
+    assert!(!pool.allow_unauthenticated_identities());
+    let provider = &pool.cognito_identity_providers()[0];
+    assert_eq!(provider.client_id(), Some(client));
+    assert_eq!(
+        provider.provider_name(),
+        Some(format!("cognito-idp.{}.amazonaws.com/{user_pool}", common::REGION).as_str())
+    );
+    let roles = ci
+        .get_identity_pool_roles()
+        .identity_pool_id(id)
+        .send()
+        .await
+        .unwrap();
+    let roles = roles.roles().unwrap();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    let arn = &roles["authenticated"];
+    assert!(arn.ends_with(":role/mentalspace-ehr-signed-in"), "{arn}");
+
+    let iam = aws_sdk_iam::Client::new(c);
+    let role = iam
+        .get_role()
+        .role_name("mentalspace-ehr-signed-in")
+        .send()
+        .await
+        .unwrap();
+    let trust = role.role().unwrap().assume_role_policy_document().unwrap();
+    let trust = reconcile_aws::kit::policy::canonical_policy(trust).unwrap();
+    let aud = format!("\"cognito-identity.amazonaws.com:aud\":[\"{id}\"]");
+    assert!(trust.contains(&aud), "{trust}");
+    let policy = iam
+        .get_role_policy()
+        .role_name("mentalspace-ehr-signed-in")
+        .policy_name("read-write-files")
+        .send()
+        .await
+        .unwrap();
+    let doc = reconcile_aws::kit::policy::canonical_policy(policy.policy_document()).unwrap();
+    for b in ["files", "videos"] {
+        assert!(
+            doc.contains(&format!("arn:aws:s3:::mentalspace-ehr-{b}-706704660887/*")),
+            "{doc}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
     let moto = Moto::start();
@@ -483,6 +548,7 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
     let client = client.user_pool_client().unwrap();
     assert_eq!(client.refresh_token_validity(), 30 * 24 * 60, "minutes");
     assert!(client.client_secret().is_none());
+    mentalspace_identity_pool(&c, pool_id, client.client_id().unwrap()).await;
 
     let rds = aws_sdk_rds::Client::new(&c);
     let sm = aws_sdk_secretsmanager::Client::new(&c);

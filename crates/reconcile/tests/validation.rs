@@ -489,3 +489,37 @@ fn sign_in_settings_cognito_would_refuse() {
     );
     assert!(!run.stderr.contains("localhost:3000"), "{}", run.stderr);
 }
+
+#[test]
+fn identity_pools_cognito_would_refuse_or_never_use() {
+    let text = format!(
+        "{HEADER}[cognito_identity_pool.p]\nname = \"files/uploads\"\n\
+         cognito_identity_providers = [{{ provider_name = \"accounts.example.com\", client_id = \"abc\" }}]\n\n\
+         [cognito_identity_pool_roles.a]\nidentity_pool_id = \"${{cognito_identity_pool.p.id}}\"\n\
+         authenticated_role = \"arn:aws:iam::123456789012:user/someone\"\n\
+         unauthenticated_role = \"arn:aws:iam::123456789012:role/guest\"\n\n\
+         [cognito_identity_pool_roles.b]\nidentity_pool_id = \"${{cognito_identity_pool.p.id}}\"\n\
+         authenticated_role = \"arn:aws:iam::123456789012:role/signed-in\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(
+        &run,
+        "s.toml:6:1: `cognito_identity_pool.p`: `files/uploads` is not a name Cognito takes",
+    );
+    has(
+        &run,
+        "s.toml:7:1: `cognito_identity_pool.p`: `accounts.example.com` is not a user pool issuer",
+    );
+    has(
+        &run,
+        "s.toml:11:1: `cognito_identity_pool_roles.a`: `arn:aws:iam::123456789012:user/someone` is not an IAM role ARN",
+    );
+    has(
+        &run,
+        "s.toml:12:1: `cognito_identity_pool_roles.a`: cognito_identity_pool.p gives guests no credentials",
+    );
+    has(
+        &run,
+        "s.toml:15:1: `cognito_identity_pool_roles.b`: cognito_identity_pool_roles.a already sets this pool's roles",
+    );
+}
