@@ -789,14 +789,12 @@ impl Provider for UserPool {
             ProviderError::InvalidInput(format!("{a}: `name` must be a known string"))
         })?;
         // Pool names are not unique: a copy an interrupted apply left is found by its tags.
-        for id in pool_ids(cx, Some(name)).await? {
-            let found = describe(cx, &id).await?;
-            let ours = found.filter(|o| adopt::is_ours(cx, &o.tags, a));
-            if let Some(live) = ours.filter(|o| want.replacing != Some(o.id.as_str())) {
-                if let Some(live) = with_mfa(cx, live).await? {
-                    let changes = adopt::changes_to(self, want, &live);
-                    return self.update(cx, &live, want, &changes).await;
-                }
+        let named = pool_ids(cx, Some(name)).await?;
+        let copy = |id: String| async move { describe(cx, &id).await };
+        if let Some(live) = adopt::interrupted_copy(cx, want, named, copy).await? {
+            if let Some(live) = with_mfa(cx, live).await? {
+                let changes = adopt::changes_to(self, want, &live);
+                return self.update(cx, &live, want, &changes).await;
             }
         }
         let req = cx

@@ -47,6 +47,34 @@ pub fn take_over(
     Ok(live)
 }
 
+/// For kinds whose names are not unique (Cognito pools): among `ids`, the
+/// resources under the declared name, the copy an interrupted create of this
+/// address left, read with `read`: tagged as ours, and not the copy a
+/// replacement replaces. Read one at a time, stopping at the first.
+pub async fn interrupted_copy<F, Fut>(
+    cx: &Cx,
+    want: &Desired<'_>,
+    ids: Vec<String>,
+    read: F,
+) -> Result<Option<Observed>, ProviderError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Observed>, ProviderError>>,
+{
+    for id in ids {
+        if want.replacing == Some(id.as_str()) {
+            continue;
+        }
+        if let Some(o) = read(id)
+            .await?
+            .filter(|o| is_ours(cx, &o.tags, want.address))
+        {
+            return Ok(Some(o));
+        }
+    }
+    Ok(None)
+}
+
 /// Fields with the tags as one more field, so one diff covers both.
 pub fn with_tags(fields: &Fields, tags: &IndexMap<String, String>) -> Fields {
     let mut f = fields.clone();
