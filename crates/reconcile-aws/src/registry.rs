@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms,
-    lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
+    acm, appautoscaling, cloudfront, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events,
+    iam, kms, lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -32,6 +32,7 @@ const LAMBDA: &str = "Lambda";
 const EVENTBRIDGE: &str = "EventBridge";
 const ROUTE53: &str = "Route 53";
 const COGNITO: &str = "Cognito Identity Provider";
+const CLOUDFRONT: &str = "CloudFront";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -99,6 +100,15 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (ROUTE53, Arc::new(route53::route53_record::Route53Record)),
         (COGNITO, Arc::new(cognito::user_pool::UserPool)),
         (COGNITO, Arc::new(cognito::user_pool_client::UserPoolClient)),
+        (S3, Arc::new(s3::s3_bucket_policy::S3BucketPolicy)),
+        (
+            CLOUDFRONT,
+            Arc::new(cloudfront::cloudfront_origin_access_control::CloudfrontOriginAccessControl),
+        ),
+        (
+            CLOUDFRONT,
+            Arc::new(cloudfront::cloudfront_distribution::CloudfrontDistribution),
+        ),
     ]
 }
 

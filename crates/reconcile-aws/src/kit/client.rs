@@ -152,6 +152,8 @@ pub struct Cx {
     pub cognito_idp: aws_sdk_cognitoidentityprovider::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// CloudFront: a global service, served from us-east-1 whatever the stack's region.
+    pub cloudfront: aws_sdk_cloudfront::Client,
     pub stack: String,
     pub region: String,
     pub calls: CallCounter,
@@ -242,6 +244,12 @@ impl Cx {
             route53: client!(aws_sdk_route53),
             cognito_idp: client!(aws_sdk_cognitoidentityprovider),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            cloudfront: aws_sdk_cloudfront::Client::from_conf(
+                aws_sdk_cloudfront::config::Builder::from(&shared)
+                    .region(aws_config::Region::new("us-east-1"))
+                    .interceptor(CountCalls(calls.clone()))
+                    .build(),
+            ),
             stack: stack.to_string(),
             region: opts.region.clone(),
             calls,
