@@ -460,6 +460,32 @@ PER_KIND = {
         ),
         "1 (GetIdentityPoolRoles), plus its pool's 1",
     ),
+    # A custom origin, so that the marginal cost is the distribution's alone.
+    "cloudfront_distribution": (
+        lambda i: (
+            f'[cloudfront_distribution.d{i}]\ncomment = "bench {i}"\nprice_class = "PriceClass_100"\n'
+            f'origins = [{{ id = "o", domain_name = "origin-{i}.example.com" }}]\n'
+            'default_cache_behavior = { target_origin_id = "o", viewer_protocol_policy = "https-only", '
+            'cache_policy_id = "658327ea-f89d-4fab-a63d-7e88639e58f6" }\n'
+        ),
+        "2 (GetDistribution, ListTagsForResource)",
+    ),
+    # Reconcile lists every control in one call a page of 100.
+    "cloudfront_origin_access_control": (
+        lambda i: f'[cloudfront_origin_access_control.o{i}]\nname = "per-kind-oac-{i}"\n',
+        "1 (GetOriginAccessControl)",
+    ),
+    # Each policy with its own bucket: the marginal cost is both kinds'.
+    "s3_bucket_policy": (
+        lambda i: (
+            f'[s3_bucket.b{i}]\nname = "per-kind-policy-{i}"\n\n'
+            f'[s3_bucket_policy.p{i}]\nbucket = "${{s3_bucket.b{i}.id}}"\n'
+            'policy = \'{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+            '"Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject", '
+            f'"Resource": "arn:aws:s3:::per-kind-policy-{i}/*"}}]}}\'\n'
+        ),
+        "1 (GetBucketPolicy), plus its bucket's",
+    ),
 }
 
 

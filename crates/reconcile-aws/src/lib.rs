@@ -8,6 +8,7 @@ pub mod registry;
 
 pub mod acm;
 pub mod appautoscaling;
+pub mod cloudfront;
 pub mod cloudwatch;
 pub mod cognito;
 pub mod dynamodb;

@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms,
-    lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
+    acm, appautoscaling, cloudfront, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events,
+    iam, kms, lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -33,6 +33,7 @@ const EVENTBRIDGE: &str = "EventBridge";
 const ROUTE53: &str = "Route 53";
 const COGNITO: &str = "Cognito Identity Provider";
 const COGNITO_IDENTITY: &str = "Cognito Identity";
+const CLOUDFRONT: &str = "CloudFront";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -107,6 +108,15 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (
             COGNITO_IDENTITY,
             Arc::new(cognito::identity_pool_roles::IdentityPoolRoles),
+        ),
+        (S3, Arc::new(s3::s3_bucket_policy::S3BucketPolicy)),
+        (
+            CLOUDFRONT,
+            Arc::new(cloudfront::cloudfront_origin_access_control::CloudfrontOriginAccessControl),
+        ),
+        (
+            CLOUDFRONT,
+            Arc::new(cloudfront::cloudfront_distribution::CloudfrontDistribution),
         ),
     ]
 }

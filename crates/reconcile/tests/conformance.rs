@@ -63,6 +63,9 @@ conformance!(
     cognito_user_pool_client,
     cognito_identity_pool,
     cognito_identity_pool_roles,
+    cloudfront_origin_access_control,
+    cloudfront_distribution,
+    s3_bucket_policy,
 );
 
 fn set(f: &mut Fields, k: &str, v: String) {
@@ -2974,6 +2977,201 @@ authenticated_role = "${iam_role.signed_in.arn}"
             },
             vary: |f, i| set(f, "identity_pool_id", ROLE_POOLS.lock().unwrap()[i].clone()),
             // One GetIdentityPoolRoles per pool.
+            budget: |n| n,
+        }
+    }
+
+    pub fn cloudfront_origin_access_control() -> Fixture {
+        Fixture {
+            kind: "cloudfront_origin_access_control",
+            toml: r#"[cloudfront_origin_access_control.oac]
+name = "conf-oac"
+description = "one"
+"#,
+            address: "cloudfront_origin_access_control.oac",
+            updates: &[
+                Edit {
+                    from: "description = \"one\"",
+                    to: "description = \"two\"",
+                    field: "description",
+                },
+                Edit {
+                    from: "description = \"two\"",
+                    to: "description = \"two\"\nsigning_behavior = \"no-override\"",
+                    field: "signing_behavior",
+                },
+            ],
+            // Every field is updated in place.
+            replaces: &[],
+            drift: Drift {
+                field: "description",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let cf = aws_sdk_cloudfront::Client::new(&sdk(&url).await);
+                        let got = cf.get_origin_access_control().id(&id).send().await.unwrap();
+                        let mut c = got
+                            .origin_access_control
+                            .unwrap()
+                            .origin_access_control_config
+                            .unwrap();
+                        c.description = Some("changed by hand".into());
+                        cf.update_origin_access_control()
+                            .id(&id)
+                            .set_if_match(got.e_tag)
+                            .origin_access_control_config(c)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-oac-b{i}")),
+            // One ListOriginAccessControls a page of 100.
+            budget: |n| n.div_ceil(100),
+        }
+    }
+
+    pub fn cloudfront_distribution() -> Fixture {
+        Fixture {
+            kind: "cloudfront_distribution",
+            toml: r#"[s3_bucket.origin]
+name = "conf-cdn-origin"
+
+[cloudfront_origin_access_control.cdn]
+name = "conf-cdn"
+
+[cloudfront_distribution.cdn]
+comment = "one"
+price_class = "PriceClass_100"
+origins = [{ id = "s3", domain_name = "${s3_bucket.origin.bucket_regional_domain_name}", origin_access_control_id = "${cloudfront_origin_access_control.cdn.id}" }]
+default_cache_behavior = { target_origin_id = "s3", viewer_protocol_policy = "https-only", cache_policy_id = "658327ea-f89d-4fab-a63d-7e88639e58f6" }
+"#,
+            address: "cloudfront_distribution.cdn",
+            updates: &[
+                Edit {
+                    from: "comment = \"one\"",
+                    to: "comment = \"two\"",
+                    field: "comment",
+                },
+                Edit {
+                    from: "\"PriceClass_100\"",
+                    to: "\"PriceClass_200\"",
+                    field: "price_class",
+                },
+                Edit {
+                    from: "\"https-only\"",
+                    to: "\"redirect-to-https\"",
+                    field: "default_cache_behavior",
+                },
+                Edit {
+                    from: "bucket_regional_domain_name}\"",
+                    to: "bucket_regional_domain_name}\", origin_path = \"/v1\"",
+                    field: "origins",
+                },
+            ],
+            // Every field is updated in place.
+            replaces: &[],
+            // The origin pointed at another bucket by hand.
+            drift: Drift {
+                field: "origins",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let cf = aws_sdk_cloudfront::Client::new(&sdk(&url).await);
+                        let got = cf.get_distribution_config().id(&id).send().await.unwrap();
+                        let mut c = got.distribution_config.unwrap();
+                        c.origins.as_mut().unwrap().items[0].domain_name =
+                            "elsewhere.s3.us-east-1.amazonaws.com".into();
+                        cf.update_distribution()
+                            .id(&id)
+                            .set_if_match(got.e_tag)
+                            .distribution_config(c)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: same,
+            // One GetDistribution per distribution; tags from the stack tag index.
+            budget: |n| n + n.div_ceil(100),
+        }
+    }
+
+    pub fn s3_bucket_policy() -> Fixture {
+        Fixture {
+            kind: "s3_bucket_policy",
+            toml: r#"[s3_bucket.a]
+name = "conf-bp-a"
+
+[s3_bucket.b]
+name = "conf-bp-b"
+
+[s3_bucket.b0]
+name = "conf-bp-b0"
+
+[s3_bucket.b1]
+name = "conf-bp-b1"
+
+[s3_bucket.b2]
+name = "conf-bp-b2"
+
+[s3_bucket.b3]
+name = "conf-bp-b3"
+
+[s3_bucket.b4]
+name = "conf-bp-b4"
+
+[s3_bucket.b5]
+name = "conf-bp-b5"
+
+[s3_bucket.b6]
+name = "conf-bp-b6"
+
+[s3_bucket.b7]
+name = "conf-bp-b7"
+
+[s3_bucket.b8]
+name = "conf-bp-b8"
+
+[s3_bucket.b9]
+name = "conf-bp-b9"
+
+[s3_bucket_policy.p]
+bucket = "${s3_bucket.a.id}"
+policy = '{"Version": "2012-10-17", "Statement": [{"Sid": "one", "Effect": "Allow", "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::conf-bp-a/*"}]}'
+"#,
+            address: "s3_bucket_policy.p",
+            updates: &[Edit {
+                from: "\"Sid\": \"one\"",
+                to: "\"Sid\": \"two\"",
+                field: "policy",
+            }],
+            replaces: &[Replace {
+                from: "${s3_bucket.a.id}",
+                to: "${s3_bucket.b.id}",
+                field: "bucket",
+                apply: true,
+            }],
+            // Another policy put on the bucket by hand.
+            drift: Drift {
+                field: "policy",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        let conf = aws_sdk_s3::config::Builder::from(&sdk(&url).await)
+                            .force_path_style(true)
+                            .build();
+                        aws_sdk_s3::Client::from_conf(conf)
+                            .put_bucket_policy()
+                            .bucket(&id)
+                            .policy(r#"{"Version": "2012-10-17", "Statement": [{"Sid": "hand", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::conf-bp-b/*"}]}"#)
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "bucket", format!("conf-bp-b{i}")),
+            // One GetBucketPolicy per policy.
             budget: |n| n,
         }
     }

@@ -637,6 +637,7 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
         state["outputs"]["files_bucket"],
         "mentalspace-ehr-files-706704660887"
     );
+    mentalspace_video_cdn(&p, &moto, &s3).await;
 
     destroy_without_guards(&p, &moto, "mentalspace-ehr").await;
 }
@@ -1354,4 +1355,77 @@ async fn vivale_user_pool_and_web_client() {
     destroy_without_guards(&p, &moto, "vivale").await;
     let pools = idp.list_user_pools().max_results(60).send().await.unwrap();
     assert!(pools.user_pools().is_empty(), "{:?}", pools.user_pools());
+}
+
+/// MentalSpace's videos through CloudFront: HTTPS only, PriceClass_100, the
+/// CachingOptimized policy, the private videos bucket as origin through an
+/// origin access control, and a bucket policy letting only this distribution
+/// read; its domain is the VITE_VIDEO_CDN output.
+async fn mentalspace_video_cdn(p: &Project, moto: &Moto, s3: &aws_sdk_s3::Client) {
+    let cf = aws_sdk_cloudfront::Client::new(&moto.sdk().await);
+    let state = p.state_json("mentalspace-ehr");
+    let id = state["resources"]["cloudfront_distribution.videos"]["id"]
+        .as_str()
+        .expect("distribution in state");
+    let d = cf
+        .get_distribution()
+        .id(id)
+        .send()
+        .await
+        .unwrap()
+        .distribution
+        .unwrap();
+    assert_eq!(d.status, "Deployed");
+    let c = d.distribution_config.as_ref().unwrap();
+    assert!(c.enabled);
+    assert_eq!(c.price_class.as_ref().unwrap().as_str(), "PriceClass_100");
+    let origin = &c.origins.as_ref().unwrap().items[0];
+    assert_eq!(
+        origin.domain_name,
+        "mentalspace-ehr-videos-706704660887.s3.us-east-1.amazonaws.com"
+    );
+    let b = c.default_cache_behavior.as_ref().unwrap();
+    assert_eq!(b.target_origin_id, origin.id);
+    assert_eq!(b.viewer_protocol_policy.as_str(), "https-only");
+    assert_eq!(
+        b.cache_policy_id.as_deref(),
+        Some("658327ea-f89d-4fab-a63d-7e88639e58f6")
+    );
+    assert_eq!(
+        state["outputs"]["video_cdn"],
+        format!("https://{}", d.domain_name)
+    );
+
+    let oac_id = state["resources"]["cloudfront_origin_access_control.videos"]["id"]
+        .as_str()
+        .expect("origin access control in state");
+    let oac = cf
+        .get_origin_access_control()
+        .id(oac_id)
+        .send()
+        .await
+        .unwrap()
+        .origin_access_control
+        .unwrap()
+        .origin_access_control_config
+        .unwrap();
+    assert_eq!(oac.origin_access_control_origin_type.as_str(), "s3");
+    assert_eq!(oac.signing_behavior.as_str(), "always");
+
+    let policy = s3
+        .get_bucket_policy()
+        .bucket("mentalspace-ehr-videos-706704660887")
+        .send()
+        .await
+        .unwrap()
+        .policy
+        .unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    let st = &policy["Statement"][0];
+    assert_eq!(st["Principal"]["Service"], "cloudfront.amazonaws.com");
+    assert_eq!(st["Condition"]["StringEquals"]["AWS:SourceArn"], d.arn);
+    assert_eq!(
+        st["Resource"],
+        "arn:aws:s3:::mentalspace-ehr-videos-706704660887/*"
+    );
 }

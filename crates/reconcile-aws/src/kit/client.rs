@@ -153,6 +153,8 @@ pub struct Cx {
     pub cognito_identity: aws_sdk_cognitoidentity::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// CloudFront: a global service, served from us-east-1 whatever the stack's region.
+    pub cloudfront: aws_sdk_cloudfront::Client,
     pub stack: String,
     pub region: String,
     pub calls: CallCounter,
@@ -244,6 +246,12 @@ impl Cx {
             cognito_idp: client!(aws_sdk_cognitoidentityprovider),
             cognito_identity: client!(aws_sdk_cognitoidentity),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            cloudfront: aws_sdk_cloudfront::Client::from_conf(
+                aws_sdk_cloudfront::config::Builder::from(&shared)
+                    .region(aws_config::Region::new("us-east-1"))
+                    .interceptor(CountCalls(calls.clone()))
+                    .build(),
+            ),
             stack: stack.to_string(),
             region: opts.region.clone(),
             calls,

@@ -51,6 +51,8 @@ impl ProviderError {
             || code == "ResourceNotFoundException"
             || code == "NoSuchEntity"
             || code == "NoSuchHostedZone"
+            || code == "NoSuchDistribution"
+            || code == "NoSuchOriginAccessControl"
         {
             ProviderError::NotFound(text)
         } else if code.contains("Throttl") || code == "RequestLimitExceeded" {

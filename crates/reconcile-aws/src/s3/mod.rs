@@ -1,3 +1,4 @@
-//! Amazon S3: buckets.
+//! Amazon S3: buckets and their policies.
 
 pub mod s3_bucket;
+pub mod s3_bucket_policy;

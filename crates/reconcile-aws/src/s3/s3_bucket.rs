@@ -871,13 +871,13 @@ pub fn aws_cors(v: &Value) -> Result<CorsRule, ProviderError> {
 
 /// What one S3 read answered: the setting, the setting not configured (AWS's
 /// own "no such configuration" codes), or the bucket gone.
-enum Got<T> {
+pub(super) enum Got<T> {
     Set(T),
     Unset,
     Gone,
 }
 
-fn got<T, E, R>(
+pub(super) fn got<T, E, R>(
     r: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
     unset: &[&str],
 ) -> Result<Got<T>, ProviderError>
