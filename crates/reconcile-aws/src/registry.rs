@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events, iam, kms,
-    lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
+    acm, apigateway, appautoscaling, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events,
+    iam, kms, lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -32,6 +32,7 @@ const LAMBDA: &str = "Lambda";
 const EVENTBRIDGE: &str = "EventBridge";
 const ROUTE53: &str = "Route 53";
 const COGNITO: &str = "Cognito Identity Provider";
+const APIGATEWAY: &str = "API Gateway";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -99,6 +100,8 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
         (ROUTE53, Arc::new(route53::route53_record::Route53Record)),
         (COGNITO, Arc::new(cognito::user_pool::UserPool)),
         (COGNITO, Arc::new(cognito::user_pool_client::UserPoolClient)),
+        (APIGATEWAY, Arc::new(apigateway::rest_api::RestApi)),
+        (APIGATEWAY, Arc::new(apigateway::account::Account)),
     ]
 }
 

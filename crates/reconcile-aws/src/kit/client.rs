@@ -150,6 +150,7 @@ pub struct Cx {
     pub events: aws_sdk_eventbridge::Client,
     pub route53: aws_sdk_route53::Client,
     pub cognito_idp: aws_sdk_cognitoidentityprovider::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub stack: String,
@@ -241,6 +242,7 @@ impl Cx {
             events: client!(aws_sdk_eventbridge),
             route53: client!(aws_sdk_route53),
             cognito_idp: client!(aws_sdk_cognitoidentityprovider),
+            apigateway: client!(aws_sdk_apigateway),
             tagging: client!(aws_sdk_resourcegroupstagging),
             stack: stack.to_string(),
             region: opts.region.clone(),
