@@ -500,8 +500,9 @@ pub fn problems(f: &Fields) -> Vec<Problem> {
             Some("HTTP_PROXY") => match s(i, "uri") {
                 None if !has("uri") => Some("an HTTP_PROXY integration needs `uri`".to_string()),
                 Some(u)
-                    if !u.contains("${")
-                        && !(u.starts_with("http://") || u.starts_with("https://")) =>
+                    if !(u.contains("${")
+                        || u.starts_with("http://")
+                        || u.starts_with("https://")) =>
                 {
                     Some(format!("the uri \"{u}\" is not an http:// or https:// URL"))
                 }
