@@ -486,6 +486,18 @@ PER_KIND = {
         ),
         "1 (GetBucketPolicy), plus its bucket's",
     ),
+    # One API with /health (GET, MOCK) and its `prod` stage. Terraform declares
+    # each piece as a resource and refreshes each with its own call.
+    "api_gateway_rest_api": (
+        lambda i: (
+            f'[api_gateway_rest_api.a{i}]\nname = "per-kind-api-{i}"\n'
+            'routes = [{ path = "/health", method = "GET", integration = { type = "MOCK" } }]\n'
+            'stage = { name = "prod", throttling_rate_limit = 100, throttling_burst_limit = 200 }\n'
+        ),
+        "9 (GetRestApi; GetResource, GetMethod, GetIntegration, GetMethodResponse and "
+        "GetIntegrationResponse for /health GET; GetDeployment; GetStage for the stage and "
+        "again for its method settings)",
+    ),
 }
 
 

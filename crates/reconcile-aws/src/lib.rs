@@ -7,6 +7,7 @@ pub mod observe;
 pub mod registry;
 
 pub mod acm;
+pub mod apigateway;
 pub mod appautoscaling;
 pub mod cloudfront;
 pub mod cloudwatch;

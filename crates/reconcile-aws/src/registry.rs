@@ -3,8 +3,8 @@
 
 use crate::kit::Provider;
 use crate::{
-    acm, appautoscaling, cloudfront, cloudwatch, cognito, dynamodb, ec2, ecr, ecs, elbv2, events,
-    iam, kms, lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
+    acm, apigateway, appautoscaling, cloudfront, cloudwatch, cognito, dynamodb, ec2, ecr, ecs,
+    elbv2, events, iam, kms, lambda, logs, rds, route53, s3, secretsmanager, sns, wafv2,
 };
 use reconcile_core::model::{Diagnostic, Fields, Resource, Schema, Schemas, Stack};
 use reconcile_core::plan::{FieldChange, KindCatalog, Takeover};
@@ -34,6 +34,7 @@ const ROUTE53: &str = "Route 53";
 const COGNITO: &str = "Cognito Identity Provider";
 const COGNITO_IDENTITY: &str = "Cognito Identity";
 const CLOUDFRONT: &str = "CloudFront";
+const APIGATEWAY: &str = "API Gateway";
 
 /// Every kind with the AWS service it calls, in documentation order. Adding a
 /// kind is one line here.
@@ -118,6 +119,8 @@ fn all() -> Vec<(&'static str, Arc<dyn Provider>)> {
             CLOUDFRONT,
             Arc::new(cloudfront::cloudfront_distribution::CloudfrontDistribution),
         ),
+        (APIGATEWAY, Arc::new(apigateway::rest_api::RestApi)),
+        (APIGATEWAY, Arc::new(apigateway::account::Account)),
     ]
 }
 

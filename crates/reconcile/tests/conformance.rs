@@ -66,7 +66,11 @@ conformance!(
     cloudfront_origin_access_control,
     cloudfront_distribution,
     s3_bucket_policy,
+    api_gateway_rest_api,
 );
+// `api_gateway_account` has no fixture: it is a singleton of the account that
+// is never created nor deleted (destroy leaves the role set), has no tags, and
+// cannot have the harness's ten copies; provider_apigateway.rs tests it.
 
 fn set(f: &mut Fields, k: &str, v: String) {
     f.insert(k.into(), Value::Str(v));
@@ -3173,6 +3177,70 @@ policy = '{"Version": "2012-10-17", "Statement": [{"Sid": "one", "Effect": "Allo
             vary: |f, i| set(f, "bucket", format!("conf-bp-b{i}")),
             // One GetBucketPolicy per policy.
             budget: |n| n,
+        }
+    }
+
+    pub fn api_gateway_rest_api() -> Fixture {
+        Fixture {
+            kind: "api_gateway_rest_api",
+            toml: r#"[api_gateway_rest_api.api]
+name = "conf-api"
+description = "one"
+endpoint_type = "REGIONAL"
+routes = [{ path = "/health", method = "GET", integration = { type = "MOCK" } }]
+stage = { name = "prod", throttling_rate_limit = 10, throttling_burst_limit = 20 }
+"#,
+            address: "api_gateway_rest_api.api",
+            updates: &[
+                Edit {
+                    from: "description = \"one\"",
+                    to: "description = \"two\"",
+                    field: "description",
+                },
+                // A route moved: the method is deleted and put again, and the stage redeployed.
+                Edit {
+                    from: "path = \"/health\"",
+                    to: "path = \"/status\"",
+                    field: "routes",
+                },
+                Edit {
+                    from: "throttling_burst_limit = 20",
+                    to: "throttling_burst_limit = 40",
+                    field: "stage",
+                },
+            ],
+            replaces: &[Replace {
+                from: "\"REGIONAL\"",
+                to: "\"EDGE\"",
+                field: "endpoint_type",
+                apply: true,
+            }],
+            // Throttling raised by hand on the stage.
+            drift: Drift {
+                field: "stage",
+                change: |url, id| -> Oob {
+                    Box::pin(async move {
+                        use aws_sdk_apigateway::types::{Op, PatchOperation};
+                        aws_sdk_apigateway::Client::new(&sdk(&url).await)
+                            .update_stage()
+                            .rest_api_id(id)
+                            .stage_name("prod")
+                            .patch_operations(
+                                PatchOperation::builder()
+                                    .op(Op::Replace)
+                                    .path("/*/*/throttling/rateLimit")
+                                    .value("500")
+                                    .build(),
+                            )
+                            .send()
+                            .await
+                            .unwrap();
+                    })
+                },
+            },
+            vary: |f, i| set(f, "name", format!("conf-api-b{i}")),
+            // GetRestApi, GetResources (methods embedded), GetAuthorizers and GetStages per API.
+            budget: |n| 4 * n,
         }
     }
 }

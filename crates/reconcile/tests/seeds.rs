@@ -638,8 +638,10 @@ async fn mentalspace_aurora_serverless_v2_with_writer_and_reader() {
         "mentalspace-ehr-files-706704660887"
     );
     mentalspace_video_cdn(&p, &moto, &s3).await;
+    mentalspace_rest_api(&moto).await;
 
     destroy_without_guards(&p, &moto, "mentalspace-ehr").await;
+    no_rest_api_left(&moto).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1351,8 +1353,10 @@ async fn vivale_user_pool_and_web_client() {
     assert!(r.all().contains("username_attributes"), "{}", r.all());
     assert!(r.all().contains("protect"), "{}", r.all());
     std::fs::write(&auth, text).unwrap();
+    vivale_rest_api(&moto).await;
 
     destroy_without_guards(&p, &moto, "vivale").await;
+    no_rest_api_left(&moto).await;
     let pools = idp.list_user_pools().max_results(60).send().await.unwrap();
     assert!(pools.user_pools().is_empty(), "{:?}", pools.user_pools());
 }
@@ -1428,4 +1432,146 @@ async fn mentalspace_video_cdn(p: &Project, moto: &Moto, s3: &aws_sdk_s3::Client
         st["Resource"],
         "arn:aws:s3:::mentalspace-ehr-videos-706704660887/*"
     );
+}
+
+/// The one REST API named `name` with its resources (methods embedded) and
+/// its `prod` stage.
+async fn rest_api(
+    moto: &Moto,
+    name: &str,
+) -> (
+    aws_sdk_apigateway::types::RestApi,
+    Vec<aws_sdk_apigateway::types::Resource>,
+    aws_sdk_apigateway::operation::get_stage::GetStageOutput,
+) {
+    let gw = aws_sdk_apigateway::Client::new(&moto.sdk().await);
+    let apis = gw.get_rest_apis().send().await.unwrap();
+    let found: Vec<_> = apis
+        .items()
+        .iter()
+        .filter(|a| a.name() == Some(name))
+        .cloned()
+        .collect();
+    assert_eq!(found.len(), 1, "one API named {name}");
+    let id = found[0].id().unwrap();
+    let tree = gw
+        .get_resources()
+        .rest_api_id(id)
+        .embed("methods")
+        .send()
+        .await
+        .unwrap();
+    let stage = gw
+        .get_stage()
+        .rest_api_id(id)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    (found[0].clone(), tree.items().to_vec(), stage)
+}
+
+/// The methods of `path`, with their authorization type.
+fn methods_of(tree: &[aws_sdk_apigateway::types::Resource], path: &str) -> Vec<(String, String)> {
+    let r = tree
+        .iter()
+        .find(|r| r.path() == Some(path))
+        .unwrap_or_else(|| panic!("no resource {path}"));
+    let mut m: Vec<(String, String)> = r
+        .resource_methods()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.authorization_type().unwrap_or("").to_string()))
+        .collect();
+    m.sort();
+    m
+}
+
+/// MentalSpace's REST API: `prod` throttled 2000/5000 with INFO logs and
+/// access logs, the Cognito authorizer on the stack's pool, `/health` open,
+/// the patient routes protected, CORS preflights for the app's origins, and
+/// the account's CloudWatch role.
+async fn mentalspace_rest_api(moto: &Moto) {
+    let (api, tree, stage) = rest_api(moto, "mentalspace-ehr-api").await;
+    assert_eq!(
+        api.endpoint_configuration().unwrap().types()[0].as_str(),
+        "REGIONAL"
+    );
+    let all = &stage.method_settings().unwrap()["*/*"];
+    assert_eq!(all.throttling_rate_limit(), 2000.0);
+    assert_eq!(all.throttling_burst_limit(), 5000);
+    assert_eq!(all.logging_level(), Some("INFO"));
+    assert!(!all.data_trace_enabled(), "no PHI in logs");
+    assert!(stage
+        .access_log_settings()
+        .and_then(|l| l.destination_arn())
+        .unwrap()
+        .contains("log-group:/mentalspace-ehr/api-access"));
+    assert_eq!(
+        methods_of(&tree, "/health"),
+        [
+            ("GET".into(), "NONE".into()),
+            ("OPTIONS".into(), "NONE".into())
+        ]
+    );
+    for path in ["/patients", "/patients/{id}"] {
+        assert_eq!(
+            methods_of(&tree, path),
+            [
+                ("ANY".into(), "COGNITO_USER_POOLS".into()),
+                ("OPTIONS".into(), "NONE".into())
+            ]
+        );
+    }
+    let gw = aws_sdk_apigateway::Client::new(&moto.sdk().await);
+    let auths = gw
+        .get_authorizers()
+        .rest_api_id(api.id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(auths.items().len(), 1);
+    assert!(auths.items()[0].provider_arns()[0].contains(":userpool/"));
+    let role = gw.get_account().send().await.unwrap();
+    assert!(role
+        .cloudwatch_role_arn()
+        .unwrap()
+        .ends_with(":role/mentalspace-ehr-apigateway-logs"));
+}
+
+/// Vivalé's REST API: its name and description, the three resources with only
+/// their CORS preflights (all origins, all methods, the four headers), `prod`.
+async fn vivale_rest_api(moto: &Moto) {
+    let (api, tree, stage) = rest_api(moto, "Vivalé Healthcare API").await;
+    assert_eq!(api.description(), Some("Healthcare management API"));
+    assert!(stage.deployment_id().is_some());
+    for path in ["/patients", "/providers", "/appointments"] {
+        assert_eq!(methods_of(&tree, path), [("OPTIONS".into(), "NONE".into())]);
+        let r = tree.iter().find(|r| r.path() == Some(path)).unwrap();
+        let i = r.resource_methods().unwrap()["OPTIONS"]
+            .method_integration()
+            .unwrap();
+        let params = i.integration_responses().unwrap()["200"]
+            .response_parameters()
+            .unwrap();
+        assert_eq!(
+            params["method.response.header.Access-Control-Allow-Origin"],
+            "'*'"
+        );
+        assert_eq!(
+            params["method.response.header.Access-Control-Allow-Headers"],
+            "'Content-Type,Authorization,X-Amz-Date,X-Api-Key'"
+        );
+        assert_eq!(
+            params["method.response.header.Access-Control-Allow-Methods"],
+            "'OPTIONS,GET,PUT,POST,DELETE,PATCH,HEAD'"
+        );
+    }
+}
+
+/// After a destroy: no REST API is left (the Tagging API does not list them).
+async fn no_rest_api_left(moto: &Moto) {
+    let gw = aws_sdk_apigateway::Client::new(&moto.sdk().await);
+    let apis = gw.get_rest_apis().send().await.unwrap();
+    assert!(apis.items().is_empty(), "{:?}", apis.items());
 }

@@ -523,3 +523,49 @@ fn identity_pools_cognito_would_refuse_or_never_use() {
         "s.toml:15:1: `cognito_identity_pool_roles.b`: cognito_identity_pool_roles.a already sets this pool's roles",
     );
 }
+
+#[test]
+fn rest_apis_api_gateway_would_refuse() {
+    let text = format!(
+        "{HEADER}[api_gateway_rest_api.api]\nname = \"v\"\n\
+         routes = [\n  {{ path = \"/patients\", method = \"GET\", authorizer = \"cognito\", integration = {{ type = \"MOCK\" }} }},\n\
+         {{ path = \"/health\", method = \"GET\", integration = {{ type = \"HTTP_PROXY\" }} }},\n]\n\
+         stage = {{ name = \"prod\", throttling_rate_limit = 2000, throttling_burst_limit = 500 }}\n\n\
+         [api_gateway_account.a]\ncloudwatch_role_arn = \"arn:aws:iam::123456789012:role/a\"\n\n\
+         [api_gateway_account.b]\ncloudwatch_role_arn = \"arn:aws:iam::123456789012:role/b\"\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    // Burst below rate, at the `stage` line.
+    has(
+        &run,
+        "s.toml:11:1: `api_gateway_rest_api.api`: the stage's throttling burst (500) is below its rate (2000)",
+    );
+    // A route naming an authorizer nobody declared, at the `routes` line.
+    has(
+        &run,
+        "s.toml:7:1: `api_gateway_rest_api.api`: GET /patients names the authorizer \"cognito\", which is not declared",
+    );
+    has(
+        &run,
+        "s.toml:7:1: `api_gateway_rest_api.api`: GET /health: an HTTP_PROXY integration needs `uri`",
+    );
+    has(&run, "s.toml:16:");
+    has(
+        &run,
+        "`api_gateway_account.b`: the account settings are already declared by `api_gateway_account.a`",
+    );
+}
+
+#[test]
+fn rest_api_paths_and_log_levels_api_gateway_does_not_have() {
+    let text = format!(
+        "{HEADER}[api_gateway_rest_api.api]\nname = \"v\"\n\
+         routes = [{{ path = \"/a//b\", method = \"GET\", integration = {{ type = \"MOCK\" }} }}]\n\
+         stage = {{ name = \"prod\", logging_level = \"DEBUG\" }}\n"
+    );
+    let run = plan_fails(&[("s.toml", &text)]);
+    has(&run, "s.toml:7:");
+    has(&run, "\"/a//b\" has an empty segment");
+    has(&run, "s.toml:8:");
+    has(&run, "logging_level: \"DEBUG\" is not allowed");
+}

@@ -151,6 +151,7 @@ pub struct Cx {
     pub route53: aws_sdk_route53::Client,
     pub cognito_idp: aws_sdk_cognitoidentityprovider::Client,
     pub cognito_identity: aws_sdk_cognitoidentity::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
     /// The Resource Groups Tagging API: tags of many resources, of several services, in one call.
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// CloudFront: a global service, served from us-east-1 whatever the stack's region.
@@ -245,6 +246,7 @@ impl Cx {
             route53: client!(aws_sdk_route53),
             cognito_idp: client!(aws_sdk_cognitoidentityprovider),
             cognito_identity: client!(aws_sdk_cognitoidentity),
+            apigateway: client!(aws_sdk_apigateway),
             tagging: client!(aws_sdk_resourcegroupstagging),
             cloudfront: aws_sdk_cloudfront::Client::from_conf(
                 aws_sdk_cloudfront::config::Builder::from(&shared)

@@ -49,6 +49,7 @@ impl ProviderError {
         if code.ends_with(".NotFound")
             || code.ends_with("NotFound")
             || code == "ResourceNotFoundException"
+            || code == "NotFoundException"
             || code == "NoSuchEntity"
             || code == "NoSuchHostedZone"
             || code == "NoSuchDistribution"
