@@ -5,7 +5,7 @@
 //! `validate` without an AWS call; target tracking's own alarms are left alone.
 
 mod common;
-use common::{Moto, Project, Sentinel, REGION};
+use common::{apply, block, plan_clean, Moto, Project, Sentinel, REGION};
 use reconcile_aws::{AwsOptions, CallCounter, Cx, Registry};
 
 const STACK: &str = "alarms";
@@ -42,29 +42,6 @@ fn write(p: &Project, body: &str) {
         "alarms.toml",
         &format!("[stack]\nname = \"{STACK}\"\nregion = \"{REGION}\"\n\n{body}"),
     );
-}
-
-fn apply(p: &Project, moto: &Moto) {
-    p.run(Some(moto), &["apply", "--auto-approve"])
-        .expect_code(0);
-}
-
-#[track_caller]
-fn plan_clean(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
-}
-
-/// The change lines of `address` in a text plan.
-fn block(out: &str, address: &str) -> Vec<String> {
-    let mut lines = out.lines();
-    let found =
-        lines.any(|l| !l.starts_with("      ") && l.split_whitespace().nth(1) == Some(address));
-    assert!(found, "{address} not in the plan:\n{out}");
-    lines
-        .take_while(|l| l.starts_with("      "))
-        .map(str::to_string)
-        .collect()
 }
 
 fn topic_arn(p: &Project) -> String {

@@ -10,7 +10,7 @@
 //! once: the waiting is tested with staged answers in the kind's own tests.
 
 mod common;
-use common::{s3, Moto, Project, Sentinel};
+use common::{apply, plan_clean, s3, Moto, Project, Sentinel};
 
 const HEADER: &str = "[stack]\nname = \"edge\"\nregion = \"us-east-1\"\n\n";
 
@@ -50,18 +50,6 @@ policy = '''
 
 fn write(p: &Project, body: &str) {
     p.write("edge.toml", &format!("{HEADER}{body}"));
-}
-
-#[track_caller]
-fn apply(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}", r.all());
-}
-
-#[track_caller]
-fn plan_clean(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
 }
 
 fn state_id(p: &Project, address: &str) -> String {

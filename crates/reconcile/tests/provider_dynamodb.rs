@@ -6,7 +6,7 @@
 
 mod common;
 use aws_sdk_dynamodb::types::TableDescription;
-use common::{Moto, Project, Sentinel};
+use common::{plan_clean, Moto, Project, Sentinel};
 
 const HEADER: &str = "[stack]\nname = \"tables\"\nregion = \"us-east-1\"\n\n";
 
@@ -23,12 +23,6 @@ fn apply(p: &Project, moto: &Moto) -> common::Run {
     let r = p.run(Some(moto), &["apply", "--auto-approve"]);
     assert_eq!(r.code, 0, "{}", r.all());
     r
-}
-
-#[track_caller]
-fn plan_clean(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
 }
 
 async fn table(db: &aws_sdk_dynamodb::Client, name: &str) -> TableDescription {

@@ -7,7 +7,7 @@
 //! secrets in the environment are refused by `validate` without an AWS call.
 
 mod common;
-use common::{Moto, Project, Sentinel, REGION};
+use common::{apply, plan_clean, Moto, Project, Sentinel, REGION};
 
 const STACK: &str = "functions";
 
@@ -50,17 +50,6 @@ fn write(p: &Project, body: &str) {
 fn write_code(p: &Project, handler: &str) {
     p.write("job/index.mjs", handler);
     p.write("job/lib/util.mjs", "export const answer = 42;\n");
-}
-
-fn apply(p: &Project, moto: &Moto) {
-    p.run(Some(moto), &["apply", "--auto-approve"])
-        .expect_code(0);
-}
-
-#[track_caller]
-fn plan_clean(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
 }
 
 /// The header and change lines of `address` in a text plan.

@@ -4,7 +4,7 @@
 //! itself when scheduled for deletion by hand, and other kinds take its ARN.
 
 mod common;
-use common::{Moto, Project, Sentinel, REGION};
+use common::{apply, plan_clean, Moto, Project, Sentinel, REGION};
 
 const HEADER: &str = "[stack]\nname = \"keys\"\nregion = \"us-east-1\"\n\n";
 
@@ -21,16 +21,6 @@ async fn kms(moto: &Moto) -> aws_sdk_kms::Client {
 
 fn write(p: &Project, body: &str) {
     p.write("keys.toml", &format!("{HEADER}{body}"));
-}
-
-fn apply(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}", r.all());
-}
-
-fn plan_clean(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
 }
 
 fn key_id(p: &Project) -> String {

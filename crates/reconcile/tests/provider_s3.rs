@@ -9,23 +9,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, PublicAccessBlockConfiguration, VersioningConfiguration,
 };
-use common::{s3, versioning, Moto, Project, Sentinel};
+use common::{apply, plan_clean, s3, versioning, Moto, Project, Sentinel};
 
 const HEADER: &str = "[stack]\nname = \"buckets\"\nregion = \"us-east-1\"\n\n";
 
 fn write(p: &Project, body: &str) {
     p.write("buckets.toml", &format!("{HEADER}{body}"));
-}
-
-fn apply(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["apply", "--auto-approve"]);
-    assert_eq!(r.code, 0, "{}", r.all());
-}
-
-#[track_caller]
-fn plan_clean(p: &Project, moto: &Moto) {
-    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
-    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
 }
 
 /// Plans, expecting changes, and returns the plan's text.

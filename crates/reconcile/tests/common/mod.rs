@@ -430,3 +430,29 @@ pub async fn versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> String {
         }
     }
 }
+
+/// `apply --auto-approve` of the project's stacks, which must succeed.
+#[track_caller]
+pub fn apply(p: &Project, moto: &Moto) {
+    let r = p.run(Some(moto), &["apply", "--auto-approve"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+/// A plan of the project's stacks that finds nothing to do.
+#[track_caller]
+pub fn plan_clean(p: &Project, moto: &Moto) {
+    let r = p.run(Some(moto), &["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code, 0, "not clean:\n{}", r.all());
+}
+
+/// The change lines of `address` in a text plan.
+pub fn block(out: &str, address: &str) -> Vec<String> {
+    let mut lines = out.lines();
+    let found =
+        lines.any(|l| !l.starts_with("      ") && l.split_whitespace().nth(1) == Some(address));
+    assert!(found, "{address} not in the plan:\n{out}");
+    lines
+        .take_while(|l| l.starts_with("      "))
+        .map(str::to_string)
+        .collect()
+}
