@@ -34,6 +34,27 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(body)
 }
 
+/// Whether the server `child` says, within 30 s, that it listens on `port`
+/// (werkzeug's "Running on" line); `false` when it exits first. Its log is
+/// read to the end by a thread of its own, so that the pipe never fills.
+fn bound(child: &mut Child, port: u16) -> bool {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let running = format!("Running on http://127.0.0.1:{port}");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(&running) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).is_ok()
+}
+
 impl Moto {
     pub fn start() -> Moto {
         set_fake_credentials();
@@ -45,36 +66,48 @@ impl Moto {
         );
         // moto_server with the identity pool role calls moto lacks, as scripts/emulator.sh runs it.
         let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/moto_server.py");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(venv().join("bin/python"))
-            .arg(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            // AWS-managed IAM policies exist in every real account; moto loads them on request.
-            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if http_get(port, "/moto-api/")
-                .is_some_and(|b| b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200"))
-            {
-                return Moto {
-                    url: format!("http://127.0.0.1:{port}"),
-                    port,
-                    child,
-                };
+        // A free port may be taken by another test's server before ours binds
+        // it; then ours exits and the other would answer our health check. So
+        // the server counts as ours only once it says it bound the port, and a
+        // server that exits first is started again on another port.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new(venv().join("bin/python"))
+                .arg(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                // AWS-managed IAM policies exist in every real account; moto loads them on request.
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start moto_server");
+            if !bound(&mut child, port) {
+                let _ = child.kill();
+                let _ = child.wait();
+                continue;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if http_get(port, "/moto-api/")
+                    .is_some_and(|b| b.starts_with("HTTP/1.0 200") || b.starts_with("HTTP/1.1 200"))
+                {
+                    return Moto {
+                        url: format!("http://127.0.0.1:{port}"),
+                        port,
+                        child,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("moto_server did not answer on port {port} within 30 s");
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("moto_server did not answer on port {port} within 30 s");
+        panic!("moto_server could not bind a free port in 5 tries");
     }
 
     /// SDK configuration independent of reconcile's own, for clients that
