@@ -168,10 +168,6 @@ fn logins(f: &Fields) -> Option<HashMap<String, String>> {
         })
 }
 
-fn tag_map(tags: &IndexMap<String, String>) -> HashMap<String, String> {
-    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
 /// A pool as DescribeIdentityPool answers it, without its roles.
 fn observed(
     d: &aws_sdk_cognitoidentity::operation::describe_identity_pool::DescribeIdentityPoolOutput,
@@ -332,7 +328,7 @@ impl Provider for IdentityPool {
             .allow_classic_flow(bool_of(f, "allow_classic_flow") == Some(true))
             .set_cognito_identity_providers(providers(f))
             .set_supported_login_providers(logins(f))
-            .set_identity_pool_tags(Some(tag_map(want.tags)))
+            .set_identity_pool_tags(Some(want.tags.clone().into_iter().collect()))
             .send()
             .await
             .map_err(|e| at(a, "CreateIdentityPool", ProviderError::from_sdk(e)))?;
@@ -364,7 +360,7 @@ impl Provider for IdentityPool {
             .allow_classic_flow(bool_of(f, "allow_classic_flow") == Some(true))
             .set_cognito_identity_providers(Some(providers(f).unwrap_or_default()))
             .set_supported_login_providers(Some(logins(f).unwrap_or_default()))
-            .set_identity_pool_tags(Some(tag_map(want.tags)))
+            .set_identity_pool_tags(Some(want.tags.clone().into_iter().collect()))
             .send()
             .await
             .map_err(|e| at(a, "UpdateIdentityPool", ProviderError::from_sdk(e)))?;

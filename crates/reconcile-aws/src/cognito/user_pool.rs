@@ -647,10 +647,6 @@ fn protection(f: &Fields) -> DeletionProtectionType {
     }
 }
 
-fn tag_map(t: &IndexMap<String, String>) -> HashMap<String, String> {
-    t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
 /// The declared settings Create- and UpdateUserPool share (two builder types
 /// with the same setters); an update must send them all, as AWS resets the rest.
 macro_rules! settings {
@@ -672,7 +668,7 @@ macro_rules! settings {
                     .build(),
             )
             .set_account_recovery_setting(recovery(f)?)
-            .set_user_pool_tags(Some(tag_map($tags)))
+            .set_user_pool_tags(Some($tags.clone().into_iter().collect()))
     }};
 }
 

@@ -336,10 +336,6 @@ fn env_of(f: &Fields) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-fn tag_map(t: &IndexMap<String, String>) -> HashMap<String, String> {
-    t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
-
 /// The package of the declared code, or why there is none.
 fn code_of(a: &str, f: &Fields) -> Result<super::package::Package, ProviderError> {
     let path = str_of(f, "code")
@@ -452,7 +448,7 @@ impl LambdaFunction {
                         .build(),
                 )
                 // Tagged in the same call, so an interrupted create is found again by its tags.
-                .set_tags(Some(tag_map(want.tags)))
+                .set_tags(Some(want.tags.clone().into_iter().collect()))
                 .send()
                 .await;
             match sent {
@@ -524,7 +520,7 @@ impl LambdaFunction {
                 a,
                 untag: cx.lambda.untag_resource().resource(arn),
                 tag: cx.lambda.tag_resource().resource(arn),
-                tags: |s: &IndexMap<String, String>| Ok::<_, ProviderError>(tag_map(s)),
+                tags: |s: &IndexMap<String, String>| Ok::<_, ProviderError>(s.clone().into_iter().collect()),
             )
             .await?;
         }
